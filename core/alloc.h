@@ -1,0 +1,26 @@
+// The malloc API's logic, inline, shared by the prefixed API (bitslab_*) and
+// the override (malloc, free, operator new, ...). Hot paths are in
+// thread_cache.h; everything rarer lives in alloc.cpp.
+#pragma once
+#include <cstddef>
+
+#include "core/thread_cache.h"
+
+namespace bitslab {
+
+BITSLAB_HOT void* api_malloc(size_t size) { return malloc_fast(size); }
+BITSLAB_HOT void api_free(void* p) { free_fast(p); }
+
+void* api_calloc(size_t count, size_t size);
+void* api_realloc(void* p, size_t size);
+void* api_reallocarray(void* p, size_t count, size_t size);
+// Power-of-two `align` (callers validate); nullptr + ENOMEM on failure.
+void* api_aligned(size_t align, size_t size);
+int api_posix_memalign(void** out, size_t align, size_t size);
+void* api_aligned_alloc(size_t align, size_t size);
+void* api_memalign(size_t align, size_t size);
+void* api_valloc(size_t size);
+void* api_pvalloc(size_t size);
+size_t api_usable_size(const void* p);
+
+}  // namespace bitslab

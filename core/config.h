@@ -1,0 +1,41 @@
+// Compile-time constants of bitslab, and the attributes that mark hot and cold code.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#define BITSLAB_HOT inline __attribute__((always_inline))
+#define BITSLAB_COLD __attribute__((noinline, cold))
+#define BITSLAB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define BITSLAB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define BITSLAB_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace bitslab {
+
+// A slab is one chunk: 64 KiB, aligned to 64 KiB. The page map has one entry per chunk.
+inline constexpr unsigned kChunkShift = 16;
+inline constexpr size_t kChunkSize = size_t{1} << kChunkShift;
+inline constexpr size_t kSlabSize = kChunkSize;
+
+// Slabs are mapped from the OS a region at a time.
+inline constexpr unsigned kSlabsPerRegion = 64;  // 4 MiB of slab memory
+
+// Every block is at least 16-byte aligned (glibc's guarantee on x86-64).
+inline constexpr size_t kMinAlign = 16;
+
+// Largest small size; above it a block comes straight from the OS.
+inline constexpr size_t kMaxSmallSize = 16384;
+
+// Per-thread cache: the most bytes one thread's cache may hold, and the most
+// blocks one bin may hold.
+inline constexpr size_t kThreadCacheBudget = 256 * 1024;
+inline constexpr size_t kBinMaxBytes = 64 * 1024;
+inline constexpr uint32_t kBinMaxBlocks = 1024;
+
+// A heap returns its empty slabs of a class to the global pool once it holds
+// more than this many of them (it keeps these few to avoid ping-pong).
+inline constexpr unsigned kEmptySlabsKept = 1;
+
+// Upper bound on CPU ids we size tables for (ids beyond it are folded).
+inline constexpr unsigned kMaxHeaps = 1024;
+
+}  // namespace bitslab

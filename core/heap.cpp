@@ -1,0 +1,181 @@
+#include "core/heap.h"
+
+#include <errno.h>
+
+#include <new>
+
+#include "core/os.h"
+#include "core/page_map.h"
+
+namespace bitslab {
+
+std::atomic<Globals*> g_globals{nullptr};
+static __thread int t_fake_cpu __attribute__((tls_model("initial-exec"))) = -1;
+
+void set_fake_cpu(int cpu) { t_fake_cpu = cpu; }
+
+Globals* globals_slow() {
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    if (g) return g;
+    unsigned n = os::possible_cpus();
+    if (n > kMaxHeaps) n = kMaxHeaps;
+    size_t heaps_offset = (sizeof(Globals) + alignof(Heap) - 1) & ~(alignof(Heap) - 1);
+    size_t bytes = heaps_offset + sizeof(Heap) * n;
+    void* mem = os::map(bytes);
+    if (!mem) { errno = ENOMEM; return nullptr; }
+    auto* fresh = new (mem) Globals();
+    fresh->num_heaps = n;
+    fresh->heaps = reinterpret_cast<Heap*>(static_cast<char*>(mem) + heaps_offset);
+    for (unsigned i = 0; i < n; ++i) {
+        Heap* h = new (&fresh->heaps[i]) Heap();
+        h->index = i;
+    }
+    // acq_rel: release publishes the constructed heaps; acquire on failure
+    // so we can use the winner's.
+    if (g_globals.compare_exchange_strong(g, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
+        return fresh;
+    os::unmap(mem, bytes);
+    return g;
+}
+
+Heap& heap_at(uint32_t index) {
+    return g_globals.load(std::memory_order_acquire)->heaps[index];
+}
+
+Heap& current_heap(Globals* g) {
+    int cpu = t_fake_cpu >= 0 ? t_fake_cpu : os::current_cpu();
+    // Ids can exceed the possible count (containers, odd numbering): fold them.
+    return g->heaps[static_cast<unsigned>(cpu) % g->num_heaps];
+}
+
+// Maps a new region; keeps one slab for the caller and pools the rest.
+static Slab* map_region(Globals* g) {
+    void* memory = os::map_aligned(kSlabSize * kSlabsPerRegion, kSlabSize);
+    if (!memory) return nullptr;
+    auto base = reinterpret_cast<uintptr_t>(memory);
+    void* meta = os::map(sizeof(Region));
+    if (!meta || !page_map_reserve(base, kSlabSize * kSlabsPerRegion)) {
+        if (meta) os::unmap(meta, sizeof(Region));
+        os::unmap(memory, kSlabSize * kSlabsPerRegion);
+        return nullptr;
+    }
+    auto* region = new (meta) Region();
+    region->base = base;
+    for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
+        region->slabs[i].base = base + i * kSlabSize;
+        region->slabs[i].region = region;
+    }
+    // Publish on the region list (push-only, so plain CAS; release publishes the
+    // descriptors to the heap checker).
+    Region* head = g->regions.load(std::memory_order_relaxed);
+    do region->next = head;
+    while (!g->regions.compare_exchange_weak(head, region, std::memory_order_release, std::memory_order_relaxed));
+    for (unsigned i = 1; i < kSlabsPerRegion; ++i) g->empty_pool.put(&region->slabs[i]);
+    return &region->slabs[0];
+}
+
+uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
+    heap_drain_remote(h);
+    uint32_t got = 0;
+    while (got < want) {
+        Slab* s = h.partial[cls].get();
+        if (!s) {
+            if (got) break;  // serve what we have rather than open a new slab
+            Globals* g = globals();
+            s = g->empty_pool.get();
+            if (!s) s = map_region(g);
+            if (!s) { errno = ENOMEM; break; }
+            slab_assign(s, h.index, cls);
+        }
+        got += slab_claim(s, want - got, out);
+        slab_release_hold(s);
+    }
+    return got;
+}
+
+void heap_drain_remote(Heap& h) {
+    lockfree::StackNode* chain = h.remote.take_all();
+    if (!chain) return;
+    LocalFreeBatch batch;
+    while (chain) {
+        lockfree::StackNode* next = chain->next;
+        // Blocks on our stack belong to our slabs; a slab cannot change owner
+        // while it has a pending block, so the page map entry is current.
+        Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
+        if (BITSLAB_UNLIKELY(!s)) os::fatal("corrupted remote free of", chain);
+        batch.add(s, chain);
+        chain = next;
+    }
+    batch.finish();
+}
+
+void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
+    // Remote blocks are grouped per owner heap, so each owner gets one push.
+    constexpr unsigned kGroups = 8;
+    struct Group { uint32_t owner; lockfree::StackNode* head; lockfree::StackNode* tail; };
+    Group groups[kGroups];
+    unsigned used = 0;
+    LocalFreeBatch batch;
+    while (chain) {
+        lockfree::StackNode* next = chain->next;
+        Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
+        if (BITSLAB_UNLIKELY(!s)) os::fatal("invalid free of", chain);
+        uint32_t owner = s->owner.load(std::memory_order_relaxed);
+        if (owner == here.index) {
+            batch.add(s, chain);
+        } else {
+            unsigned i = 0;
+            while (i < used && groups[i].owner != owner) ++i;
+            if (i == used) {
+                if (used == kGroups) {  // rare: many owners in one flush; send the oldest group now
+                    heap_at(groups[0].owner).remote.push_chain(groups[0].head, groups[0].tail);
+                    for (unsigned j = 1; j < used; ++j) groups[j - 1] = groups[j];
+                    i = --used;
+                }
+                groups[i] = {owner, nullptr, chain};
+                ++used;
+            }
+            chain->next = groups[i].head;
+            groups[i].head = chain;
+        }
+        chain = next;
+    }
+    batch.finish();
+    for (unsigned i = 0; i < used; ++i) heap_at(groups[i].owner).remote.push_chain(groups[i].head, groups[i].tail);
+}
+
+// Takes every slab off (heap, cls)'s partial list, keeps kEmptySlabsKept empty
+// ones, sends the other empty ones to the global pool, and relists the rest.
+static void sweep_empty_slabs(Heap& h, unsigned cls) {
+    Slab* held = nullptr;
+    while (Slab* s = h.partial[cls].get()) {
+        s->holder_next = held;
+        held = s;
+    }
+    uint32_t kept_empty = 0;
+    Globals* g = globals();
+    while (held) {
+        Slab* s = held;
+        held = s->holder_next;
+        if (s->free_count() == s->capacity && kept_empty >= kEmptySlabsKept) {
+            // Every slot is free and we hold the slab: no block of it is live or
+            // pending anywhere, so it can change hands.
+            page_map_set(s->base, 0);
+            s->owner.store(kNoOwner, std::memory_order_relaxed);
+            g->empty_pool.put(s);  // release inside: publishes the reset above
+            continue;
+        }
+        if (s->free_count() == s->capacity) ++kept_empty;
+        h.partial[cls].put(s);
+    }
+    h.empty_slabs[cls].store(kept_empty, std::memory_order_relaxed);
+}
+
+void heap_note_empty_slab(uint32_t heap, unsigned cls) {
+    Heap& h = heap_at(heap);
+    // relaxed: only a trigger; racing updates at worst sweep once more or later.
+    if (h.empty_slabs[cls].fetch_add(1, std::memory_order_relaxed) + 1 > kEmptySlabsKept)
+        sweep_empty_slabs(h, cls);
+}
+
+}  // namespace bitslab

@@ -1,0 +1,76 @@
+// Per-CPU heaps, the global pool of empty slabs, and slab regions.
+//
+// One heap per possible CPU id. A thread uses the heap of the CPU it runs on
+// at the moment (a hint; it may migrate at any instant, and every operation
+// here is correct whichever heap a thread picks). A heap holds, per size class,
+// a lock-free list of its partial slabs, and one remote-free stack on which
+// other CPUs push blocks of its slabs; the heap's threads take the whole stack
+// at once and free those blocks into the bitmaps.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "core/slab.h"
+#include "lockfree/node_pool.h"
+#include "lockfree/remote_free_stack.h"
+
+namespace bitslab {
+
+// Slab memory comes from the OS a region (kSlabsPerRegion slabs) at a time;
+// the descriptors live in a separate mapping that is never unmapped, which the
+// pool's algorithm requires and which keeps metadata away from user data.
+struct Region {
+    Region* next = nullptr;  // all regions, newest first (never removed)
+    uintptr_t base = 0;
+    Slab slabs[kSlabsPerRegion];
+};
+
+struct alignas(64) Heap {
+    lockfree::RemoteFreeStack remote;
+    alignas(64) lockfree::NodePool<Slab> partial[kNumClasses + 1];
+    // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
+    std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
+    uint32_t index = 0;
+};
+
+struct Globals {
+    uint32_t num_heaps = 0;
+    lockfree::NodePool<Slab> empty_pool;
+    std::atomic<Region*> regions{nullptr};
+    Heap* heaps = nullptr;
+};
+
+extern std::atomic<Globals*> g_globals;
+
+// The globals, creating them on first use (lock-free: racing creators each
+// build one and the loser unmaps its own). Null only if the OS gives no memory.
+Globals* globals_slow();
+BITSLAB_HOT Globals* globals() {
+    // acquire: pairs with the release that published the globals.
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    return BITSLAB_LIKELY(g != nullptr) ? g : globals_slow();
+}
+// Heap by index; the globals exist whenever a slab exists.
+Heap& heap_at(uint32_t index);
+
+// The heap for the calling thread's current CPU (or a test's injected CPU).
+Heap& current_heap(Globals* g);
+// Tests: pretend this thread runs on `cpu` (-1: use the real CPU).
+void set_fake_cpu(int cpu);
+
+// Takes up to `want` free blocks of class `cls` from heap `h` into `out`.
+// Returns how many (0 only when the OS has no memory left).
+uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out);
+
+// Returns a chain of small blocks (of any classes and slabs) to their slabs:
+// blocks of heap `here` go into the bitmaps, others onto their owner's
+// remote-free stack, one push per owner and flush.
+void heap_return_chain(Heap& here, lockfree::StackNode* chain);
+
+// Frees every block waiting on `h`'s remote-free stack into the bitmaps.
+void heap_drain_remote(Heap& h);
+
+// Called when a free made a slab of (heap, cls) entirely free.
+void heap_note_empty_slab(uint32_t heap, unsigned cls);
+
+}  // namespace bitslab

@@ -1,0 +1,30 @@
+// Large blocks (above kMaxSmallSize): each is its own mapping from the OS.
+//
+// A mapping starts and ends on a 64 KiB chunk boundary, so no two blocks (and
+// no block and slab) share a chunk, and the page map entry of the chunk that
+// holds the user pointer names the block's header, which sits at the start of
+// the mapping. realloc moves or resizes the mapping with mremap (no copy).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace bitslab {
+
+struct LargeHeader {
+    uint64_t magic;
+    size_t map_size;     // bytes mapped, from the header on
+    uintptr_t user;      // the pointer handed out
+    size_t align;        // alignment asked for (>= 16)
+};
+
+// Returns a block of at least `size` bytes aligned to `align` (a power of two),
+// or nullptr with errno = ENOMEM.
+void* large_alloc(size_t size, size_t align);
+// Frees a large block; `entry` is its page map entry (the header address).
+void large_free(void* p, uintptr_t entry);
+size_t large_usable_size(const void* p, uintptr_t entry);
+// Resizes a large block to hold `size` bytes (still large); nullptr + ENOMEM
+// if it cannot, leaving the block as it was.
+void* large_realloc(void* p, uintptr_t entry, size_t size);
+
+}  // namespace bitslab

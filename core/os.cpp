@@ -1,0 +1,126 @@
+#include "core/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+
+extern "C" {
+// Exported by glibc >= 2.35, which registers rseq for every thread itself.
+// Weak so that bitslab still loads on an older glibc (then both are absent).
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+}
+
+namespace bitslab::os {
+
+void* map(size_t size) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+}
+
+void* map_aligned(size_t size, size_t align) {
+    if (size + align < size) { errno = ENOMEM; return nullptr; }
+    char* raw = static_cast<char*>(map(size + align));
+    if (!raw) return nullptr;
+    uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(align - 1);
+    char* p = reinterpret_cast<char*>(start);
+    if (p > raw) munmap(raw, static_cast<size_t>(p - raw));
+    size_t tail = static_cast<size_t>((raw + size + align) - (p + size));
+    if (tail) munmap(p + size, tail);
+    return p;
+}
+
+void unmap(void* p, size_t size) { munmap(p, size); }
+
+bool remap_in_place(void* p, size_t old_size, size_t new_size) {
+    return mremap(p, old_size, new_size, 0) != MAP_FAILED;
+}
+
+bool move_mapping(void* p, size_t old_size, size_t new_size, void* target) {
+    return mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) != MAP_FAILED;
+}
+
+unsigned possible_cpus() {
+    // "/sys/devices/system/cpu/possible" holds ranges such as "0-3,8-11".
+    int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+    unsigned highest = 0;
+    bool found = false;
+    if (fd >= 0) {
+        char buf[256];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            unsigned value = 0;
+            bool in_number = false;
+            for (ssize_t i = 0; i < n; ++i) {
+                char c = buf[i];
+                if (c >= '0' && c <= '9') { value = value * 10 + static_cast<unsigned>(c - '0'); in_number = true; continue; }
+                if (in_number) { if (value > highest) highest = value; found = true; }
+                value = 0;
+                in_number = false;
+            }
+            if (in_number) { if (value > highest) highest = value; found = true; }
+        }
+    }
+    if (!found) {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0)
+            for (unsigned i = 0; i < CPU_SETSIZE; ++i)
+                if (CPU_ISSET(i, &set)) highest = i, found = true;
+    }
+    return found ? highest + 1 : 1;
+}
+
+int current_cpu() {
+    if (&__rseq_size != nullptr && __rseq_size != 0) {
+        // struct rseq { u32 cpu_id_start; u32 cpu_id; ... } at thread pointer + __rseq_offset.
+        auto* area = reinterpret_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset;
+        // relaxed: the kernel rewrites it on migration; any recent value is a fine hint.
+        int cpu = static_cast<int>(__atomic_load_n(reinterpret_cast<const unsigned*>(area + 4), __ATOMIC_RELAXED));
+        if (cpu >= 0) return cpu;
+    }
+    int cpu = sched_getcpu();
+    return cpu < 0 ? 0 : cpu;
+}
+
+void write_stderr(const char* msg, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(2, msg, len);
+        if (n <= 0) { if (n < 0 && errno == EINTR) continue; return; }
+        msg += n;
+        len -= static_cast<size_t>(n);
+    }
+}
+
+size_t format_fault(char* out, size_t cap, const char* what, const void* ptr) {
+    size_t len = 0;
+    auto put = [&](char c) { if (len + 1 < cap) out[len++] = c; };
+    for (const char* s = "bitslab: "; *s; ++s) put(*s);
+    for (const char* s = what; *s; ++s) put(*s);
+    put(' ');
+    put('0');
+    put('x');
+    uintptr_t v = reinterpret_cast<uintptr_t>(ptr);
+    char hex[16];
+    int n = 0;
+    do { hex[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    while (n) put(hex[--n]);
+    put('\n');
+    out[len] = '\0';
+    return len;
+}
+
+void fatal(const char* what, const void* ptr) {
+    char line[256];
+    size_t len = format_fault(line, sizeof line, what, ptr);
+    write_stderr(line, len);
+    abort();
+}
+
+}  // namespace bitslab::os

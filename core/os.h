@@ -1,0 +1,36 @@
+// The OS layer: every system call bitslab makes goes through here. None of
+// these functions allocates from the heap, so they are safe during start-up.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace bitslab::os {
+
+inline constexpr size_t kPageSize = 4096;
+
+// Anonymous read-write memory, or nullptr (errno left as the kernel set it).
+void* map(size_t size);
+// Anonymous memory of `size` bytes whose start is aligned to `align`
+// (a power of two >= the page size). Over-maps and trims the excess.
+void* map_aligned(size_t size, size_t align);
+void unmap(void* p, size_t size);
+// Grows or shrinks a mapping in place; false if it cannot be done in place.
+bool remap_in_place(void* p, size_t old_size, size_t new_size);
+// Moves (and resizes) a mapping onto `target`, a range of new_size bytes the
+// caller mapped for it; the kernel moves page tables, no byte is copied.
+// False on failure, with both mappings untouched.
+bool move_mapping(void* p, size_t old_size, size_t new_size, void* target);
+
+// Number of possible CPU ids (highest possible id + 1), read without allocating.
+unsigned possible_cpus();
+// The CPU this thread runs on now: glibc's rseq area, else sched_getcpu().
+// Only a locality hint: the thread may move the moment after.
+int current_cpu();
+
+// Writes a message to stderr with one write(2); never allocates.
+void write_stderr(const char* msg, size_t len);
+// Formats "bitslab: <what> <ptr>\n" into `out`; returns its length.
+size_t format_fault(char* out, size_t cap, const char* what, const void* ptr);
+[[noreturn]] void fatal(const char* what, const void* ptr);
+
+}  // namespace bitslab::os

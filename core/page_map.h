@@ -1,0 +1,46 @@
+// Page map: for every 64 KiB chunk of the address space, one word saying what
+// lives there. Two levels: a root of 2^16 leaf pointers (bits 32..47 of the
+// address) in static zeroed memory, and leaves of 2^16 entries (bits 16..31)
+// mapped on first use. Entries:
+//   0                        nothing of bitslab's starts in this chunk
+//   slab descriptor | class  a slab of that size class (class 1..kNumClasses;
+//                            descriptors are 256-aligned so the low byte is free)
+//   large header address     a large block whose user pointer is in this chunk
+//                            (64 KiB aligned, so the low byte is 0)
+// Lookups take no lock; leaves are installed with compare-and-swap and never freed.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "core/config.h"
+
+namespace bitslab {
+
+inline constexpr unsigned kPageMapLeafBits = 16;
+inline constexpr unsigned kPageMapRootBits = 16;  // 48-bit user address space
+inline constexpr uintptr_t kEntryClassMask = 0xff;
+
+using PageMapLeaf = std::atomic<uintptr_t>[size_t{1} << kPageMapLeafBits];
+extern std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits];
+
+// The entry for the chunk holding address `a`, or 0.
+BITSLAB_HOT uintptr_t page_map_get(uintptr_t a) {
+    uintptr_t root_index = a >> (kChunkShift + kPageMapLeafBits);
+    if (BITSLAB_UNLIKELY(root_index >= (uintptr_t{1} << kPageMapRootBits))) return 0;
+    // acquire: pairs with the release that installed the leaf.
+    PageMapLeaf* leaf = g_page_map_root[root_index].load(std::memory_order_acquire);
+    if (BITSLAB_UNLIKELY(leaf == nullptr)) return 0;
+    // relaxed: whoever frees a block got it from malloc after the entry was
+    // written, so that write already happens-before this read.
+    return (*leaf)[(a >> kChunkShift) & ((uintptr_t{1} << kPageMapLeafBits) - 1)].load(std::memory_order_relaxed);
+}
+
+// Makes sure leaves exist for every chunk in [start, start + size);
+// false when the OS refuses the memory for a leaf.
+bool page_map_reserve(uintptr_t start, size_t size);
+// Sets the entry of the chunk holding `a` (its leaf must exist: reserve first).
+void page_map_set(uintptr_t a, uintptr_t entry);
+// Sets the entry creating the leaf if needed; false when out of memory.
+bool page_map_set_reserving(uintptr_t a, uintptr_t entry);
+
+}  // namespace bitslab

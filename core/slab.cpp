@@ -1,0 +1,134 @@
+#include "core/slab.h"
+
+#include "core/heap.h"
+#include "core/os.h"
+#include "core/page_map.h"
+
+namespace bitslab {
+
+Slab* slab_of(uintptr_t entry) {
+    if ((entry & kEntryClassMask) == 0) return nullptr;
+    return reinterpret_cast<Slab*>(entry & ~kEntryClassMask);
+}
+
+void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
+    s->cls = cls;
+    s->slot_size = kClassSize[cls];
+    s->capacity = slab_capacity(cls);
+    s->bitmap_words = (s->capacity + 63) / 64;
+    s->index_multiplier = static_cast<uint32_t>(((uint64_t{1} << 32) + s->slot_size - 1) / s->slot_size);
+    s->claim_hint = 0;
+    s->free_slots.reset_first(s->capacity);
+    // relaxed: the holder owns the slab; the page map store below (release)
+    // and the partial-list push (release) publish these fields.
+    s->anchor.store(uint64_t{s->capacity} << 1, std::memory_order_relaxed);
+    s->owner.store(heap, std::memory_order_relaxed);
+    page_map_set(s->base, reinterpret_cast<uintptr_t>(s) | cls);
+}
+
+uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
+    uint32_t available = s->free_count();
+    if (want > available) want = available;  // never take more than counted: free_count stays >= 0
+    uint32_t got = 0;
+    unsigned words = s->bitmap_words;
+    unsigned w = s->claim_hint;
+    for (unsigned scanned = 0; scanned < words && got < want; ++scanned, w = (w + 1 == words ? 0 : w + 1)) {
+        uint64_t bits = s->free_slots.load(w);
+        if (!bits) continue;
+        uint64_t mask = lockfree::lowest_set_bits(bits, want - got);
+#ifdef BITSLAB_PLANT_BUG_NONATOMIC_CLAIM
+        uint64_t taken = s->free_slots.take_bits_racy(w, mask);
+#else
+        uint64_t taken = s->free_slots.take_bits(w, mask);
+#endif
+        while (taken) {
+            unsigned bit = static_cast<unsigned>(__builtin_ctzll(taken));
+            taken &= taken - 1;
+            auto* node = reinterpret_cast<lockfree::StackNode*>(s->slot_address(w * 64 + bit));
+            node->next = nullptr;
+            if (out.tail) out.tail->next = node; else out.head = node;
+            out.tail = node;
+            ++got;
+        }
+        if (got == want) break;
+    }
+    s->claim_hint = w;
+    out.count += got;
+    // acq_rel: ordered after the bit takes; freers only add, so this never underflows.
+    s->anchor.fetch_sub(uint64_t{got} << 1, std::memory_order_acq_rel);
+    return got;
+}
+
+void slab_release_hold(Slab* s) {
+    uint64_t a = s->anchor.load(std::memory_order_acquire);
+    for (;;) {
+        if ((a >> 1) != 0) {
+            heap_at(s->owner.load(std::memory_order_relaxed)).partial[s->cls].put(s);
+            return;
+        }
+        // No free slot: detach. acq_rel so a freer that clears DETACHED sees our
+        // bit takes and we see its count if the CAS fails.
+        if (s->anchor.compare_exchange_weak(a, a | kDetached, std::memory_order_acq_rel, std::memory_order_acquire))
+            return;
+    }
+}
+
+void LocalFreeBatch::add(Slab* s, void* block) {
+    auto p = reinterpret_cast<uintptr_t>(block);
+    uint32_t slot = s->slot_of(p);
+    if (BITSLAB_UNLIKELY(slot >= s->capacity || s->slot_address(slot) != p))
+        os::fatal("invalid free (not the start of a block) of", block);
+    unsigned word = slot / 64;
+    uint64_t bit = uint64_t{1} << (slot % 64);
+    if (s != slab_) {
+        commit_word();
+        commit_slab();
+        slab_ = s;
+        word_ = word;
+    } else if (word != word_) {
+        commit_word();
+        word_ = word;
+    }
+    if (BITSLAB_UNLIKELY(mask_ & bit)) os::fatal("double free of", block);
+    mask_ |= bit;
+}
+
+void LocalFreeBatch::commit_word() {
+    if (!mask_) return;
+    uint64_t old = slab_->free_slots.set_bits(word_, mask_);
+    uint64_t twice = old & mask_;
+    if (BITSLAB_UNLIKELY(twice != 0)) {
+        uint32_t slot = word_ * 64 + static_cast<unsigned>(__builtin_ctzll(twice));
+        os::fatal("double free of", reinterpret_cast<void*>(slab_->slot_address(slot)));
+    }
+    added_ += static_cast<uint32_t>(__builtin_popcountll(mask_));
+    mask_ = 0;
+}
+
+void LocalFreeBatch::commit_slab() {
+    if (!slab_ || !added_) return;
+    Slab* s = slab_;
+    // Read before the anchor update: once free_count reaches capacity the slab
+    // may be retired and reassigned by a sweep at any moment.
+    uint32_t owner = s->owner.load(std::memory_order_relaxed);
+    unsigned cls = s->cls;
+    uint32_t capacity = s->capacity;
+    uint64_t a = s->anchor.load(std::memory_order_relaxed);
+    uint64_t next;
+    do {
+        next = (a + (uint64_t{added_} << 1)) & ~kDetached;
+        // acq_rel: release orders our bit sets before the count; acquire pairs
+        // with the holder's detach so the relist below sees its final state.
+    } while (!s->anchor.compare_exchange_weak(a, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+    added_ = 0;
+    if (a & kDetached) heap_at(owner).partial[cls].put(s);  // we alone saw DETACHED: relist
+    if ((next >> 1) == capacity) heap_note_empty_slab(owner, cls);
+}
+
+void LocalFreeBatch::finish() {
+    commit_word();
+    commit_slab();
+    slab_ = nullptr;
+}
+
+}  // namespace bitslab

@@ -1,0 +1,96 @@
+// Slab: 64 KiB of equal-size slots, described out of line by a Slab descriptor.
+//
+// Which slots are free lives in an atomic bitmap (bit set = free). A slab is,
+// at any moment, in exactly one of these places (the "where" invariant):
+//   POOLED   in the global pool of empty slabs; owner == kNoOwner; page map entry 0.
+//   LISTED   on its owner heap's partial list for its class; free_count > 0.
+//   HELD     taken off a list by one thread (the holder), which alone may clear bits.
+//   DETACHED not on any list, no holder; it was found with free_count == 0.
+//
+// anchor = (free_count << 1) | DETACHED. free_count counts set bits: a freer
+// sets its bit first and then adds to free_count, the holder takes bits first
+// and then subtracts, never more than it read, so free_count <= set bits and
+// at rest free_count == popcount(bitmap). Because DETACHED and free_count share
+// one word, exactly one freer sees DETACHED go away and relists the slab.
+//
+// Capacity equation for a slab of an owner heap H (at rest):
+//   free_count + pending in H's remote-free stack + live (incl. thread caches) == capacity.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "core/config.h"
+#include "core/size_class.h"
+#include "lockfree/atomic_bitmap.h"
+#include "lockfree/node_pool.h"
+#include "lockfree/remote_free_stack.h"
+
+namespace bitslab {
+
+inline constexpr uint32_t kNoOwner = ~uint32_t{0};
+inline constexpr uint64_t kDetached = 1;
+
+struct Region;
+
+struct alignas(256) Slab : lockfree::PoolNode {
+    // Fixed for the slab's life.
+    uintptr_t base = 0;      // the slab memory, kSlabSize aligned
+    Region* region = nullptr;
+
+    // Set when the slab leaves the pool; stable while any of its blocks is live.
+    uint32_t cls = 0;
+    uint32_t slot_size = 0;
+    uint32_t capacity = 0;
+    uint32_t bitmap_words = 0;
+    uint32_t index_multiplier = 0;  // ceil(2^32 / slot_size): slot = offset * m >> 32
+    std::atomic<uint32_t> owner{kNoOwner};  // heap index
+
+    // Holder-only state.
+    uint32_t claim_hint = 0;  // bitmap word to start the next claim from
+    Slab* holder_next = nullptr;  // links slabs a holder has in hand (sweeps)
+
+    alignas(64) std::atomic<uint64_t> anchor{0};
+    alignas(64) lockfree::AtomicBitmap<kMaxSlotsPerSlab / 64> free_slots;
+
+    uint32_t free_count() const { return static_cast<uint32_t>(anchor.load(std::memory_order_acquire) >> 1); }
+    uint32_t slot_of(uintptr_t p) const {
+        return static_cast<uint32_t>((static_cast<uint64_t>(p - base) * index_multiplier) >> 32);
+    }
+    uintptr_t slot_address(uint32_t slot) const { return base + static_cast<uintptr_t>(slot) * slot_size; }
+};
+
+// A chain of free blocks, linked through their first word.
+struct Chain {
+    lockfree::StackNode* head = nullptr;
+    lockfree::StackNode* tail = nullptr;
+    uint32_t count = 0;
+};
+
+// Holder: gives the slab class `cls` and owner `heap`, all slots free.
+void slab_assign(Slab* s, uint32_t heap, unsigned cls);
+// Holder: claims up to `want` free slots, appending them to `out` in address
+// order. Returns how many it claimed.
+uint32_t slab_claim(Slab* s, uint32_t want, Chain& out);
+// Holder: gives up the hold; the slab goes back on its owner's partial list,
+// or becomes DETACHED if it has no free slot.
+void slab_release_hold(Slab* s);
+
+// Frees blocks into slab bitmaps, batching one atomic per bitmap word and one
+// per slab. Any thread may use it; it detects double and invalid frees.
+class LocalFreeBatch {
+public:
+    void add(Slab* s, void* block);
+    void finish();  // must be called before the batch goes out of scope
+private:
+    void commit_word();
+    void commit_slab();
+    Slab* slab_ = nullptr;
+    unsigned word_ = 0;
+    uint64_t mask_ = 0;
+    uint32_t added_ = 0;  // slots newly freed in slab_ not yet counted in its anchor
+};
+
+// The slab holding `p` if the page map says p is in a small slab, else null.
+Slab* slab_of(uintptr_t page_map_entry);
+
+}  // namespace bitslab

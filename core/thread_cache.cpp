@@ -1,0 +1,177 @@
+#include "core/thread_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include <atomic>
+
+#include "core/heap.h"
+#include "core/large.h"
+#include "core/os.h"
+
+namespace bitslab {
+
+__thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
+
+// A bin that grows starts with this many blocks of room (fewer for big classes).
+static constexpr uint32_t kBinStartBlocks = 16;
+// After this many refused growths the thread halves every bin, so a cache
+// shaped by one phase of the program adapts to the next.
+static constexpr uint32_t kPressureRebalance = 64;
+
+// The pthread key whose destructor flushes a thread's cache at exit. Created
+// lock-free: racing creators each make one, the loser deletes its own.
+static std::atomic<unsigned> g_key_plus_one{0};
+
+static void thread_teardown(void*);
+
+static void thread_init(ThreadCache& tc) {
+    unsigned key = g_key_plus_one.load(std::memory_order_acquire);
+    if (key == 0) {
+        pthread_key_t fresh;
+        if (pthread_key_create(&fresh, thread_teardown) == 0) {
+            unsigned expected = 0;
+            if (g_key_plus_one.compare_exchange_strong(expected, fresh + 1, std::memory_order_acq_rel))
+                key = fresh + 1;
+            else {
+                pthread_key_delete(fresh);
+                key = expected;
+            }
+        }
+    }
+    tc.budget_left = kThreadCacheBudget;
+    tc.state = kThreadActive;
+    // Keys made this early are below 32, so setspecific does not allocate.
+    if (key != 0) pthread_setspecific(key - 1, &tc);
+}
+
+// Hands `chain` (count blocks) back to the heaps.
+static void return_blocks(lockfree::StackNode* chain) {
+    Globals* g = globals();
+    heap_return_chain(current_heap(g), chain);
+}
+
+static void free_one(void* p) {
+    auto* node = static_cast<lockfree::StackNode*>(p);
+    node->next = nullptr;
+    return_blocks(node);
+}
+
+// Flushes the bin down to `keep` cached blocks (the most recently freed stay).
+static void flush_bin(Bin& bin, uint32_t keep) {
+    uint32_t cached = bin.limit - bin.room;
+    if (cached <= keep) return;
+    lockfree::StackNode* cut;
+    if (keep == 0) {
+        cut = bin.head;
+        bin.head = nullptr;
+    } else {
+        lockfree::StackNode* last_kept = bin.head;
+        for (uint32_t i = 1; i < keep; ++i) last_kept = last_kept->next;
+        cut = last_kept->next;
+        last_kept->next = nullptr;
+    }
+    bin.room += cached - keep;
+    return_blocks(cut);
+}
+
+static void rebalance(ThreadCache& tc) {
+    for (unsigned c = 1; c <= kNumClasses; ++c) {
+        Bin& bin = tc.bins[c];
+        uint32_t new_limit = bin.limit / 2;
+        flush_bin(bin, new_limit);
+        uint32_t cached = bin.limit - bin.room;
+        tc.budget_left += size_t{bin.limit - new_limit} * kClassSize[c];
+        bin.limit = new_limit;
+        bin.room = new_limit - cached;
+    }
+    tc.pressure = 0;
+}
+
+// Raises the bin's limit if the thread's budget allows; false if it does not.
+static bool grow_bin(ThreadCache& tc, unsigned cls) {
+    Bin& bin = tc.bins[cls];
+    uint32_t max = bin_max_blocks(cls);
+    if (bin.limit >= max) return false;
+    uint32_t start = kBinStartBlocks < max ? kBinStartBlocks : max;
+    uint32_t target = bin.limit == 0 ? start : (bin.limit * 2 < max ? bin.limit * 2 : max);
+    size_t cost = size_t{target - bin.limit} * kClassSize[cls];
+    if (cost > tc.budget_left) {
+        if (++tc.pressure >= kPressureRebalance) rebalance(tc);
+        return false;
+    }
+    tc.budget_left -= cost;
+    bin.room += target - bin.limit;
+    bin.limit = target;
+    return true;
+}
+
+static void* malloc_small_slow(unsigned cls) {
+    ThreadCache& tc = t_cache;
+    if (tc.state == kThreadNew) thread_init(tc);
+    Bin& bin = tc.bins[cls];
+    if (bin.head) {  // refilled by a re-entrant path; just pop
+        lockfree::StackNode* block = bin.head;
+        bin.head = block->next;
+        ++bin.room;
+        return block;
+    }
+    if (tc.state == kThreadActive) grow_bin(tc, cls);
+    // The bin is empty, so room == limit; keep half of it for the blocks we fetch.
+    uint32_t want = 1 + bin.limit / 2;
+    Globals* g = globals();
+    if (!g) { errno = ENOMEM; return nullptr; }
+    Chain chain;
+    if (heap_take(current_heap(g), cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
+    lockfree::StackNode* block = chain.head;
+    bin.head = block->next;
+    bin.room -= chain.count - 1;
+    return block;
+}
+
+void* malloc_slow(size_t size) {
+    if (size <= kMaxSmallSize) return malloc_small_slow(size_class_of(size));
+    return large_alloc(size, kMinAlign);
+}
+
+static void free_small_slow(void* p, unsigned cls) {
+    ThreadCache& tc = t_cache;
+    if (tc.state == kThreadNew) thread_init(tc);
+    Bin& bin = tc.bins[cls];
+    if (bin.room == 0 && !(tc.state == kThreadActive && grow_bin(tc, cls))) {
+        if (bin.limit == 0) { free_one(p); return; }  // torn down, or no budget at all
+        flush_bin(bin, bin.limit / 2);
+    }
+    auto* block = static_cast<lockfree::StackNode*>(p);
+    block->next = bin.head;
+    bin.head = block;
+    --bin.room;
+}
+
+void free_slow(void* p) {
+    if (p == nullptr) return;  // also before any initialization
+    int saved_errno = errno;   // free never changes errno
+    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
+    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
+    if (cls != 0) free_small_slow(p, cls);
+    else if (entry != 0) large_free(p, entry);
+    else os::fatal("invalid free (not allocated by bitslab) of", p);
+    errno = saved_errno;
+}
+
+void thread_cache_flush_all() {
+    ThreadCache& tc = t_cache;
+    for (unsigned c = 1; c <= kNumClasses; ++c) flush_bin(tc.bins[c], 0);
+}
+
+static void thread_teardown(void*) {
+    ThreadCache& tc = t_cache;
+    thread_cache_flush_all();
+    // From now on every malloc and free of this thread (later TLS destructors)
+    // goes through the slow path straight to the heaps, caching nothing.
+    for (unsigned c = 0; c <= kNumClasses; ++c) tc.bins[c] = Bin{nullptr, 0, 0};
+    tc.budget_left = 0;
+    tc.state = kThreadTornDown;
+}
+
+}  // namespace bitslab

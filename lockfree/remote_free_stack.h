@@ -1,0 +1,50 @@
+// Remote-free stack: many threads push, one taker removes the whole stack at once.
+//
+// Nodes are intrusive (the first word of each node is its `next`). Because no
+// node is ever popped singly, a push's compare-and-swap cannot suffer ABA: the
+// only way the head can return to a value a pusher saw is if that same list is
+// still below it, which is exactly what the pusher linked to.
+#pragma once
+#include <atomic>
+
+namespace lockfree {
+
+struct StackNode {
+    StackNode* next;
+};
+
+class RemoteFreeStack {
+public:
+    // Pushes the pre-linked chain first -> ... -> last (last->next is overwritten).
+    void push_chain(StackNode* first, StackNode* last) {
+        // relaxed initial load: the CAS below re-validates it.
+        StackNode* head = head_.load(std::memory_order_relaxed);
+        do {
+            last->next = head;
+            // release on success: the chain's contents (and every write the pusher
+            // made to those blocks) happen-before the taker's acquire exchange.
+        } while (!head_.compare_exchange_weak(head, first, std::memory_order_release,
+                                              std::memory_order_relaxed));
+    }
+
+    void push(StackNode* node) { push_chain(node, node); }
+
+    // Takes every node pushed so far; returns the chain (newest first) or null.
+    StackNode* take_all() {
+        // A cheap relaxed look first keeps the common "empty" case free of a
+        // read-modify-write (no cache-line ownership transfer).
+        if (head_.load(std::memory_order_relaxed) == nullptr) return nullptr;
+        // acquire: pairs with push_chain's release so the taker sees the links.
+        return head_.exchange(nullptr, std::memory_order_acquire);
+    }
+
+    bool empty() const { return head_.load(std::memory_order_relaxed) == nullptr; }
+
+    // For the heap checker only: the head, without taking it.
+    StackNode* peek() const { return head_.load(std::memory_order_acquire); }
+
+private:
+    std::atomic<StackNode*> head_{nullptr};
+};
+
+}  // namespace lockfree

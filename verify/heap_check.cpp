@@ -1,0 +1,104 @@
+#include "verify/heap_check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/heap.h"
+#include "core/page_map.h"
+#include "core/slab.h"
+#include "core/thread_cache.h"
+
+using namespace bitslab;
+
+namespace {
+
+struct Checker {
+    char* report;
+    size_t report_size;
+    bool failed = false;
+
+    bool fail(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+        if (failed) return false;
+        failed = true;
+        if (report && report_size) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(report, report_size, fmt, ap);
+            va_end(ap);
+        }
+        return false;
+    }
+};
+
+// A block that should be handed out (pending in a stack or in a cache):
+// its slab must be live and its bit must be clear.
+bool check_not_free(Checker& c, const void* block, const char* where) {
+    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(block));
+    Slab* s = slab_of(entry);
+    if (!s) return c.fail("%s holds %p, which is in no small slab", where, block);
+    uint32_t slot = s->slot_of(reinterpret_cast<uintptr_t>(block));
+    if (s->slot_address(slot) != reinterpret_cast<uintptr_t>(block))
+        return c.fail("%s holds %p, which is not the start of a slot", where, block);
+    if (s->free_slots.test(slot)) return c.fail("%s holds %p, whose bit says free (free and pending at once)", where, block);
+    return true;
+}
+
+}  // namespace
+
+extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out) {
+    Checker c{report, report_size};
+    size_t live = 0;
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    if (!g) {
+        if (live_blocks_out) *live_blocks_out = 0;
+        return 0;
+    }
+    for (Region* r = g->regions.load(std::memory_order_acquire); r && !c.failed; r = r->next) {
+        for (unsigned i = 0; i < kSlabsPerRegion && !c.failed; ++i) {
+            Slab& s = r->slabs[i];
+            uintptr_t entry = page_map_get(s.base);
+            uint32_t owner = s.owner.load(std::memory_order_acquire);
+            if (owner == kNoOwner) {
+                if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
+                continue;
+            }
+            if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); break; }
+            if (entry != (reinterpret_cast<uintptr_t>(&s) | s.cls))
+                { c.fail("slab %p: page map entry %#lx does not name its descriptor and class %u", (void*)s.base, (unsigned long)entry, s.cls); break; }
+            if (s.slot_size != kClassSize[s.cls] || s.capacity != slab_capacity(s.cls))
+                { c.fail("slab %p: slot size %u / capacity %u do not match class %u", (void*)s.base, s.slot_size, s.capacity, s.cls); break; }
+            uint32_t bits = s.free_slots.count();
+            uint32_t counted = s.free_count();
+            if (bits != counted) { c.fail("slab %p: bitmap has %u free slots but free_count says %u", (void*)s.base, bits, counted); break; }
+            for (unsigned slot = s.capacity; slot < kMaxSlotsPerSlab; ++slot)
+                if (s.free_slots.test(slot)) { c.fail("slab %p: bit %u set beyond capacity %u", (void*)s.base, slot, s.capacity); break; }
+            bool detached = s.anchor.load(std::memory_order_acquire) & kDetached;
+            if (detached && counted != 0) { c.fail("slab %p: detached with %u free slots (lost to its heap)", (void*)s.base, counted); break; }
+            live += s.capacity - counted;
+        }
+    }
+    // Blocks pending on remote-free stacks: handed out from the bitmaps' view.
+    for (unsigned h = 0; h < g->num_heaps && !c.failed; ++h) {
+        size_t n = 0;
+        for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = node->next) {
+            if (!check_not_free(c, node, "a remote-free stack")) break;
+            Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
+            if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load());
+            if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
+        }
+    }
+    // The calling thread's cache.
+    for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
+        const Bin& bin = t_cache.bins[cls];
+        uint32_t n = 0;
+        for (auto* node = bin.head; node && !c.failed; node = node->next) {
+            if (!check_not_free(c, node, "the thread cache")) break;
+            Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
+            if (s->cls != cls) c.fail("thread cache bin %u holds %p of class %u", cls, (void*)node, s->cls);
+            if (++n > bin.limit) c.fail("thread cache bin %u holds more than its limit %u", cls, bin.limit);
+        }
+        if (!c.failed && n != bin.limit - bin.room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, bin.limit - bin.room);
+    }
+    if (live_blocks_out) *live_blocks_out = live;
+    return c.failed ? 1 : 0;
+}
