@@ -1,0 +1,56 @@
+#include "core/size_class.h"
+
+#include <gtest/gtest.h>
+
+using namespace bitslab;
+
+TEST(SizeClass, EverySmallSizeMapsToAClassThatFits) {
+    for (size_t size = 0; size <= kMaxSmallSize; ++size) {
+        unsigned c = size_class_of(size);
+        ASSERT_GE(c, 1u);
+        ASSERT_LE(c, kNumClasses);
+        ASSERT_GE(kClassSize[c], size) << size;
+        if (c > 1) { ASSERT_LT(kClassSize[c - 1], size) << "not the smallest class for " << size; }
+    }
+}
+
+TEST(SizeClass, ClassesAreIncreasingAnd16ByteMultiples) {
+    for (unsigned c = 1; c <= kNumClasses; ++c) {
+        EXPECT_EQ(kClassSize[c] % 16, 0u) << c;
+        if (c > 1) { EXPECT_GT(kClassSize[c], kClassSize[c - 1]); }
+    }
+}
+
+TEST(SizeClass, WasteIsBounded) {
+    for (size_t size = 1; size <= kMaxSmallSize; ++size) {
+        size_t slot = kClassSize[size_class_of(size)];
+        if (size > 128) ASSERT_LE((slot - size) * 8, size) << "more than 12.5% waste at " << size;
+        else ASSERT_LT(slot - size, 16u) << size;
+    }
+}
+
+TEST(SizeClass, EveryClassFillsItsSlab) {
+    for (unsigned c = 1; c <= kNumClasses; ++c) {
+        EXPECT_GE(slab_capacity(c), 4u) << c;
+        EXPECT_LE(slab_capacity(c), kMaxSlotsPerSlab);
+        EXPECT_LE(uint64_t{slab_capacity(c)} * kClassSize[c], kSlabSize);
+    }
+}
+
+TEST(SizeClass, AlignedClassHasAlignedSlots) {
+    for (size_t align = 16; align <= kMaxSmallSize; align *= 2)
+        for (size_t size : {size_t{0}, size_t{1}, align - 1, align, align + 1, size_t{3000}}) {
+            unsigned c = size_class_for_aligned(size, align);
+            if (c == 0) { EXPECT_GT(size < align ? align : size, kMaxSmallSize); continue; }
+            EXPECT_EQ(kClassSize[c] % align, 0u);
+            EXPECT_GE(kClassSize[c], size);
+        }
+}
+
+TEST(SizeClass, BinLimitsStayWithinTheirByteBudget) {
+    for (unsigned c = 1; c <= kNumClasses; ++c) {
+        EXPECT_GE(bin_max_blocks(c), 2u);
+        EXPECT_LE(bin_max_blocks(c), kBinMaxBlocks);
+        EXPECT_LE(size_t{bin_max_blocks(c)} * kClassSize[c], kBinMaxBytes + 2 * kMaxSmallSize);
+    }
+}
