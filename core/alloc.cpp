@@ -5,6 +5,7 @@
 
 #include "core/large.h"
 #include "core/os.h"
+#include "core/page_map.h"
 #include "core/size_class.h"
 #include "core/slab.h"
 

@@ -8,6 +8,9 @@
 #define BITSLAB_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BITSLAB_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define BITSLAB_EXPORT extern "C" __attribute__((visibility("default")))
+// On extern declarations of globals the fast paths read: lets the compiler
+// address them PC-relative instead of through the GOT.
+#define BITSLAB_INTERNAL __attribute__((visibility("hidden")))
 
 namespace bitslab {
 

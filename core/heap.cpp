@@ -4,6 +4,7 @@
 
 #include <new>
 
+#include "core/arena.h"
 #include "core/os.h"
 #include "core/page_map.h"
 
@@ -50,7 +51,8 @@ Heap& current_heap(Globals* g) {
 
 // Maps a new region; keeps one slab for the caller and pools the rest.
 static Slab* map_region(Globals* g) {
-    void* memory = os::map_aligned(kSlabSize * kSlabsPerRegion, kSlabSize);
+    void* memory = arena_take(kSlabSize * kSlabsPerRegion);
+    if (!memory) memory = os::map_aligned(kSlabSize * kSlabsPerRegion, kSlabSize);
     if (!memory) return nullptr;
     auto base = reinterpret_cast<uintptr_t>(memory);
     void* meta = os::map(sizeof(Region));
@@ -161,6 +163,7 @@ static void sweep_empty_slabs(Heap& h, unsigned cls) {
             // Every slot is free and we hold the slab: no block of it is live or
             // pending anywhere, so it can change hands.
             page_map_set(s->base, 0);
+            arena_set_class(s->base, 0);
             s->owner.store(kNoOwner, std::memory_order_relaxed);
             g->empty_pool.put(s);  // release inside: publishes the reset above
             continue;

@@ -21,7 +21,7 @@ inline constexpr unsigned kPageMapRootBits = 16;  // 48-bit user address space
 inline constexpr uintptr_t kEntryClassMask = 0xff;
 
 using PageMapLeaf = std::atomic<uintptr_t>[size_t{1} << kPageMapLeafBits];
-extern std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits];
+extern std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
 
 // The entry for the chunk holding address `a`, or 0.
 BITSLAB_HOT uintptr_t page_map_get(uintptr_t a) {

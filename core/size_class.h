@@ -26,23 +26,23 @@ constexpr std::array<uint32_t, kNumClasses + 1> make_class_sizes() {
 inline constexpr auto kClassSize = make_class_sizes();
 static_assert(kClassSize[kNumClasses] == kMaxSmallSize, "last class is the small cut-off");
 
-// Lookup table: kClassOfSize[(size + 15) / 16] for size <= kMaxSmallSize.
-inline constexpr size_t kClassTableLen = kMaxSmallSize / 16 + 1;
+// Lookup table indexed by the size itself (16 KiB): one load, no arithmetic,
+// on the malloc fast path. Only the lines for sizes a program uses get cached.
+inline constexpr size_t kClassTableLen = kMaxSmallSize + 1;
 constexpr std::array<uint8_t, kClassTableLen> make_class_table() {
     std::array<uint8_t, kClassTableLen> t{};
     unsigned c = 1;
-    for (size_t i = 0; i < kClassTableLen; ++i) {
-        size_t size = i * 16;
+    for (size_t size = 0; size < kClassTableLen; ++size) {
         while (kClassSize[c] < size) ++c;
-        t[i] = static_cast<uint8_t>(c);
+        t[size] = static_cast<uint8_t>(c);
     }
     return t;
 }
 inline constexpr auto kClassOfSize = make_class_table();
 
 // The class of a small size (size <= kMaxSmallSize; 0 maps to the 16-byte class).
-BITSLAB_HOT unsigned size_class_of(size_t size) {
-    return kClassOfSize[(size + 15) >> 4];
+BITSLAB_HOT uintptr_t size_class_of(size_t size) {
+    return kClassOfSize[size];
 }
 
 // Slots per slab for a class.

@@ -1,5 +1,6 @@
 #include "core/slab.h"
 
+#include "core/arena.h"
 #include "core/heap.h"
 #include "core/os.h"
 #include "core/page_map.h"
@@ -24,6 +25,7 @@ void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->anchor.store(uint64_t{s->capacity} << 1, std::memory_order_relaxed);
     s->owner.store(heap, std::memory_order_relaxed);
     page_map_set(s->base, reinterpret_cast<uintptr_t>(s) | cls);
+    arena_set_class(s->base, cls);
 }
 
 uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {

@@ -8,6 +8,7 @@
 #include "core/heap.h"
 #include "core/large.h"
 #include "core/os.h"
+#include "core/page_map.h"
 
 namespace bitslab {
 
@@ -57,75 +58,72 @@ static void free_one(void* p) {
     return_blocks(node);
 }
 
-// Flushes the bin down to `keep` cached blocks (the most recently freed stay).
-static void flush_bin(Bin& bin, uint32_t keep) {
-    uint32_t cached = bin.limit - bin.room;
+// Flushes bin `cls` down to `keep` cached blocks (the most recently freed stay).
+static void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
+    uint32_t cached = tc.limits[cls] - tc.rooms[cls];
     if (cached <= keep) return;
     lockfree::StackNode* cut;
     if (keep == 0) {
-        cut = bin.head;
-        bin.head = nullptr;
+        cut = tc.heads[cls];
+        tc.heads[cls] = nullptr;
     } else {
-        lockfree::StackNode* last_kept = bin.head;
+        lockfree::StackNode* last_kept = tc.heads[cls];
         for (uint32_t i = 1; i < keep; ++i) last_kept = last_kept->next;
         cut = last_kept->next;
         last_kept->next = nullptr;
     }
-    bin.room += cached - keep;
+    tc.rooms[cls] += cached - keep;
     return_blocks(cut);
 }
 
 static void rebalance(ThreadCache& tc) {
     for (unsigned c = 1; c <= kNumClasses; ++c) {
-        Bin& bin = tc.bins[c];
-        uint32_t new_limit = bin.limit / 2;
-        flush_bin(bin, new_limit);
-        uint32_t cached = bin.limit - bin.room;
-        tc.budget_left += size_t{bin.limit - new_limit} * kClassSize[c];
-        bin.limit = new_limit;
-        bin.room = new_limit - cached;
+        uint32_t new_limit = tc.limits[c] / 2;
+        flush_bin(tc, c, new_limit);
+        uint32_t cached = tc.limits[c] - tc.rooms[c];
+        tc.budget_left += size_t{tc.limits[c] - new_limit} * kClassSize[c];
+        tc.limits[c] = new_limit;
+        tc.rooms[c] = new_limit - cached;
     }
     tc.pressure = 0;
 }
 
-// Raises the bin's limit if the thread's budget allows; false if it does not.
+// Raises bin `cls`'s limit if the thread's budget allows; false if it does not.
 static bool grow_bin(ThreadCache& tc, unsigned cls) {
-    Bin& bin = tc.bins[cls];
+    uint32_t limit = tc.limits[cls];
     uint32_t max = bin_max_blocks(cls);
-    if (bin.limit >= max) return false;
+    if (limit >= max) return false;
     uint32_t start = kBinStartBlocks < max ? kBinStartBlocks : max;
-    uint32_t target = bin.limit == 0 ? start : (bin.limit * 2 < max ? bin.limit * 2 : max);
-    size_t cost = size_t{target - bin.limit} * kClassSize[cls];
+    uint32_t target = limit == 0 ? start : (limit * 2 < max ? limit * 2 : max);
+    size_t cost = size_t{target - limit} * kClassSize[cls];
     if (cost > tc.budget_left) {
         if (++tc.pressure >= kPressureRebalance) rebalance(tc);
         return false;
     }
     tc.budget_left -= cost;
-    bin.room += target - bin.limit;
-    bin.limit = target;
+    tc.rooms[cls] += target - limit;
+    tc.limits[cls] = target;
     return true;
 }
 
 static void* malloc_small_slow(unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
-    Bin& bin = tc.bins[cls];
-    if (bin.head) {  // refilled by a re-entrant path; just pop
-        lockfree::StackNode* block = bin.head;
-        bin.head = block->next;
-        ++bin.room;
+    if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
+        tc.heads[cls] = block->next;
+        ++tc.rooms[cls];
         return block;
     }
     if (tc.state == kThreadActive) grow_bin(tc, cls);
     // The bin is empty, so room == limit; keep half of it for the blocks we fetch.
-    uint32_t want = 1 + bin.limit / 2;
+    uint32_t want = 1 + tc.limits[cls] / 2;
     Globals* g = globals();
     if (!g) { errno = ENOMEM; return nullptr; }
     Chain chain;
     if (heap_take(current_heap(g), cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
     lockfree::StackNode* block = chain.head;
-    bin.head = block->next;
-    bin.room -= chain.count - 1;
+    tc.heads[cls] = block->next;
+    tc.rooms[cls] -= chain.count - 1;
     return block;
 }
 
@@ -137,18 +135,20 @@ void* malloc_slow(size_t size) {
 static void free_small_slow(void* p, unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
-    Bin& bin = tc.bins[cls];
-    if (bin.room == 0 && !(tc.state == kThreadActive && grow_bin(tc, cls))) {
-        if (bin.limit == 0) { free_one(p); return; }  // torn down, or no budget at all
-        flush_bin(bin, bin.limit / 2);
+    if (tc.rooms[cls] == 0 && !(tc.state == kThreadActive && grow_bin(tc, cls))) {
+        if (tc.limits[cls] == 0) { free_one(p); return; }  // torn down, or no budget at all
+        flush_bin(tc, cls, tc.limits[cls] / 2);
     }
     auto* block = static_cast<lockfree::StackNode*>(p);
-    block->next = bin.head;
-    bin.head = block;
-    --bin.room;
+    block->next = tc.heads[cls];
+    tc.heads[cls] = block;
+    --tc.rooms[cls];
 }
 
 void free_slow(void* p) {
+    // The fast path's decrement found no room and wrapped the counter: undo it.
+    uintptr_t fast_cls = arena_class_of(reinterpret_cast<uintptr_t>(p));
+    if (t_cache.rooms[fast_cls] == UINT32_MAX) t_cache.rooms[fast_cls] = 0;
     if (p == nullptr) return;  // also before any initialization
     int saved_errno = errno;   // free never changes errno
     uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
@@ -161,7 +161,7 @@ void free_slow(void* p) {
 
 void thread_cache_flush_all() {
     ThreadCache& tc = t_cache;
-    for (unsigned c = 1; c <= kNumClasses; ++c) flush_bin(tc.bins[c], 0);
+    for (unsigned c = 1; c <= kNumClasses; ++c) flush_bin(tc, c, 0);
 }
 
 static void thread_teardown(void*) {
@@ -169,7 +169,11 @@ static void thread_teardown(void*) {
     thread_cache_flush_all();
     // From now on every malloc and free of this thread (later TLS destructors)
     // goes through the slow path straight to the heaps, caching nothing.
-    for (unsigned c = 0; c <= kNumClasses; ++c) tc.bins[c] = Bin{nullptr, 0, 0};
+    for (unsigned c = 0; c <= kNumClasses; ++c) {
+        tc.heads[c] = nullptr;
+        tc.rooms[c] = 0;
+        tc.limits[c] = 0;
+    }
     tc.budget_left = 0;
     tc.state = kThreadTornDown;
 }

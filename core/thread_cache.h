@@ -5,49 +5,64 @@
 //
 // The cache starts all-zero (no heads, no room), so a thread's first malloc
 // and first free fall into the slow path, which initializes the thread: there
-// is no initialization check on the fast path. Bin 0 (not a small block)
-// never gets room, so a free of a large or foreign pointer falls through too.
+// is no initialization check on the fast path.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 #include "core/config.h"
-#include "core/page_map.h"
+#include "core/arena.h"
 #include "core/size_class.h"
 #include "lockfree/remote_free_stack.h"
 
 namespace bitslab {
 
-struct Bin {
-    lockfree::StackNode* head;
-    uint32_t room;   // blocks the bin may still take (limit - cached)
-    uint32_t limit;  // blocks the bin may hold; grows with use, within the budget
-};
-
 enum ThreadState : uint32_t { kThreadNew = 0, kThreadActive = 1, kThreadTornDown = 2 };
 
+// A bin is heads[c], rooms[c], limits[c]. They are parallel arrays rather than
+// an array of structs so the fast paths index them with the class directly
+// (scaled addressing, no multiply).
 struct ThreadCache {
-    Bin bins[kNumClasses + 1];
+    lockfree::StackNode* heads[kNumClasses + 1];  // LIFO of free blocks
+    uint32_t rooms[kNumClasses + 1];   // blocks the bin may still take (limit - cached)
+    uint32_t limits[kNumClasses + 1];  // blocks the bin may hold; grows with use, within the budget
     size_t budget_left;  // bytes of limit this thread may still hand out to bins
     uint32_t state;
     uint32_t pressure;   // times a bin wanted to grow beyond the budget
 };
 
-// initial-exec TLS: one %fs-relative access, no __tls_get_addr, no allocation.
 // __thread (not thread_local): a POD with no dynamic initializer, so other
-// files reach it without a TLS wrapper call.
+// files reach it without a TLS wrapper call. initial-exec: one %fs-relative
+// access, no __tls_get_addr, no allocation.
 extern __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
 void* malloc_slow(size_t size);
 void free_slow(void* p);
 
+// Takes one unit of room: decrements `room` and returns true, or, when it was
+// 0, returns false leaving it wrapped to UINT32_MAX (free_slow puts it back).
+// On x86-64 this is exactly `subl $1, room; jb`: one read-modify-write of a
+// thread-local counter, which compilers do not emit from portable code.
+// asm goto without output operands (the memory operand is an input plus a
+// "memory" clobber): GCC 12 drops the jump target of asm goto with outputs.
+BITSLAB_HOT bool take_room(uint32_t& room) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    asm goto("subl $1, %0\n\tjb %l[no_room]" : : "m"(room) : "cc", "memory" : no_room);
+    return true;
+no_room:
+    return false;
+#else
+    return !__builtin_sub_overflow(room, 1u, &room);
+#endif
+}
+
 BITSLAB_HOT void* malloc_fast(size_t size) {
     if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
-        Bin& bin = t_cache.bins[size_class_of(size)];
-        lockfree::StackNode* block = bin.head;
+        uintptr_t cls = size_class_of(size);
+        lockfree::StackNode* block = t_cache.heads[cls];
         if (BITSLAB_LIKELY(block != nullptr)) {
-            bin.head = block->next;
-            ++bin.room;
+            t_cache.heads[cls] = block->next;
+            ++t_cache.rooms[cls];
             return block;
         }
     }
@@ -55,13 +70,13 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
 }
 
 BITSLAB_HOT void free_fast(void* p) {
-    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
-    Bin& bin = t_cache.bins[entry & kEntryClassMask];
-    if (BITSLAB_LIKELY(bin.room != 0)) {
+    // Class 0 (outside the arena, or no slab there) has room 0 forever, so one
+    // check sends both "not a small block" and "bin full" to the slow path.
+    uintptr_t cls = arena_class_of(reinterpret_cast<uintptr_t>(p));
+    if (BITSLAB_LIKELY(take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
-        block->next = bin.head;
-        bin.head = block;
-        --bin.room;
+        block->next = t_cache.heads[cls];
+        t_cache.heads[cls] = block;
         return;
     }
     free_slow(p);

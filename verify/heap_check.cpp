@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "core/arena.h"
 #include "core/heap.h"
 #include "core/page_map.h"
 #include "core/slab.h"
@@ -60,9 +61,12 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
             uint32_t owner = s.owner.load(std::memory_order_acquire);
             if (owner == kNoOwner) {
                 if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
+                else if (arena_class_of(s.base) != 0) c.fail("pooled slab %p still has arena class %u", (void*)s.base, unsigned(arena_class_of(s.base)));
                 continue;
             }
             if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); break; }
+            if (arena_class_of(s.base) != 0 && arena_class_of(s.base) != s.cls)
+                { c.fail("slab %p: arena class map says %u, slab says %u", (void*)s.base, unsigned(arena_class_of(s.base)), s.cls); break; }
             if (entry != (reinterpret_cast<uintptr_t>(&s) | s.cls))
                 { c.fail("slab %p: page map entry %#lx does not name its descriptor and class %u", (void*)s.base, (unsigned long)entry, s.cls); break; }
             if (s.slot_size != kClassSize[s.cls] || s.capacity != slab_capacity(s.cls))
@@ -89,15 +93,15 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
     }
     // The calling thread's cache.
     for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
-        const Bin& bin = t_cache.bins[cls];
+        uint32_t limit = t_cache.limits[cls], room = t_cache.rooms[cls];
         uint32_t n = 0;
-        for (auto* node = bin.head; node && !c.failed; node = node->next) {
+        for (auto* node = t_cache.heads[cls]; node && !c.failed; node = node->next) {
             if (!check_not_free(c, node, "the thread cache")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
             if (s->cls != cls) c.fail("thread cache bin %u holds %p of class %u", cls, (void*)node, s->cls);
-            if (++n > bin.limit) c.fail("thread cache bin %u holds more than its limit %u", cls, bin.limit);
+            if (++n > limit) c.fail("thread cache bin %u holds more than its limit %u", cls, limit);
         }
-        if (!c.failed && n != bin.limit - bin.room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, bin.limit - bin.room);
+        if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
     }
     if (live_blocks_out) *live_blocks_out = live;
     return c.failed ? 1 : 0;

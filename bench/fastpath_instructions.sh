@@ -1,0 +1,26 @@
+#!/bin/bash
+# Instructions per malloc/free pair, allocator only, counted exactly by callgrind.
+# Collection is switched on only inside malloc and free (--toggle-collect), and
+# two runs with N and 2N iterations are subtracted so start-up cost cancels.
+# usage: fastpath_instructions.sh FASTPATH_BINARY NAME=PRELOAD [NAME=PRELOAD...]
+#        (an empty PRELOAD means the system allocator, glibc)
+set -eu
+fastpath="$1"; shift
+count() {  # preload mode n -> Ir inside malloc/free
+  local out; out=$(mktemp)
+  valgrind --tool=callgrind --callgrind-out-file="$out" \
+    --toggle-collect=malloc --toggle-collect=free --toggle-collect=__libc_malloc --toggle-collect=__libc_free \
+    --trace-children=yes env LD_PRELOAD="$1" "$fastpath" "$2" "$3" > /dev/null 2>&1
+  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'
+  rm -f "$out"
+}
+printf "%-10s %12s %12s\n" allocator "pair(16B)" "batch(64B)"
+for spec in "$@"; do
+  name="${spec%%=*}"; preload="${spec#*=}"
+  row="$name"
+  for mode in pair batch; do
+    a=$(count "$preload" $mode 1000000); b=$(count "$preload" $mode 2000000)
+    row="$row $(( (b - a) / 1000000 ))"
+  done
+  printf "%-10s %12s %12s\n" $row
+done

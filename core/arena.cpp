@@ -1,0 +1,77 @@
+#include "core/arena.h"
+
+#include <sys/mman.h>
+
+#include "core/os.h"
+
+namespace bitslab {
+
+std::atomic<uintptr_t> g_arena_base{kArenaUnset};
+std::atomic<uint8_t> g_arena_class[kArenaChunks];  // zero: no class
+
+static std::atomic<int> g_arena_state{0};         // 0 untried, 1 reserved, 2 refused
+static std::atomic<uintptr_t> g_arena_start{0};   // the reservation, once made
+static std::atomic<size_t> g_arena_size{0};       // its size (<= kArenaSize)
+static std::atomic<size_t> g_arena_used{0};       // bytes carved so far
+
+// Smallest reservation worth having; below it slabs are simply mapped elsewhere.
+static constexpr size_t kArenaMinSize = size_t{256} << 20;
+
+bool arena_reserve() {
+    int state = g_arena_state.load(std::memory_order_acquire);
+    if (state != 0) return state == 1;
+    // PROT_NONE + MAP_NORESERVE: address space only, no memory is committed.
+    // Take the largest range the OS allows (RLIMIT_AS and valgrind limit it).
+    // Chunks past a smaller reservation have class 0 in the map, so the fast
+    // path's fixed-size range check stays correct whatever size we get.
+    size_t size = kArenaSize;
+    void* raw = MAP_FAILED;
+    for (; size >= kArenaMinSize; size /= 2) {
+        raw = mmap(nullptr, size + kChunkSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw != MAP_FAILED) break;
+    }
+    if (raw == MAP_FAILED) {
+        int expected = 0;
+        g_arena_state.compare_exchange_strong(expected, 2, std::memory_order_acq_rel);
+        return g_arena_state.load(std::memory_order_acquire) == 1;
+    }
+    uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kChunkSize - 1) & ~(kChunkSize - 1);
+    uintptr_t winner = 0;
+    // acq_rel: one reservation wins; a loser gives its own back and, without
+    // waiting for the winner, publishes the winner's start itself (the stores
+    // below are idempotent, so no thread ever waits on another).
+    if (g_arena_start.compare_exchange_strong(winner, start, std::memory_order_acq_rel)) {
+        g_arena_size.store(size, std::memory_order_release);
+    } else {
+        munmap(raw, size + kChunkSize);
+        start = winner;
+        // The winner stores its size right after its CAS; until then this
+        // thread sees 0 and arena_take simply maps elsewhere for now.
+    }
+    g_arena_base.store(start, std::memory_order_release);
+    g_arena_state.store(1, std::memory_order_release);
+    return true;
+}
+
+void* arena_take(size_t size) {
+    if (!arena_reserve()) return nullptr;
+    size_t arena_size = g_arena_size.load(std::memory_order_acquire);
+    if (arena_size == 0) return nullptr;  // a racing reserver has not published its size yet
+    // relaxed: the counter only partitions the range; mprotect below makes the
+    // memory usable and the caller publishes the region with release.
+    size_t offset = g_arena_used.fetch_add(size, std::memory_order_relaxed);
+    if (offset + size > arena_size) return nullptr;  // full: the caller maps elsewhere
+    void* p = reinterpret_cast<void*>(g_arena_start.load(std::memory_order_acquire) + offset);
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) return nullptr;
+    return p;
+}
+
+void arena_set_class(uintptr_t slab_base, unsigned cls) {
+    uintptr_t chunk = (slab_base - g_arena_base.load(std::memory_order_acquire)) >> kChunkShift;
+    if (chunk >= kArenaChunks) return;
+    // release: pairs with nothing on the fast path (see arena_class_of); kept
+    // release so the checker's acquire reads see the slab's fields.
+    g_arena_class[chunk].store(static_cast<uint8_t>(cls), std::memory_order_release);
+}
+
+}  // namespace bitslab
