@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "core/bitslab.h"
@@ -32,6 +33,22 @@ TEST(Api, FreeNullIsANoOpAndFreeKeepsErrno) {
     bitslab_free(small);
     bitslab_free(large);
     EXPECT_EQ(errno, 4321);
+}
+
+// Pitfall: a thread whose first operations are frees of NULL, and a bin that
+// is full when freed into (both go through the fast path's "no room" exit).
+TEST(Api, FreshThreadFreesNullRepeatedlyThenWorks) {
+    std::thread([] {
+        for (int i = 0; i < 5; ++i) bitslab_free(nullptr);
+        std::vector<void*> blocks;
+        for (int i = 0; i < 5000; ++i) blocks.push_back(bitslab_malloc(24));
+        for (void* p : blocks) {
+            bitslab_free(p);
+            bitslab_free(nullptr);
+        }
+        char report[512] = "";
+        EXPECT_EQ(bitslab_heap_check(report, sizeof report, nullptr), 0) << report;
+    }).join();
 }
 
 TEST(Api, EverySizeIsUsableAnd16Aligned) {

@@ -91,7 +91,10 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
             if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
         }
     }
-    // The calling thread's cache.
+    // The calling thread's cache. Bin 0 ("not a small block") never holds
+    // anything and never has room: the free fast path relies on it.
+    if (t_cache.rooms[0] != 0 || t_cache.heads[0] != nullptr)
+        c.fail("thread cache bin 0 has room %u / head %p; it must stay empty", t_cache.rooms[0], (void*)t_cache.heads[0]);
     for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
         uint32_t limit = t_cache.limits[cls], room = t_cache.rooms[cls];
         uint32_t n = 0;
