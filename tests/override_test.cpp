@@ -143,11 +143,11 @@ static void counting_handler() {
 TEST(Override, NewCallsTheHandlerThenThrows) {
     volatile size_t huge = SIZE_MAX / 2;
     std::set_new_handler(counting_handler);
-    EXPECT_THROW(::operator new(huge), std::bad_alloc);
+    EXPECT_THROW((void)::operator new(huge), std::bad_alloc);
     EXPECT_EQ(g_handler_calls, 3);
     std::set_new_handler(nullptr);
-    EXPECT_THROW(::operator new[](huge), std::bad_alloc);
-    EXPECT_THROW(::operator new(huge, std::align_val_t(64)), std::bad_alloc);
+    EXPECT_THROW((void)::operator new[](huge), std::bad_alloc);
+    EXPECT_THROW((void)::operator new(huge, std::align_val_t(64)), std::bad_alloc);
     EXPECT_EQ(::operator new(huge, std::nothrow), nullptr);
     EXPECT_EQ(::operator new[](huge, std::align_val_t(64), std::nothrow), nullptr);
 }

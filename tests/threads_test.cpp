@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <vector>
 
@@ -145,6 +146,38 @@ TEST(Threads, ThreadChurnFlushesCachesAndReusesMemory) {
         else EXPECT_LE(live, live_after_first_wave) << "thread churn must not grow live memory";
     }
     for (void* p : left) bitslab_free(p);
+}
+
+// Pitfall: allocation from thread-local destructors that run after bitslab's
+// own teardown (a pthread key created later has its destructor run later).
+// Those calls must work and must leave nothing cached in the dead thread.
+TEST(Threads, AllocationAfterThreadTeardownWorks) {
+    bitslab_free(bitslab_malloc(8));  // bitslab's key exists before ours
+    static pthread_key_t late_key;
+    ASSERT_EQ(pthread_key_create(&late_key, [](void* arg) {
+        auto* kept = static_cast<void**>(arg);
+        for (int i = 0; i < 1000; ++i) {
+            void* p = bitslab_malloc(64 + i % 200);
+            ASSERT_NE(p, nullptr);
+            fill_pattern(p, 64, i);
+            ASSERT_TRUE(check_pattern(p, 64, i));
+            bitslab_free(p);
+        }
+        *kept = bitslab_malloc(100);  // survives the thread
+    }), 0);
+    void* kept = nullptr;
+    std::thread([&] {
+        std::vector<void*> blocks;
+        for (int i = 0; i < 500; ++i) blocks.push_back(bitslab_malloc(64));
+        for (void* p : blocks) bitslab_free(p);
+        pthread_setspecific(late_key, &kept);
+    }).join();
+    ASSERT_NE(kept, nullptr);
+    fill_pattern(kept, 100, 7);
+    bitslab_free(kept);
+    drain_all_heaps();
+    EXPECT_HEAP_OK();
+    pthread_key_delete(late_key);
 }
 
 // A thread that only frees blocks made by others does not keep growing.
