@@ -2,9 +2,10 @@
  * spread over THREADS threads, build the Collatz sequence as a linked list
  * (one small allocation per step), reverse it into a second list, measure it
  * and free both. Prints the longest sequence so runs can be checked. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "collatz_driver.h"
 
 typedef struct cell { long head; struct cell* tail; } cell;
 
@@ -26,15 +27,11 @@ static cell* reverse(cell* xs) {
     return ys;
 }
 
-static long step(long x) { return (x % 2 == 0) ? x / 2 : 3 * x + 1; }
-
-typedef struct { long first, top, stride, best_n, best_len; } job;
-
 static void* run(void* arg) {
     job* j = arg;
     for (long n = j->first; n < j->top; n += j->stride) {
         cell* xs = NULL;
-        for (long x = n; x > 1; x = step(x)) xs = cons(x, xs);
+        for (long x = n; x > 1; x = collatz_step(x)) xs = cons(x, xs);
         xs = cons(1, xs);
         cell* ys = reverse(xs);
         long len = 0;
@@ -46,21 +43,4 @@ static void* run(void* arg) {
     return NULL;
 }
 
-int main(int argc, char** argv) {
-    long top = argc > 1 ? atol(argv[1]) : 1000000;
-    int threads = argc > 2 ? atoi(argv[2]) : 2;
-    pthread_t tid[256];
-    job jobs[256];
-    if (threads < 1 || threads > 256) return 2;
-    for (int t = 0; t < threads; ++t) {
-        jobs[t] = (job){1 + t, top, threads, 0, 0};
-        pthread_create(&tid[t], NULL, run, &jobs[t]);
-    }
-    long best_n = 0, best_len = 0;
-    for (int t = 0; t < threads; ++t) {
-        pthread_join(tid[t], NULL);
-        if (jobs[t].best_len > best_len) { best_len = jobs[t].best_len; best_n = jobs[t].best_n; }
-    }
-    printf("collatz_list top=%ld threads=%d longest: %ld (%ld steps)\n", top, threads, best_n, best_len);
-    return 0;
-}
+int main(int argc, char** argv) { return collatz_main(argc, argv, "collatz_list", run); }
