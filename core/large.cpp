@@ -19,7 +19,10 @@ static size_t user_offset(size_t align) {
 }
 
 // Mapping size for `size` user bytes, a whole number of chunks; 0 on overflow.
+// At least one user byte, so the user pointer always lies inside its mapping
+// (an aligned request for 0 bytes would otherwise point just past its end).
 static size_t map_size_for(size_t offset, size_t size) {
+    if (size == 0) size = 1;
     if (size > PTRDIFF_MAX - offset - kChunkSize) return 0;
     return (offset + size + kChunkSize - 1) & ~(kChunkSize - 1);
 }

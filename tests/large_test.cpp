@@ -2,8 +2,11 @@
 #include <gtest/gtest.h>
 #include <stdint.h>
 
+#include <vector>
+
 #include "core/bitslab.h"
 #include "core/config.h"
+#include "core/large.h"
 #include "core/page_map.h"
 #include "test_util.h"
 
@@ -32,6 +35,24 @@ TEST(Large, EveryPowerOfTwoAlignmentUpTo64MiB) {
             ASSERT_TRUE(check_pattern(p, size, align));
             bitslab_free(p);
         }
+    }
+}
+
+// Found by the API state machine: an aligned request for 0 bytes with an
+// alignment above 64 KiB got a user pointer just past the end of its mapping,
+// where a later mapping could land.
+TEST(Large, ZeroByteBlockWithHugeAlignmentLiesInsideItsMapping) {
+    for (size_t align = size_t{128} << 10; align <= (size_t{8} << 20); align *= 2) {
+        void* p = bitslab_aligned_alloc(align, 0);
+        ASSERT_NE(p, nullptr);
+        ASSERT_GE(bitslab_malloc_usable_size(p), 1u);
+        *static_cast<volatile char*>(p) = 1;  // must be mapped memory
+        std::vector<void*> others;
+        for (int i = 0; i < 16; ++i) others.push_back(bitslab_malloc(100000));
+        uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
+        ASSERT_EQ(reinterpret_cast<const LargeHeader*>(entry)->user, reinterpret_cast<uintptr_t>(p));
+        for (void* o : others) bitslab_free(o);
+        bitslab_free(p);
     }
 }
 
