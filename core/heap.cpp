@@ -72,7 +72,8 @@ static Slab* map_region(Globals* g) {
     Region* head = g->regions.load(std::memory_order_relaxed);
     do region->next = head;
     while (!g->regions.compare_exchange_weak(head, region, std::memory_order_release, std::memory_order_relaxed));
-    for (unsigned i = 1; i < kSlabsPerRegion; ++i) g->empty_pool.put(&region->slabs[i]);
+    for (unsigned i = 1; i < kSlabsPerRegion; ++i) slab_list(g->empty_pool, &region->slabs[i], kWherePooled);
+    region->slabs[0].mark(kWhereHeld);
     return &region->slabs[0];
 }
 
@@ -80,11 +81,11 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
     heap_drain_remote(h);
     uint32_t got = 0;
     while (got < want) {
-        Slab* s = h.partial[cls].get();
+        Slab* s = slab_take(h.partial[cls]);
         if (!s) {
             if (got) break;  // serve what we have rather than open a new slab
             Globals* g = globals();
-            s = g->empty_pool.get();
+            s = slab_take(g->empty_pool);
             if (!s) s = map_region(g);
             if (!s) { errno = ENOMEM; break; }
             slab_assign(s, h.index, cls);
@@ -150,7 +151,7 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
 // ones, sends the other empty ones to the global pool, and relists the rest.
 static void sweep_empty_slabs(Heap& h, unsigned cls) {
     Slab* held = nullptr;
-    while (Slab* s = h.partial[cls].get()) {
+    while (Slab* s = slab_take(h.partial[cls])) {
         s->holder_next = held;
         held = s;
     }
@@ -165,11 +166,11 @@ static void sweep_empty_slabs(Heap& h, unsigned cls) {
             page_map_set(s->base, 0);
             arena_set_class(s->base, 0);
             s->owner.store(kNoOwner, std::memory_order_relaxed);
-            g->empty_pool.put(s);  // release inside: publishes the reset above
+            slab_list(g->empty_pool, s, kWherePooled);  // release inside: publishes the reset above
             continue;
         }
         if (s->free_count() == s->capacity) ++kept_empty;
-        h.partial[cls].put(s);
+        slab_list(h.partial[cls], s, kWhereListed);
     }
     h.empty_slabs[cls].store(kept_empty, std::memory_order_relaxed);
 }

@@ -9,8 +9,6 @@
 
 namespace bitslab {
 
-static constexpr uint64_t kLargeMagic = 0x6269747361624c47ull;  // "bitsabLG"
-
 // Bytes from the mapping start to the user pointer for an alignment.
 static size_t user_offset(size_t align) {
     if (align <= 64) return 64;             // the header fits in front

@@ -10,6 +10,8 @@
 
 namespace bitslab {
 
+inline constexpr uint64_t kLargeMagic = 0x6269747361624c47ull;  // "bitsabLG"
+
 struct LargeHeader {
     uint64_t magic;
     size_t map_size;     // bytes mapped, from the header on

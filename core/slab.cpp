@@ -65,11 +65,13 @@ void slab_release_hold(Slab* s) {
     uint64_t a = s->anchor.load(std::memory_order_acquire);
     for (;;) {
         if ((a >> 1) != 0) {
-            heap_at(s->owner.load(std::memory_order_relaxed)).partial[s->cls].put(s);
+            slab_list(heap_at(s->owner.load(std::memory_order_relaxed)).partial[s->cls], s, kWhereListed);
             return;
         }
         // No free slot: detach. acq_rel so a freer that clears DETACHED sees our
-        // bit takes and we see its count if the CAS fails.
+        // bit takes and we see its count if the CAS fails. `where` is marked
+        // first: once the CAS lands, a freer may relist the slab at once.
+        s->mark(kWhereDetached);
         if (s->anchor.compare_exchange_weak(a, a | kDetached, std::memory_order_acq_rel, std::memory_order_acquire))
             return;
     }
@@ -123,7 +125,7 @@ void LocalFreeBatch::commit_slab() {
         // with the holder's detach so the relist below sees its final state.
     } while (!s->anchor.compare_exchange_weak(a, next, std::memory_order_acq_rel, std::memory_order_relaxed));
     added_ = 0;
-    if (a & kDetached) heap_at(owner).partial[cls].put(s);  // we alone saw DETACHED: relist
+    if (a & kDetached) slab_list(heap_at(owner).partial[cls], s, kWhereListed);  // we alone saw DETACHED: relist
     if ((next >> 1) == capacity) heap_note_empty_slab(owner, cls);
 }
 

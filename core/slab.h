@@ -30,6 +30,10 @@ namespace bitslab {
 inline constexpr uint32_t kNoOwner = ~uint32_t{0};
 inline constexpr uint64_t kDetached = 1;
 
+// Where a slab is (the states above), recorded for the heap checker only:
+// the allocator's decisions never read it.
+enum SlabWhere : uint8_t { kWhereNew = 0, kWherePooled, kWhereListed, kWhereHeld, kWhereDetached };
+
 struct Region;
 
 struct alignas(256) Slab : lockfree::PoolNode {
@@ -44,6 +48,11 @@ struct alignas(256) Slab : lockfree::PoolNode {
     uint32_t bitmap_words = 0;
     uint32_t index_multiplier = 0;  // ceil(2^32 / slot_size): slot = offset * m >> 32
     std::atomic<uint32_t> owner{kNoOwner};  // heap index
+
+    // For the checker: set before a slab is put on a list (so the taker's own
+    // store comes after it), relaxed because the list operations order them.
+    std::atomic<uint8_t> where{kWhereNew};
+    void mark(SlabWhere w) { where.store(w, std::memory_order_relaxed); }
 
     // Holder-only state.
     uint32_t claim_hint = 0;  // bitmap word to start the next claim from
@@ -65,6 +74,17 @@ struct Chain {
     lockfree::StackNode* tail = nullptr;
     uint32_t count = 0;
 };
+
+// Moving slabs on and off lists, keeping `where` true.
+inline void slab_list(lockfree::NodePool<Slab>& list, Slab* s, SlabWhere w) {
+    s->mark(w);
+    list.put(s);
+}
+inline Slab* slab_take(lockfree::NodePool<Slab>& list) {
+    Slab* s = list.get();
+    if (s) s->mark(kWhereHeld);
+    return s;
+}
 
 // Holder: gives the slab class `cls` and owner `heap`, all slots free.
 void slab_assign(Slab* s, uint32_t heap, unsigned cls);

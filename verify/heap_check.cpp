@@ -2,9 +2,11 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/arena.h"
 #include "core/heap.h"
+#include "core/large.h"
 #include "core/page_map.h"
 #include "core/slab.h"
 #include "core/thread_cache.h"
@@ -59,11 +61,23 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
             Slab& s = r->slabs[i];
             uintptr_t entry = page_map_get(s.base);
             uint32_t owner = s.owner.load(std::memory_order_acquire);
+            uint8_t where = s.where.load(std::memory_order_acquire);
             if (owner == kNoOwner) {
-                if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
+                if (where != kWherePooled) c.fail("slab %p has no owner but is not in the pool (where=%u)", (void*)s.base, where);
+                else if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
                 else if (arena_class_of(s.base) != 0) c.fail("pooled slab %p still has arena class %u", (void*)s.base, unsigned(arena_class_of(s.base)));
+                else if (s.free_count() != s.capacity) c.fail("pooled slab %p is not empty (%u of %u free)", (void*)s.base, s.free_count(), s.capacity);
                 continue;
             }
+            // At rest every owned slab is on its heap's partial list or detached;
+            // held (or anything else) means a slab lost to its heap.
+            bool detached_bit = s.anchor.load(std::memory_order_acquire) & kDetached;
+            if (where == kWhereListed && (detached_bit || s.free_count() == 0))
+                { c.fail("slab %p is listed but %s", (void*)s.base, detached_bit ? "marked detached" : "has no free slot"); break; }
+            if (where == kWhereDetached && !detached_bit)
+                { c.fail("slab %p is recorded detached but its anchor is not", (void*)s.base); break; }
+            if (where != kWhereListed && where != kWhereDetached)
+                { c.fail("slab %p of heap %u is neither listed nor detached (where=%u): lost", (void*)s.base, owner, where); break; }
             if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); break; }
             if (arena_class_of(s.base) != 0 && arena_class_of(s.base) != s.cls)
                 { c.fail("slab %p: arena class map says %u, slab says %u", (void*)s.base, unsigned(arena_class_of(s.base)), s.cls); break; }
@@ -106,6 +120,37 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
         }
         if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
     }
+    // Large blocks: every large entry names a well-formed header whose user
+    // pointer lies in that very chunk and inside its own mapping.
+    for (size_t r = 0; r < (size_t{1} << kPageMapRootBits) && !c.failed; ++r) {
+        PageMapLeaf* leaf = g_page_map_root[r].load(std::memory_order_acquire);
+        if (!leaf) continue;
+        for (size_t i = 0; i < (size_t{1} << kPageMapLeafBits) && !c.failed; ++i) {
+            uintptr_t entry = (*leaf)[i].load(std::memory_order_acquire);
+            if (entry == 0 || (entry & kEntryClassMask) != 0) continue;
+            uintptr_t chunk = (r << (kChunkShift + kPageMapLeafBits)) | (i << kChunkShift);
+            auto* h = reinterpret_cast<const LargeHeader*>(entry);
+            if (h->magic != kLargeMagic) c.fail("chunk %p names a large header %p with a bad magic", (void*)chunk, (void*)h);
+            else if ((h->user & ~(kChunkSize - 1)) != chunk) c.fail("large block %p is registered at chunk %p", (void*)h->user, (void*)chunk);
+            else if (h->user <= entry || h->user >= entry + h->map_size || h->map_size % kChunkSize != 0)
+                c.fail("large block %p lies outside its mapping [%p, +%zu)", (void*)h->user, (void*)h, h->map_size);
+        }
+    }
     if (live_blocks_out) *live_blocks_out = live;
     return c.failed ? 1 : 0;
+}
+
+// BITSLAB_CHECK_AT_EXIT=1: run the checker when the process exits and abort
+// with the report if an invariant is broken. Meaningful once the program's
+// other threads have finished (it reads the heap without stopping them).
+__attribute__((destructor)) static void bitslab_check_at_exit() {
+    const char* flag = getenv("BITSLAB_CHECK_AT_EXIT");
+    if (!flag || flag[0] != '1') return;
+    char report[512] = "";
+    size_t live = 0;
+    if (bitslab_heap_check(report, sizeof report, &live) != 0) {
+        fprintf(stderr, "bitslab: heap check at exit failed: %s\n", report);
+        abort();
+    }
+    fprintf(stderr, "bitslab: heap check at exit: ok (%zu small blocks live)\n", live);
 }
