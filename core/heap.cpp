@@ -101,7 +101,7 @@ void heap_drain_remote(Heap& h) {
     if (!chain) return;
     LocalFreeBatch batch;
     while (chain) {
-        lockfree::StackNode* next = chain->next;
+        lockfree::StackNode* next = lockfree::link_next(chain);
         // Blocks on our stack belong to our slabs; a slab cannot change owner
         // while it has a pending block, so the page map entry is current.
         Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
@@ -120,7 +120,7 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     unsigned used = 0;
     LocalFreeBatch batch;
     while (chain) {
-        lockfree::StackNode* next = chain->next;
+        lockfree::StackNode* next = lockfree::link_next(chain);
         Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
         if (BITSLAB_UNLIKELY(!s)) os::fatal("invalid free of", chain);
         uint32_t owner = s->owner.load(std::memory_order_relaxed);
@@ -138,7 +138,7 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
                 groups[i] = {owner, nullptr, chain};
                 ++used;
             }
-            chain->next = groups[i].head;
+            lockfree::link_set(chain, groups[i].head);
             groups[i].head = chain;
         }
         chain = next;

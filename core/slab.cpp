@@ -4,6 +4,7 @@
 #include "core/heap.h"
 #include "core/os.h"
 #include "core/page_map.h"
+#include "core/poison.h"
 
 namespace bitslab {
 
@@ -20,6 +21,7 @@ void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->index_multiplier = static_cast<uint32_t>(((uint64_t{1} << 32) + s->slot_size - 1) / s->slot_size);
     s->claim_hint = 0;
     s->free_slots.reset_first(s->capacity);
+    poison_memory(reinterpret_cast<void*>(s->base), kSlabSize);  // no slot is the client's yet
     // relaxed: the holder owns the slab; the page map store below (release)
     // and the partial-list push (release) publish these fields.
     s->anchor.store(uint64_t{s->capacity} << 1, std::memory_order_relaxed);
@@ -47,8 +49,8 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
             unsigned bit = static_cast<unsigned>(__builtin_ctzll(taken));
             taken &= taken - 1;
             auto* node = reinterpret_cast<lockfree::StackNode*>(s->slot_address(w * 64 + bit));
-            node->next = nullptr;
-            if (out.tail) out.tail->next = node; else out.head = node;
+            lockfree::link_set(node, nullptr);
+            if (out.tail) lockfree::link_set(out.tail, node); else out.head = node;
             out.tail = node;
             ++got;
         }

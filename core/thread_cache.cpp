@@ -52,9 +52,10 @@ static void return_blocks(lockfree::StackNode* chain) {
     heap_return_chain(current_heap(g), chain);
 }
 
-static void free_one(void* p) {
+static void free_one(void* p, unsigned cls) {
     auto* node = static_cast<lockfree::StackNode*>(p);
-    node->next = nullptr;
+    poison_memory(node, kClassSize[cls]);
+    lockfree::link_set(node, nullptr);
     return_blocks(node);
 }
 
@@ -68,9 +69,9 @@ static void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
         tc.heads[cls] = nullptr;
     } else {
         lockfree::StackNode* last_kept = tc.heads[cls];
-        for (uint32_t i = 1; i < keep; ++i) last_kept = last_kept->next;
-        cut = last_kept->next;
-        last_kept->next = nullptr;
+        for (uint32_t i = 1; i < keep; ++i) last_kept = lockfree::link_next(last_kept);
+        cut = lockfree::link_next(last_kept);
+        lockfree::link_set(last_kept, nullptr);
     }
     tc.rooms[cls] += cached - keep;
     return_blocks(cut);
@@ -110,8 +111,9 @@ static void* malloc_small_slow(unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
     if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
-        tc.heads[cls] = block->next;
+        tc.heads[cls] = lockfree::link_next(block);
         ++tc.rooms[cls];
+        unpoison_memory(block, kClassSize[cls]);
         return block;
     }
     if (tc.state == kThreadActive) grow_bin(tc, cls);
@@ -122,8 +124,9 @@ static void* malloc_small_slow(unsigned cls) {
     Chain chain;
     if (heap_take(current_heap(g), cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
     lockfree::StackNode* block = chain.head;
-    tc.heads[cls] = block->next;
+    tc.heads[cls] = lockfree::link_next(block);
     tc.rooms[cls] -= chain.count - 1;
+    unpoison_memory(block, kClassSize[cls]);
     return block;
 }
 
@@ -136,11 +139,12 @@ static void free_small_slow(void* p, unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
     if (tc.rooms[cls] == 0 && !(tc.state == kThreadActive && grow_bin(tc, cls))) {
-        if (tc.limits[cls] == 0) { free_one(p); return; }  // torn down, or no budget at all
+        if (tc.limits[cls] == 0) { free_one(p, cls); return; }  // torn down, or no budget at all
         flush_bin(tc, cls, tc.limits[cls] / 2);
     }
     auto* block = static_cast<lockfree::StackNode*>(p);
-    block->next = tc.heads[cls];
+    poison_memory(block, kClassSize[cls]);
+    lockfree::link_set(block, tc.heads[cls]);
     tc.heads[cls] = block;
     --tc.rooms[cls];
 }

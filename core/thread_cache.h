@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/config.h"
+#include "core/poison.h"
 #include "core/arena.h"
 #include "core/size_class.h"
 #include "lockfree/remote_free_stack.h"
@@ -61,8 +62,9 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
         uintptr_t cls = size_class_of(size);
         lockfree::StackNode* block = t_cache.heads[cls];
         if (BITSLAB_LIKELY(block != nullptr)) {
-            t_cache.heads[cls] = block->next;
+            t_cache.heads[cls] = lockfree::link_next(block);
             ++t_cache.rooms[cls];
+            unpoison_memory(block, kClassSize[cls]);
             return block;
         }
     }
@@ -75,7 +77,8 @@ BITSLAB_HOT void free_fast(void* p) {
     uintptr_t cls = arena_class_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
-        block->next = t_cache.heads[cls];
+        poison_memory(block, kClassSize[cls]);
+        lockfree::link_set(block, t_cache.heads[cls]);
         t_cache.heads[cls] = block;
         return;
     }

@@ -13,6 +13,27 @@ struct StackNode {
     StackNode* next;
 };
 
+// Every read and write of a node's link goes through these two. Intrusive
+// nodes may live in memory their client has poisoned for AddressSanitizer
+// (bitslab poisons free blocks), so under ASan the accessors are exempt from
+// instrumentation and kept out of line (an inlined copy would be instrumented
+// with its caller); otherwise they are plain inline loads and stores.
+#if defined(__SANITIZE_ADDRESS__)
+#define LOCKFREE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOCKFREE_ASAN 1
+#endif
+#endif
+#ifdef LOCKFREE_ASAN
+#define LOCKFREE_LINK_ACCESS inline __attribute__((no_sanitize("address"), noinline))
+#else
+#define LOCKFREE_LINK_ACCESS inline __attribute__((always_inline))
+#endif
+
+LOCKFREE_LINK_ACCESS StackNode* link_next(const StackNode* node) { return node->next; }
+LOCKFREE_LINK_ACCESS void link_set(StackNode* node, StackNode* next) { node->next = next; }
+
 class RemoteFreeStack {
 public:
     // Pushes the pre-linked chain first -> ... -> last (last->next is overwritten).
@@ -20,7 +41,7 @@ public:
         // relaxed initial load: the CAS below re-validates it.
         StackNode* head = head_.load(std::memory_order_relaxed);
         do {
-            last->next = head;
+            link_set(last, head);
             // release on success: the chain's contents (and every write the pusher
             // made to those blocks) happen-before the taker's acquire exchange.
         } while (!head_.compare_exchange_weak(head, first, std::memory_order_release,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/bitslab.h"
+#include "core/poison.h"
 #include "test_util.h"
 
 TEST(Api, MallocZeroReturnsUniquePointers) {
@@ -191,3 +192,39 @@ TEST(ApiDeath, InvalidFreesAbortWithAMessage) {
         bitslab_free(p + 16);
     }, "bitslab: invalid free \\(not the start of a large block\\) of 0x");
 }
+
+#ifdef BITSLAB_ASAN
+// Free slots and unused slab memory are poisoned: ASan must report a client's
+// use after free, or overflow into a free slot, inside a slab.
+TEST(AsanPoisoning, UseAfterFreeInsideASlabIsReported) {
+    EXPECT_DEATH({
+        auto* p = static_cast<volatile char*>(bitslab_malloc(64));
+        bitslab_free(const_cast<char*>(p));
+        p[20] = 1;
+    }, "use-after-poison");
+}
+
+TEST(AsanPoisoning, ReadOfAFreedBlocksFirstWordIsReported) {
+    EXPECT_DEATH({
+        auto* p = static_cast<void* volatile*>(bitslab_malloc(32));
+        bitslab_free(const_cast<void**>(p));
+        void* volatile link = p[0];  // where bitslab keeps its own link
+        (void)link;
+    }, "use-after-poison");
+}
+
+TEST(AsanPoisoning, OverflowIntoTheNextFreeSlotIsReported) {
+    EXPECT_DEATH({
+        auto* p = static_cast<volatile char*>(bitslab_malloc(3072));
+        p[3072 + 8] = 1;
+    }, "use-after-poison");
+}
+
+TEST(AsanPoisoning, LiveBlocksAreFullyUsable) {
+    for (size_t size : {size_t{1}, size_t{16}, size_t{100}, size_t{3072}, size_t{16384}}) {
+        auto* p = static_cast<char*>(bitslab_malloc(size));
+        memset(p, 7, bitslab_malloc_usable_size(p));  // no report: the whole slot is the client's
+        bitslab_free(p);
+    }
+}
+#endif

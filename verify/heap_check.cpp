@@ -98,7 +98,7 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
     // Blocks pending on remote-free stacks: handed out from the bitmaps' view.
     for (unsigned h = 0; h < g->num_heaps && !c.failed; ++h) {
         size_t n = 0;
-        for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = node->next) {
+        for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = lockfree::link_next(node)) {
             if (!check_not_free(c, node, "a remote-free stack")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
             if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load());
@@ -112,7 +112,7 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
     for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
         uint32_t limit = t_cache.limits[cls], room = t_cache.rooms[cls];
         uint32_t n = 0;
-        for (auto* node = t_cache.heads[cls]; node && !c.failed; node = node->next) {
+        for (auto* node = t_cache.heads[cls]; node && !c.failed; node = lockfree::link_next(node)) {
             if (!check_not_free(c, node, "the thread cache")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
             if (s->cls != cls) c.fail("thread cache bin %u holds %p of class %u", cls, (void*)node, s->cls);
