@@ -40,11 +40,7 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
         uint64_t bits = s->free_slots.load(w);
         if (!bits) continue;
         uint64_t mask = lockfree::lowest_set_bits(bits, want - got);
-#ifdef BITSLAB_PLANT_BUG_NONATOMIC_CLAIM
-        uint64_t taken = s->free_slots.take_bits_racy(w, mask);
-#else
         uint64_t taken = s->free_slots.take_bits(w, mask);
-#endif
         while (taken) {
             unsigned bit = static_cast<unsigned>(__builtin_ctzll(taken));
             taken &= taken - 1;

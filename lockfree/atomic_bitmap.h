@@ -47,19 +47,18 @@ public:
     // Holder only: clears `mask` (bits the holder saw set) in word `i`.
     // Returns the bits actually taken (equal to mask under the one-clearer rule).
     uint64_t take_bits(unsigned i, uint64_t mask) {
-        // acquire: pairs with set_bits' release (see the file comment).
-        return words_[i].fetch_and(~mask, std::memory_order_acquire) & mask;
-    }
-
-    // Plants a non-atomic claim for the planted-bug build (verification checks
-    // that the tests catch it); never compiled in otherwise.
 #ifdef BITSLAB_PLANT_BUG_NONATOMIC_CLAIM
-    uint64_t take_bits_racy(unsigned i, uint64_t mask) {
-        uint64_t old = words_[i].load(std::memory_order_relaxed);
+        // PLANTED BUG (only in `ci/run planted`): a claim that is not one
+        // atomic step. A bit set between the load and the store is lost, and
+        // the property tests must notice the missing slot.
+        uint64_t old = words_[i].load(std::memory_order_acquire);
         words_[i].store(old & ~mask, std::memory_order_relaxed);
         return old & mask;
-    }
+#else
+        // acquire: pairs with set_bits' release (see the file comment).
+        return words_[i].fetch_and(~mask, std::memory_order_acquire) & mask;
 #endif
+    }
 
     // Number of set bits. Exact only when no thread is changing the bitmap.
     unsigned count() const {

@@ -40,12 +40,18 @@ public:
     void push_chain(StackNode* first, StackNode* last) {
         // relaxed initial load: the CAS below re-validates it.
         StackNode* head = head_.load(std::memory_order_relaxed);
+#ifdef BITSLAB_PLANT_BUG_RELAXED_REMOTE_PUSH
+        // PLANTED BUG (only in `ci/run planted`): the push publishes the chain
+        // without release ordering; TSan must report the taker's reads.
+        constexpr auto kPushOrder = std::memory_order_relaxed;
+#else
+        // release on success: the chain's contents (and every write the pusher
+        // made to those blocks) happen-before the taker's acquire exchange.
+        constexpr auto kPushOrder = std::memory_order_release;
+#endif
         do {
             link_set(last, head);
-            // release on success: the chain's contents (and every write the pusher
-            // made to those blocks) happen-before the taker's acquire exchange.
-        } while (!head_.compare_exchange_weak(head, first, std::memory_order_release,
-                                              std::memory_order_relaxed));
+        } while (!head_.compare_exchange_weak(head, first, kPushOrder, std::memory_order_relaxed));
     }
 
     void push(StackNode* node) { push_chain(node, node); }
