@@ -11,6 +11,9 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#ifdef BITSLAB_PLANT_BUG_NONATOMIC_CLAIM
+#include <sched.h>
+#endif
 
 namespace lockfree {
 
@@ -51,7 +54,10 @@ public:
         // PLANTED BUG (only in `ci/run planted`): a claim that is not one
         // atomic step. A bit set between the load and the store is lost, and
         // the property tests must notice the missing slot.
+        // The yield widens the window so the bug shows on a loaded machine too
+        // (a real race needs only the two instructions).
         uint64_t old = words_[i].load(std::memory_order_acquire);
+        sched_yield();
         words_[i].store(old & ~mask, std::memory_order_relaxed);
         return old & mask;
 #else
