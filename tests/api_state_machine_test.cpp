@@ -98,10 +98,23 @@ void heap_ok(const Sut& sut) {
         }
     }
     char report[512] = "";
-    int rc = bitslab_heap_check(report, sizeof report, nullptr);
+    bitslab_heap_census census{};
+    int rc = bitslab_heap_check_census(report, sizeof report, &census);
     if (rc != 0) {
         fprintf(stderr, "state machine: heap check failed: %s\n", report);
         RC_FAIL(report);
+    }
+    // Conservation: every slot the bitmaps count as handed out is a live block
+    // of the model, in this thread's cache, or pending on a remote stack.
+    size_t small = 0, large = 0;
+    for (void* p : sut.ptrs) {
+        uintptr_t entry = bitslab::page_map_get(reinterpret_cast<uintptr_t>(p));
+        ((entry & bitslab::kEntryClassMask) ? small : large) += 1;
+    }
+    if (census.handed_out != small + census.cached_here + census.pending_remote || census.large_blocks != large) {
+        fprintf(stderr, "state machine: conservation broken: handed out %zu != live %zu + cached %zu + pending %zu, or large %zu != %zu\n",
+                census.handed_out, small, census.cached_here, census.pending_remote, census.large_blocks, large);
+        RC_FAIL("conservation equation broken");
     }
 }
 

@@ -49,13 +49,18 @@ bool check_not_free(Checker& c, const void* block, const char* where) {
 }  // namespace
 
 extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out) {
+    bitslab_heap_census census{};
+    int rc = bitslab_heap_check_census(report, report_size, &census);
+    if (live_blocks_out) *live_blocks_out = census.handed_out;
+    return rc;
+}
+
+extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitslab_heap_census* census) {
     Checker c{report, report_size};
-    size_t live = 0;
+    size_t live = 0, pending = 0, cached = 0, large = 0;
+    *census = bitslab_heap_census{};
     Globals* g = g_globals.load(std::memory_order_acquire);
-    if (!g) {
-        if (live_blocks_out) *live_blocks_out = 0;
-        return 0;
-    }
+    if (!g) return 0;
     for (Region* r = g->regions.load(std::memory_order_acquire); r && !c.failed; r = r->next) {
         for (unsigned i = 0; i < kSlabsPerRegion && !c.failed; ++i) {
             Slab& s = r->slabs[i];
@@ -103,6 +108,7 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
             if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load());
             if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
+            ++pending;
         }
     }
     // The calling thread's cache. Bin 0 ("not a small block") never holds
@@ -119,6 +125,7 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
             if (++n > limit) c.fail("thread cache bin %u holds more than its limit %u", cls, limit);
         }
         if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
+        cached += n;
     }
     // Large blocks: every large entry names a well-formed header whose user
     // pointer lies in that very chunk and inside its own mapping.
@@ -134,9 +141,10 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
             else if ((h->user & ~(kChunkSize - 1)) != chunk) c.fail("large block %p is registered at chunk %p", (void*)h->user, (void*)chunk);
             else if (h->user <= entry || h->user >= entry + h->map_size || h->map_size % kChunkSize != 0)
                 c.fail("large block %p lies outside its mapping [%p, +%zu)", (void*)h->user, (void*)h, h->map_size);
+            else ++large;
         }
     }
-    if (live_blocks_out) *live_blocks_out = live;
+    *census = bitslab_heap_census{live, cached, pending, large};
     return c.failed ? 1 : 0;
 }
 

@@ -14,6 +14,19 @@ extern "C" {
  * blocks the slabs count as handed out (including those in thread caches). */
 int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out);
 
+/* What the heap holds, counted by the checker; with it a test can verify the
+ * conservation equation against its own model of live blocks:
+ *   handed_out == (small blocks the program holds) + cached_here + pending_remote
+ * (cached_here counts only the calling thread's cache: call it when no other
+ * live thread has cached blocks). */
+struct bitslab_heap_census {
+    size_t handed_out;      /* slab slots not free in the bitmaps */
+    size_t cached_here;     /* blocks in the calling thread's cache */
+    size_t pending_remote;  /* blocks waiting on remote-free stacks */
+    size_t large_blocks;    /* large blocks mapped */
+};
+int bitslab_heap_check_census(char* report, size_t report_size, struct bitslab_heap_census* census);
+
 #ifdef __cplusplus
 }
 #endif
