@@ -35,6 +35,10 @@ BITSLAB_HOT uintptr_t page_map_get(uintptr_t a) {
     return (*leaf)[(a >> kChunkShift) & ((uintptr_t{1} << kPageMapLeafBits) - 1)].load(std::memory_order_relaxed);
 }
 
+// Per leaf, how many entries name large blocks (for the heap checker, which
+// then skips leaves without any; kept by page_map_set, off the fast paths).
+extern std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
+
 // Makes sure leaves exist for every chunk in [start, start + size);
 // false when the OS refuses the memory for a leaf.
 bool page_map_reserve(uintptr_t start, size_t size);

@@ -32,7 +32,7 @@ struct Model {
     std::vector<ModelBlock> blocks;
     uint64_t next_seed = 1;
 };
-bool known_block(const void* p);
+using bitslab::verify::known_block;
 struct Sut {
     std::vector<void*> ptrs;
     ~Sut() {
@@ -64,26 +64,13 @@ rc::Gen<size_t> gen_size() {
     });
 }
 
-// Postconditions shared by every command that creates a block.
+// Postconditions shared by every command that creates a block (the same
+// checks the fuzzers make: verify/block_model.h).
 void check_new_block(const Model& m, const Sut& sut, void* p, size_t size, size_t align) {
-    RC_ASSERT(is_set(p));
-    RC_ASSERT(reinterpret_cast<uintptr_t>(p) % align == 0);
-    size_t usable = bitslab_malloc_usable_size(p);
-    RC_ASSERT(usable >= size);
-    auto lo = reinterpret_cast<uintptr_t>(p);
-    for (size_t i = 0; i < sut.ptrs.size(); ++i) {
-        auto olo = reinterpret_cast<uintptr_t>(sut.ptrs[i]);
-        size_t osize = std::max<size_t>(m.blocks[i].size, 1);
-        RC_ASSERT(lo + std::max<size_t>(size, 1) <= olo || olo + osize <= lo);  // no overlap
-    }
-}
-
-// Every live block is still known to the allocator as the start of a block.
-bool known_block(const void* p) {
-    uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    uintptr_t entry = bitslab::page_map_get(a);
-    if (bitslab::Slab* s = bitslab::slab_of(entry)) return s->slot_address(s->slot_of(a)) == a && s->owner.load() != bitslab::kNoOwner;
-    return entry != 0 && reinterpret_cast<const bitslab::LargeHeader*>(entry)->user == a;
+    std::vector<bitslab::verify::LiveBlock> live;
+    for (size_t i = 0; i < sut.ptrs.size(); ++i) live.push_back({sut.ptrs[i], m.blocks[i].size, m.blocks[i].align, m.blocks[i].seed});
+    if (const char* error = bitslab::verify::check_new_block(live, p, size, align, bitslab_malloc_usable_size))
+        RC_FAIL(error);
 }
 
 // Failures are also printed as they happen: rapidcheck re-runs a failing case
@@ -97,24 +84,13 @@ void heap_ok(const Sut& sut) {
             RC_FAIL("a live block is unknown to the allocator");
         }
     }
+    // The checker, and conservation: every slot the bitmaps count as handed
+    // out is a live block of the model, in this thread's cache, or pending.
     char report[512] = "";
-    bitslab_heap_census census{};
-    int rc = bitslab_heap_check_census(report, sizeof report, &census);
-    if (rc != 0) {
-        fprintf(stderr, "state machine: heap check failed: %s\n", report);
-        RC_FAIL(report);
-    }
-    // Conservation: every slot the bitmaps count as handed out is a live block
-    // of the model, in this thread's cache, or pending on a remote stack.
-    size_t small = 0, large = 0;
-    for (void* p : sut.ptrs) {
-        uintptr_t entry = bitslab::page_map_get(reinterpret_cast<uintptr_t>(p));
-        ((entry & bitslab::kEntryClassMask) ? small : large) += 1;
-    }
-    if (census.handed_out != small + census.cached_here + census.pending_remote || census.large_blocks != large) {
-        fprintf(stderr, "state machine: conservation broken: handed out %zu != live %zu + cached %zu + pending %zu, or large %zu != %zu\n",
-                census.handed_out, small, census.cached_here, census.pending_remote, census.large_blocks, large);
-        RC_FAIL("conservation equation broken");
+    std::vector<const void*> live(sut.ptrs.begin(), sut.ptrs.end());
+    if (const char* error = bitslab::verify::check_heap_against(live, report, sizeof report)) {
+        fprintf(stderr, "state machine: %s\n", error);
+        RC_FAIL(error);
     }
 }
 

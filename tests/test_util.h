@@ -8,17 +8,11 @@
 
 #include "verify/heap_check.h"
 
+#include "verify/block_model.h"
+
 // Fills a block with a pattern derived from `seed`, and checks it.
-inline void fill_pattern(void* p, size_t n, uint64_t seed) {
-    auto* b = static_cast<unsigned char*>(p);
-    for (size_t i = 0; i < n; ++i) b[i] = static_cast<unsigned char>((seed * 131 + i * 7) >> 1);
-}
-inline bool check_pattern(const void* p, size_t n, uint64_t seed) {
-    auto* b = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < n; ++i)
-        if (b[i] != static_cast<unsigned char>((seed * 131 + i * 7) >> 1)) return false;
-    return true;
-}
+using bitslab::verify::check_pattern;
+using bitslab::verify::fill_pattern;
 
 // Asserts the heap checker passes (call with no other thread allocating).
 #define EXPECT_HEAP_OK()                                                  \

@@ -93,8 +93,12 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
             uint32_t bits = s.free_slots.count();
             uint32_t counted = s.free_count();
             if (bits != counted) { c.fail("slab %p: bitmap has %u free slots but free_count says %u", (void*)s.base, bits, counted); break; }
-            for (unsigned slot = s.capacity; slot < kMaxSlotsPerSlab; ++slot)
-                if (s.free_slots.test(slot)) { c.fail("slab %p: bit %u set beyond capacity %u", (void*)s.base, slot, s.capacity); break; }
+            // No bit beyond capacity, a word at a time (the first word may be partly in range).
+            for (unsigned w = s.capacity / 64; w < kMaxSlotsPerSlab / 64; ++w) {
+                unsigned first_beyond = w * 64 < s.capacity ? s.capacity - w * 64 : 0;  // < 64
+                if (s.free_slots.load(w) & (~uint64_t{0} << first_beyond))
+                    { c.fail("slab %p: a bit is set beyond capacity %u", (void*)s.base, s.capacity); break; }
+            }
             bool detached = s.anchor.load(std::memory_order_acquire) & kDetached;
             if (detached && counted != 0) { c.fail("slab %p: detached with %u free slots (lost to its heap)", (void*)s.base, counted); break; }
             live += s.capacity - counted;
@@ -131,7 +135,7 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
     // pointer lies in that very chunk and inside its own mapping.
     for (size_t r = 0; r < (size_t{1} << kPageMapRootBits) && !c.failed; ++r) {
         PageMapLeaf* leaf = g_page_map_root[r].load(std::memory_order_acquire);
-        if (!leaf) continue;
+        if (!leaf || g_page_map_large_entries[r].load(std::memory_order_acquire) == 0) continue;
         for (size_t i = 0; i < (size_t{1} << kPageMapLeafBits) && !c.failed; ++i) {
             uintptr_t entry = (*leaf)[i].load(std::memory_order_acquire);
             if (entry == 0 || (entry & kEntryClassMask) != 0) continue;
