@@ -181,7 +181,13 @@ inline void check_heap(const Table& t) {
         live.push_back(b.p);
     }
     char report[512] = "";
-    if (const char* error = verify::check_heap_against(live, report, sizeof report)) fail(error, nullptr);
+    if (const char* error = verify::check_heap_against(live, report, sizeof report)) {
+        bitslab_heap_census census{};
+        bitslab_heap_check_census(report, sizeof report, &census);
+        fprintf(stderr, "fuzz: census: handed out %zu, cached %zu, pending %zu, large %zu; table holds %zu blocks\n",
+                census.handed_out, census.cached_here, census.pending_remote, census.large_blocks, live.size());
+        fail(error, nullptr);
+    }
 }
 
 }  // namespace bitslab::fuzz

@@ -59,9 +59,10 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
     Checker c{report, report_size};
     size_t live = 0, pending = 0, cached = 0, large = 0;
     *census = bitslab_heap_census{};
+    // The globals exist once any slab does; large blocks and the thread cache
+    // are checked either way (a program may have made only large blocks).
     Globals* g = g_globals.load(std::memory_order_acquire);
-    if (!g) return 0;
-    for (Region* r = g->regions.load(std::memory_order_acquire); r && !c.failed; r = r->next) {
+    for (Region* r = g ? g->regions.load(std::memory_order_acquire) : nullptr; r && !c.failed; r = r->next) {
         for (unsigned i = 0; i < kSlabsPerRegion && !c.failed; ++i) {
             Slab& s = r->slabs[i];
             uintptr_t entry = page_map_get(s.base);
@@ -105,7 +106,7 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
         }
     }
     // Blocks pending on remote-free stacks: handed out from the bitmaps' view.
-    for (unsigned h = 0; h < g->num_heaps && !c.failed; ++h) {
+    for (unsigned h = 0; g && h < g->num_heaps && !c.failed; ++h) {
         size_t n = 0;
         for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = lockfree::link_next(node)) {
             if (!check_not_free(c, node, "a remote-free stack")) break;
