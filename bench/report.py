@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Summarizes bench/run.sh results: medians per workload and allocator, ratios
+of bitslab to the best peer (lower is better), geometric means, and optionally
+a Markdown report and a gnuplot chart.
+   report.py RESULTS_TSV [--markdown OUT.md --chart OUT.png --command CMD --instructions FILE]"""
+import argparse, math, os, statistics, subprocess, sys
+from collections import defaultdict
+
+ALLOCATORS = ["glibc", "bitslab", "jemalloc", "tcmalloc", "mimalloc"]
+PEERS = [a for a in ALLOCATORS if a != "bitslab"]
+
+def load(path):
+    rows = defaultdict(list)
+    with open(path) as f:
+        next(f)
+        for line in f:
+            rep, w, a, wall, user, sys_, rss = line.rstrip("\n").split("\t")
+            rows[(w, a)].append((float(wall), float(user) + float(sys_), int(rss)))
+    return rows
+
+def geomean(xs):
+    xs = [x for x in xs if x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+def summarize(rows):
+    workloads = list(dict.fromkeys(w for w, _ in rows))
+    med = {}
+    for (w, a), runs in rows.items():
+        med[(w, a)] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+    table = []
+    for w in workloads:
+        best_time = min(med[(w, p)][0] for p in PEERS)
+        best_rss = min(med[(w, p)][2] for p in PEERS)
+        best_peer = min(PEERS, key=lambda p: med[(w, p)][0])
+        b = med[(w, "bitslab")]
+        table.append(dict(workload=w, times={a: med[(w, a)][0] for a in ALLOCATORS},
+                          cpu={a: med[(w, a)][1] for a in ALLOCATORS},
+                          rss={a: med[(w, a)][2] for a in ALLOCATORS},
+                          time_ratio=b[0] / best_time if best_time else float("nan"),
+                          rss_ratio=b[2] / best_rss if best_rss else float("nan"), best_peer=best_peer))
+    return table
+
+def text_table(table):
+    out = []
+    head = f"{'workload':<15}" + "".join(f"{a:>10}" for a in ALLOCATORS) + f"{'vs best':>9}{'best peer':>11}{'RSS vs best':>12}"
+    out.append(head)
+    for r in table:
+        out.append(f"{r['workload']:<15}" + "".join(f"{r['times'][a]:>10.3f}" for a in ALLOCATORS)
+                   + f"{r['time_ratio']:>9.2f}{r['best_peer']:>11}{r['rss_ratio']:>12.2f}")
+    out.append(f"geometric mean of bitslab / best peer: time {geomean([r['time_ratio'] for r in table]):.2f}, "
+               f"peak RSS {geomean([r['rss_ratio'] for r in table]):.2f}")
+    return "\n".join(out)
+
+def markdown(table, command, instructions, chart):
+    md = ["| workload | " + " | ".join(ALLOCATORS) + " | bitslab / best peer | best peer | peak RSS: bitslab / best peer |",
+          "|---|" + "---:|" * len(ALLOCATORS) + "---:|---|---:|"]
+    for r in table:
+        cells = [f"{r['times'][a]:.3f}" for a in ALLOCATORS]
+        md.append(f"| {r['workload']} | " + " | ".join(cells) + f" | **{r['time_ratio']:.2f}** | {r['best_peer']} | {r['rss_ratio']:.2f} |")
+    md.append(f"| **geometric mean** | | | | | | **{geomean([r['time_ratio'] for r in table]):.2f}** | | **{geomean([r['rss_ratio'] for r in table]):.2f}** |")
+    rss = ["| workload | " + " | ".join(ALLOCATORS) + " |", "|---|" + "---:|" * len(ALLOCATORS)]
+    for r in table:
+        rss.append(f"| {r['workload']} | " + " | ".join(f"{r['rss'][a] / 1024:.1f}" for a in ALLOCATORS) + " |")
+    return md, rss
+
+def chart(table, path):
+    data = path + ".dat"
+    with open(data, "w") as f:
+        f.write("workload " + " ".join(ALLOCATORS) + "\n")
+        for r in table:
+            best = min(r["times"][p] for p in PEERS)
+            f.write(r["workload"] + " " + " ".join(f"{r['times'][a] / best:.3f}" for a in ALLOCATORS) + "\n")
+    script = f"""set terminal pngcairo size 1200,560 font ',10'
+set output '{path}'
+set title 'Wall time relative to the best peer (lower is better), median of runs, 2 threads'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set xtics rotate by -30
+set ylabel 'time / best peer'
+set yrange [0:*]
+set grid ytics
+set key top left
+plot for [i=2:{len(ALLOCATORS) + 1}] '{data}' using i:xtic(1) title columnheader(i)
+"""
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    os.remove(data)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--markdown")
+    ap.add_argument("--chart")
+    ap.add_argument("--command", default="ci/run bench")
+    ap.add_argument("--instructions")
+    ap.add_argument("--date", default="")
+    args = ap.parse_args()
+    table = summarize(load(args.results))
+    print(text_table(table))
+    if args.chart:
+        chart(table, args.chart)
+    if args.markdown:
+        md, rss = markdown(table, args.command, args.instructions, args.chart)
+        instr = open(args.instructions).read().strip() if args.instructions else "(not measured)"
+        with open(args.markdown, "w") as f:
+            f.write(f"""# Benchmarks
+
+Latest full run: {args.date}, on this project's machine (2 cores, shared and noisy).
+Reproduce with `{args.command}`.
+
+Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved (glibc, bitslab, jemalloc, tcmalloc, mimalloc, then again), and the figures are medians of the repetitions.
+
+Peer versions: glibc 2.36, jemalloc 5.3.0, tcmalloc-minimal 2.10, mimalloc 2.0.9 (Debian 12 packages).
+
+## Wall time (s)
+
+Lower is better. Ratios below 1 mean bitslab is faster than the best peer.
+
+{chr(10).join(md)}
+
+![time relative to the best peer](benchmarks.png)
+
+## Peak RSS (MiB)
+
+{chr(10).join(rss)}
+
+## Fast path: instructions per malloc/free pair (callgrind, allocator only)
+
+Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs of N and 2N iterations are subtracted (`bench/fastpath_instructions.sh`).
+
+```
+{instr}
+```
+""")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every workload with bitslab and its peers via LD_PRELOAD, interleaved
+# (A B C D E, A B C D E, ...), records wall time, CPU time and peak RSS, then
+# reports medians and ratios to the best peer (bench/report.py).
+#   bench/run.sh [--quick] BUILD_DIR OUT_DIR
+set -euo pipefail
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+build=$(cd "${1:-build}" && pwd); out=${2:-$build/bench-results}
+mkdir -p "$out"
+libdir=/usr/lib/x86_64-linux-gnu
+declare -A PRELOAD=(
+  [glibc]=""
+  [bitslab]="$build/libbitslab.so"
+  [jemalloc]="$libdir/libjemalloc.so.2"
+  [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
+  [mimalloc]="$libdir/libmimalloc.so.2"
+)
+ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc)
+T=${BENCH_THREADS:-2}
+
+# name | full arguments | quick arguments  (each full run takes about 0.5-3 s with glibc)
+WORKLOADS=(
+  "collatz_list|collatz_list 1000000 $T|collatz_list 100000 $T"
+  "collatz_vec|collatz_vec 1000000 $T|collatz_vec 100000 $T"
+  "larson|larson $T 100 1000 20000|larson $T 10 1000 2000"
+  "xmalloc|xmalloc $T 4000000|xmalloc $T 200000"
+  "cache_scratch|cache_scratch passive $T 2000 20000 8|cache_scratch passive $T 100 1000 8"
+  "cache_thrash|cache_scratch active $T 2000 20000 8|cache_scratch active $T 100 1000 8"
+  "mstress|mstress $T 40 40000|mstress $T 4 5000"
+  "shortlived|shortlived 60000000 64|shortlived 2000000 64"
+  "realloc_growth|realloc_growth $T 400 8388608|realloc_growth $T 20 1048576"
+  "large_blocks|large_blocks $T 2000|large_blocks $T 100"
+  "thread_churn|thread_churn $T 10000|thread_churn $T 500"
+)
+reps=${BENCH_REPS:-5}
+[ $quick -eq 1 ] && reps=1
+
+results=$out/results.tsv
+printf "rep\tworkload\tallocator\twall_s\tuser_s\tsys_s\tmaxrss_kb\n" > "$results"
+for ((rep = 1; rep <= reps; rep++)); do
+  for w in "${WORKLOADS[@]}"; do
+    IFS='|' read -r name full quick_args <<< "$w"
+    args=$full; [ $quick -eq 1 ] && args=$quick_args
+    for a in "${ALLOCATORS[@]}"; do
+      pre=${PRELOAD[$a]}
+      if [ -n "$pre" ] && [ ! -e "$pre" ]; then echo "missing $pre" >&2; exit 1; fi
+      m=$( { /usr/bin/time -f "%e %U %S %M" env LD_PRELOAD="$pre" "$build/bench/"$args >/dev/null; } 2>&1 | tail -1 )
+      printf "%s\t%s\t%s\t%s\n" "$rep" "$name" "$a" "$(echo "$m" | tr ' ' '\t')" >> "$results"
+    done
+  done
+  echo "  repetition $rep of $reps done" >&2
+done
+echo "$results"
