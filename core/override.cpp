@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/config.h"
+#include "core/os.h"
 
 using namespace bitslab;
 
@@ -59,22 +60,40 @@ BITSLAB_EXPORT int malloc_info(int, FILE* out) {
 }  // extern "C"
 
 // ---- C++ operators ----------------------------------------------------------
+//
+// libbitslab.so does not depend on libstdc++: a preloaded allocator should not
+// add a C++ runtime (about 1 MiB of resident pages) to every C program. The two
+// runtime pieces operator new needs are weak references, bound to the mangled
+// names: the program's new-handler, and libstdc++'s own function that throws
+// std::bad_alloc. In any C++ program they resolve to its libstdc++, so
+// std::set_new_handler is the program's own, as it must be; a C program never
+// calls operator new. Should one run out of memory in operator new with no C++
+// runtime loaded, bitslab aborts with a message. This file has no exception
+// machinery of its own (-fno-exceptions).
+extern "C" std::new_handler bitslab_cxx_get_new_handler() noexcept
+    __asm__("_ZSt15get_new_handlerv") __attribute__((weak));  // std::get_new_handler()
+extern "C" [[noreturn]] void bitslab_cxx_throw_bad_alloc()
+    __asm__("_ZSt17__throw_bad_allocv") __attribute__((weak));  // std::__throw_bad_alloc()
 
-// new: retry through the new-handler, then throw (the standard's loop).
+[[noreturn]] static void throw_bad_alloc(size_t size) {
+    if (bitslab_cxx_throw_bad_alloc) bitslab_cxx_throw_bad_alloc();
+    bitslab::os::fatal("out of memory in operator new, and no C++ runtime to throw std::bad_alloc; size",
+                       reinterpret_cast<void*>(size));
+}
+
+// new: retry through the new-handler, then throw (the standard's loop). A
+// handler that throws std::bad_alloc out of a nothrow new propagates (there is
+// no catch here); docs/DESIGN.md notes this one deviation.
 static void* new_slow(size_t size, size_t align, bool nothrow) {
     for (;;) {
         void* p = align ? api_aligned(align, size) : api_malloc(size);
         if (p) return p;
-        std::new_handler handler = std::get_new_handler();
+        std::new_handler handler = bitslab_cxx_get_new_handler ? bitslab_cxx_get_new_handler() : nullptr;
         if (!handler) {
             if (nothrow) return nullptr;
-            throw std::bad_alloc();
+            throw_bad_alloc(size);
         }
-        if (nothrow) {
-            try { handler(); } catch (...) { return nullptr; }
-        } else {
-            handler();
-        }
+        handler();
     }
 }
 

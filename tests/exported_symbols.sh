@@ -18,5 +18,10 @@ done
 # Nothing internal leaks out (all bitslab internals are hidden).
 leaked=$(echo "$syms" | grep -E '^_ZN7bitslab' | head -5)
 if [ -n "$leaked" ]; then echo "internal symbols exported: $leaked"; missing=1; fi
-[ $missing -eq 0 ] && echo "all $(echo "$syms" | wc -l) exports present"
+# A preloaded allocator must not drag a C++ runtime into C programs.
+needed=$(readelf -d "$lib" | grep NEEDED | grep -oE '\[[^]]+\]' | tr -d '[]' | tr '\n' ' ')
+case "$needed" in
+  *libstdc++*|*libgcc_s*) echo "libbitslab.so depends on a C++ runtime: $needed"; missing=1 ;;
+esac
+[ $missing -eq 0 ] && echo "all $(echo "$syms" | wc -l) exports present; needs only: $needed"
 exit $missing
