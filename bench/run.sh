@@ -23,15 +23,15 @@ T=${BENCH_THREADS:-2}
 WORKLOADS=(
   "collatz_list|collatz_list 1000000 $T|collatz_list 100000 $T"
   "collatz_vec|collatz_vec 1000000 $T|collatz_vec 100000 $T"
-  "larson|larson $T 100 1000 20000|larson $T 10 1000 2000"
+  "larson|larson $T 500 1000 20000|larson $T 10 1000 2000"
   "xmalloc|xmalloc $T 4000000|xmalloc $T 200000"
-  "cache_scratch|cache_scratch passive $T 2000 20000 8|cache_scratch passive $T 100 1000 8"
-  "cache_thrash|cache_scratch active $T 2000 20000 8|cache_scratch active $T 100 1000 8"
-  "mstress|mstress $T 40 40000|mstress $T 4 5000"
+  "cache_scratch|cache_scratch passive $T 10000 20000 8|cache_scratch passive $T 100 1000 8"
+  "cache_thrash|cache_scratch active $T 10000 20000 8|cache_scratch active $T 100 1000 8"
+  "mstress|mstress $T 150 40000|mstress $T 4 5000"
   "shortlived|shortlived 60000000 64|shortlived 2000000 64"
-  "realloc_growth|realloc_growth $T 400 8388608|realloc_growth $T 20 1048576"
-  "large_blocks|large_blocks $T 2000|large_blocks $T 100"
-  "thread_churn|thread_churn $T 10000|thread_churn $T 500"
+  "realloc_growth|realloc_growth $T 20000 8388608|realloc_growth $T 20 1048576"
+  "large_blocks|large_blocks $T 4000|large_blocks $T 100"
+  "thread_churn|thread_churn $T 5000|thread_churn $T 500"
 )
 reps=${BENCH_REPS:-5}
 [ $quick -eq 1 ] && reps=1

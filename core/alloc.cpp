@@ -16,9 +16,9 @@ static bool mul_overflows(size_t a, size_t b, size_t* out) { return __builtin_mu
 void* api_calloc(size_t count, size_t size) {
     size_t total;
     if (mul_overflows(count, size, &total)) { errno = ENOMEM; return nullptr; }
+    if (total > kMaxSmallSize) return large_alloc(total, kMinAlign, /*zero=*/true);
     void* p = malloc_fast(total);
-    // Large blocks are fresh mappings, already zero; slab slots may be reused.
-    if (p && total <= kMaxSmallSize) memset(p, 0, total);
+    if (p) memset(p, 0, total);  // slab slots are reused
     return p;
 }
 

@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
+
+#include <atomic>
 
 #include "core/config.h"
 #include "core/os.h"
@@ -47,17 +50,78 @@ static LargeHeader* header_of(const void* p, uintptr_t entry) {
     return h;
 }
 
-void* large_alloc(size_t size, size_t align) {
+static std::atomic<LargeHeader*> g_cache[kLargeCacheSlots];
+static std::atomic<size_t> g_cache_bytes{0};
+
+size_t large_cache_bytes() { return g_cache_bytes.load(std::memory_order_relaxed); }
+
+// Keeps a freed mapping for reuse; false if the cache is full (caller unmaps).
+static bool cache_put(LargeHeader* h) {
+    // relaxed: the byte count only bounds the cache; the slot CAS publishes.
+    if (g_cache_bytes.fetch_add(h->map_size, std::memory_order_relaxed) + h->map_size > kLargeCacheMaxBytes) {
+        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+        return false;
+    }
+    for (auto& slot : g_cache) {
+        LargeHeader* empty = nullptr;
+        // release: the header (map_size) is visible to whoever takes the slot.
+        if (slot.compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return true;
+    }
+    g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+    return false;
+}
+
+// Returns a mapping taken from `slot` that did not fit; false if the slot filled meanwhile.
+static bool cache_put_back(std::atomic<LargeHeader*>* slot, LargeHeader* h) {
+    LargeHeader* empty = nullptr;
+    return slot->compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed);
+}
+
+// Takes the smallest cached mapping of at least `map_size` bytes, or nullptr.
+static LargeHeader* cache_take(size_t map_size) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::atomic<LargeHeader*>* best = nullptr;
+        size_t best_size = SIZE_MAX;
+        for (auto& slot : g_cache) {
+            // acquire: pairs with cache_put's release, so map_size is readable.
+            LargeHeader* h = slot.load(std::memory_order_acquire);
+            if (h && h->map_size >= map_size && h->map_size < best_size) best = &slot, best_size = h->map_size;
+        }
+        if (!best) return nullptr;
+        // acquire: we own what we take; another taker may have beaten us.
+        LargeHeader* h = best->exchange(nullptr, std::memory_order_acquire);
+        if (!h) continue;
+        if (h->map_size >= map_size) {
+            g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+            return h;
+        }
+        if (!cache_put_back(best, h)) { g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed); os::unmap(h, h->map_size); }
+    }
+    return nullptr;
+}
+
+void* large_alloc(size_t size, size_t align, bool zero) {
     if (align < kMinAlign) align = kMinAlign;
     size_t offset = user_offset(align);
     size_t map_size = map_size_for(offset, size);
-    char* start = map_size ? map_placed(map_size, align, offset) : nullptr;
+    char* start = nullptr;
+    // Cached mappings start on a chunk boundary: they serve any alignment up
+    // to a chunk (larger ones need a placed mapping).
+    LargeHeader* reused = (map_size && align <= kChunkSize) ? cache_take(map_size) : nullptr;
+    if (reused) {
+        start = reinterpret_cast<char*>(reused);
+        map_size = reused->map_size;
+        if (zero) memset(start + offset, 0, size);  // fresh mappings are zero already
+    } else {
+        start = map_size ? map_placed(map_size, align, offset) : nullptr;
+    }
     if (!start) { errno = ENOMEM; return nullptr; }
     auto* h = reinterpret_cast<LargeHeader*>(start);
     h->magic = kLargeMagic;
     h->map_size = map_size;
     h->user = reinterpret_cast<uintptr_t>(start + offset);
     h->align = align;
+    h->requested = size;
     if (!page_map_set_reserving(h->user, reinterpret_cast<uintptr_t>(h))) {
         os::unmap(start, map_size);
         errno = ENOMEM;
@@ -69,8 +133,8 @@ void* large_alloc(size_t size, size_t align) {
 void large_free(void* p, uintptr_t entry) {
     LargeHeader* h = header_of(p, entry);
     page_map_set(h->user, 0);
-    h->magic = 0;
-    os::unmap(h, h->map_size);
+    h->magic = 0;  // not a live block any more: a second free is caught by the page map
+    if (!cache_put(h)) os::unmap(h, h->map_size);
 }
 
 size_t large_usable_size(const void* p, uintptr_t entry) {
@@ -83,12 +147,24 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     size_t offset = h->user - reinterpret_cast<uintptr_t>(h);
     size_t new_size = map_size_for(offset, size);
     if (new_size == 0) { errno = ENOMEM; return nullptr; }
-    if (new_size == h->map_size) return p;
-    if (new_size < h->map_size) {
-        os::unmap(reinterpret_cast<char*>(h) + new_size, h->map_size - new_size);
-        h->map_size = new_size;
+    // Fits: keep the mapping. Give memory back only when the program itself
+    // shrinks the block to less than half of what it last asked for (a
+    // mapping reused from the cache is larger than asked on purpose, and a
+    // block that grows and shrinks a little must not thrash).
+    if (new_size <= h->map_size) {
+        if (size < h->requested / 2 && new_size < h->map_size) {
+            os::unmap(reinterpret_cast<char*>(h) + new_size, h->map_size - new_size);
+            h->map_size = new_size;
+        }
+        h->requested = size;
         return p;
     }
+    h->requested = size;
+    // Grow geometrically (x1.5 at least), as a vector does: a block grown in
+    // small steps then costs O(log n) system calls, not one per step. Only
+    // the pages the program touches become resident.
+    size_t grown = h->map_size + h->map_size / 2;
+    if (grown > new_size && grown < PTRDIFF_MAX) new_size = (grown + kChunkSize - 1) & ~(kChunkSize - 1);
     if (os::remap_in_place(h, h->map_size, new_size)) {
         h->map_size = new_size;
         return p;

@@ -4,6 +4,12 @@
 // no block and slab) share a chunk, and the page map entry of the chunk that
 // holds the user pointer names the block's header, which sits at the start of
 // the mapping. realloc moves or resizes the mapping with mremap (no copy).
+//
+// Freed mappings go to a small lock-free cache (kLargeCacheSlots slots, at
+// most kLargeCacheMaxBytes mapped in all) and serve later large requests that
+// fit, so a program that frees and re-allocates large blocks makes no system
+// call for them. Each slot holds a mapping or nothing: put is a CAS from
+// empty, take is an exchange, so there is no ABA and no lock.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,11 +23,17 @@ struct LargeHeader {
     size_t map_size;     // bytes mapped, from the header on
     uintptr_t user;      // the pointer handed out
     size_t align;        // alignment asked for (>= 16)
+    size_t requested;    // the size last asked for (malloc or realloc)
 };
 
+inline constexpr unsigned kLargeCacheSlots = 16;
+inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
+
 // Returns a block of at least `size` bytes aligned to `align` (a power of two),
-// or nullptr with errno = ENOMEM.
-void* large_alloc(size_t size, size_t align);
+// zeroed if `zero`, or nullptr with errno = ENOMEM.
+void* large_alloc(size_t size, size_t align, bool zero = false);
+// Mapping bytes held in the cache now (statistics and tests).
+size_t large_cache_bytes();
 // Frees a large block; `entry` is its page map entry (the header address).
 void large_free(void* p, uintptr_t entry);
 size_t large_usable_size(const void* p, uintptr_t entry);
