@@ -47,7 +47,14 @@ void* api_realloc(void* p, size_t size) {
     } else {
         os::fatal("realloc of a pointer not allocated by bitslab:", p);
     }
-    void* fresh = malloc_fast(size);
+    // A small block that grows gets 25% headroom, so a buffer grown in small
+    // steps is copied every few classes rather than at every class boundary.
+    size_t alloc_size = size;
+    if (cls && size > old_usable && size <= kMaxSmallSize) {
+        alloc_size = size + size / 4;
+        if (alloc_size > kMaxSmallSize) alloc_size = kMaxSmallSize;
+    }
+    void* fresh = malloc_fast(alloc_size);
     if (!fresh) return nullptr;  // errno set; the old block is untouched
     memcpy(fresh, p, old_usable < size ? old_usable : size);
     free_fast(p);
