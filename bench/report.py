@@ -70,15 +70,16 @@ def chart(table, path):
         for r in table:
             best = min(r["times"][p] for p in PEERS)
             f.write(r["workload"] + " " + " ".join(f"{r['times'][a] / best:.3f}" for a in ALLOCATORS) + "\n")
-    script = f"""set terminal pngcairo size 1200,560 font ',10'
+    script = f"""set terminal pngcairo size 1200,560 font ',10' noenhanced
 set output '{path}'
-set title 'Wall time relative to the best peer (lower is better), median of runs, 2 threads'
+set title 'Wall time relative to the best peer (lower is better; log scale), median of runs, 2 threads'
+set logscale y
+set yrange [0.1:*]
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set xtics rotate by -30
 set ylabel 'time / best peer'
-set yrange [0:*]
 set grid ytics
 set key top left
 plot for [i=2:{len(ALLOCATORS) + 1}] '{data}' using i:xtic(1) title columnheader(i)
@@ -132,6 +133,9 @@ Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs
 {instr}
 ```
 """)
+            findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "findings.md")
+            if os.path.exists(findings):
+                f.write("\n" + open(findings).read())
 
 if __name__ == "__main__":
     main()
