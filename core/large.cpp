@@ -50,10 +50,26 @@ static LargeHeader* header_of(const void* p, uintptr_t entry) {
     return h;
 }
 
+// A slot holds a cached mapping or nothing. Its size is kept beside it, so a
+// thread looking for a fit never reads a mapping it does not own (another
+// thread may take it, and even unmap it, at any moment); the size is a hint,
+// checked against the header only once an exchange made the mapping ours.
 static std::atomic<LargeHeader*> g_cache[kLargeCacheSlots];
+static std::atomic<size_t> g_cache_size[kLargeCacheSlots];
 static std::atomic<size_t> g_cache_bytes{0};
 
 size_t large_cache_bytes() { return g_cache_bytes.load(std::memory_order_relaxed); }
+
+// Puts an owned mapping into slot i if it is empty.
+static bool cache_put_at(unsigned i, LargeHeader* h) {
+    size_t size = h->map_size;  // read while the mapping is still ours
+    LargeHeader* empty = nullptr;
+    // release: the header is complete for whoever takes the slot. From the
+    // moment the CAS succeeds, another thread may own h: do not touch it.
+    if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
+    g_cache_size[i].store(size, std::memory_order_relaxed);  // hint only (see above)
+    return true;
+}
 
 // Keeps a freed mapping for reuse; false if the cache is full (caller unmaps).
 static bool cache_put(LargeHeader* h) {
@@ -62,40 +78,36 @@ static bool cache_put(LargeHeader* h) {
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
         return false;
     }
-    for (auto& slot : g_cache) {
-        LargeHeader* empty = nullptr;
-        // release: the header (map_size) is visible to whoever takes the slot.
-        if (slot.compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return true;
-    }
+    for (unsigned i = 0; i < kLargeCacheSlots; ++i)
+        if (cache_put_at(i, h)) return true;
     g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
     return false;
-}
-
-// Returns a mapping taken from `slot` that did not fit; false if the slot filled meanwhile.
-static bool cache_put_back(std::atomic<LargeHeader*>* slot, LargeHeader* h) {
-    LargeHeader* empty = nullptr;
-    return slot->compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed);
 }
 
 // Takes the smallest cached mapping of at least `map_size` bytes, or nullptr.
 static LargeHeader* cache_take(size_t map_size) {
     for (int attempt = 0; attempt < 2; ++attempt) {
-        std::atomic<LargeHeader*>* best = nullptr;
+        int best = -1;
         size_t best_size = SIZE_MAX;
-        for (auto& slot : g_cache) {
-            // acquire: pairs with cache_put's release, so map_size is readable.
-            LargeHeader* h = slot.load(std::memory_order_acquire);
-            if (h && h->map_size >= map_size && h->map_size < best_size) best = &slot, best_size = h->map_size;
+        for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
+            // relaxed: hints; nothing of the mapping is read before we own it.
+            if (!g_cache[i].load(std::memory_order_relaxed)) continue;
+            size_t size = g_cache_size[i].load(std::memory_order_relaxed);
+            if (size >= map_size && size < best_size) best = static_cast<int>(i), best_size = size;
         }
-        if (!best) return nullptr;
-        // acquire: we own what we take; another taker may have beaten us.
-        LargeHeader* h = best->exchange(nullptr, std::memory_order_acquire);
-        if (!h) continue;
+        if (best < 0) return nullptr;
+        // acquire: pairs with cache_put_at's release; from here the mapping is ours.
+        LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
+        if (!h) continue;  // another thread took it first
         if (h->map_size >= map_size) {
             g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
             return h;
         }
-        if (!cache_put_back(best, h)) { g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed); os::unmap(h, h->map_size); }
+        // The hint was stale: give it back, or unmap it if the slot filled meanwhile.
+        if (!cache_put_at(static_cast<unsigned>(best), h)) {
+            g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+            os::unmap(h, h->map_size);
+        }
     }
     return nullptr;
 }
