@@ -63,10 +63,7 @@ static Slab* map_region(Globals* g) {
     }
     auto* region = new (meta) Region();
     region->base = base;
-    for (unsigned i = 0; i < kSlabsPerRegion; ++i) {
-        region->slabs[i].base = base + i * kSlabSize;
-        region->slabs[i].region = region;
-    }
+    for (unsigned i = 0; i < kSlabsPerRegion; ++i) region->slabs[i].base = base + i * kSlabSize;
     // Publish on the region list (push-only, so plain CAS; release publishes the
     // descriptors to the heap checker).
     Region* head = g->regions.load(std::memory_order_relaxed);

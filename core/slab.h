@@ -34,12 +34,9 @@ inline constexpr uint64_t kDetached = 1;
 // the allocator's decisions never read it.
 enum SlabWhere : uint8_t { kWhereNew = 0, kWherePooled, kWhereListed, kWhereHeld, kWhereDetached };
 
-struct Region;
-
 struct alignas(256) Slab : lockfree::PoolNode {
     // Fixed for the slab's life.
     uintptr_t base = 0;      // the slab memory, kSlabSize aligned
-    Region* region = nullptr;
 
     // Set when the slab leaves the pool; stable while any of its blocks is live.
     uint32_t cls = 0;
