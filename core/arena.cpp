@@ -7,7 +7,6 @@
 namespace bitslab {
 
 std::atomic<uintptr_t> g_arena_base{kArenaUnset};
-std::atomic<uint8_t> g_arena_class[kArenaChunks];  // zero: no class
 
 static std::atomic<int> g_arena_state{0};         // 0 untried, 1 reserved, 2 refused
 static std::atomic<uintptr_t> g_arena_start{0};   // the reservation, once made
@@ -66,12 +65,20 @@ void* arena_take(size_t size) {
     return p;
 }
 
-void arena_set_class(uintptr_t slab_base, unsigned cls) {
+ClassMap* arena_class_map_create() {
+    // 1 MiB of address space per heap (os::map is MAP_NORESERVE), of which
+    // only the pages covering that heap's slabs are ever touched.
+    void* mem = os::map(kArenaChunks * sizeof(ClassMap));
+    return static_cast<ClassMap*>(mem);
+}
+
+void arena_set_class(ClassMap* map, uintptr_t slab_base, unsigned cls) {
     uintptr_t chunk = (slab_base - g_arena_base.load(std::memory_order_acquire)) >> kChunkShift;
-    if (chunk >= kArenaChunks) return;
-    // release: pairs with nothing on the fast path (see arena_class_of); kept
+    if (!map || chunk >= kArenaChunks) return;
+    // release: pairs with nothing on the fast path (a thread frees p only
+    // after getting p, which happened after this store; see arena.h); kept
     // release so the checker's acquire reads see the slab's fields.
-    g_arena_class[chunk].store(static_cast<uint8_t>(cls), std::memory_order_release);
+    map[chunk].store(static_cast<uint8_t>(cls), std::memory_order_release);
 }
 
 }  // namespace bitslab

@@ -1,7 +1,14 @@
 // Slab arena: one reserved range of address space from which slab regions are
-// carved, with a flat byte map giving the size class of each 64 KiB chunk.
-// It exists for the free fast path: "is p a small block, and of which class"
-// becomes one subtraction, one range check and one byte load.
+// carved, with flat byte maps giving the size class of each 64 KiB chunk.
+// It exists for the free fast path: "is p a small block of my heap, and of
+// which class" becomes one subtraction, one range check and one byte load.
+//
+// There is one class map per heap: a heap's map names the class of the slabs
+// that heap owns and says 0 for every other chunk. A thread reads the map of
+// the heap it allocates from, so a block of another heap falls into the slow
+// path, which sends it back to its owner instead of caching it here (caching
+// it would hand it out again on this CPU: false sharing with the CPU that
+// allocated its neighbours).
 //
 // The arena is an accelerator, not a requirement: if the OS refuses the
 // reservation (RLIMIT_AS) or the arena fills up, regions are mapped elsewhere
@@ -24,23 +31,35 @@ inline constexpr size_t kArenaChunks = kArenaSize >> kChunkShift;
 inline constexpr uintptr_t kArenaUnset = ~uintptr_t{0} - kArenaSize;
 
 extern std::atomic<uintptr_t> g_arena_base BITSLAB_INTERNAL;
-extern std::atomic<uint8_t> g_arena_class[kArenaChunks] BITSLAB_INTERNAL;
 
-// Class of the small block at `p` if p is in the arena, else 0.
-BITSLAB_HOT uintptr_t arena_class_of(uintptr_t p) {
+// One heap's class map: kArenaChunks entries, 0 = not a slab of that heap.
+using ClassMap = std::atomic<uint8_t>;
+
+// Index of p's chunk in the arena; >= kArenaChunks when p is outside it.
+BITSLAB_HOT uintptr_t arena_chunk_of(uintptr_t p) {
     // relaxed: the base is written once, before any slab of the arena exists;
     // a thread freeing p got p after that (see page_map_get for the argument).
-    uintptr_t chunk = (p - g_arena_base.load(std::memory_order_relaxed)) >> kChunkShift;
-    if (BITSLAB_UNLIKELY(chunk >= kArenaChunks)) return 0;
-    return g_arena_class[chunk].load(std::memory_order_relaxed);
+    return (p - g_arena_base.load(std::memory_order_relaxed)) >> kChunkShift;
 }
+
+// Class of the block at `p` in `map` (0: outside the arena or not that heap's).
+inline unsigned arena_class_in(const ClassMap* map, uintptr_t p) {
+    uintptr_t chunk = arena_chunk_of(p);
+    if (!map || chunk >= kArenaChunks) return 0;
+    return map[chunk].load(std::memory_order_acquire);
+}
+
+// Maps a zeroed class map (address space; pages are touched as slabs appear).
+// Null if the OS refuses: that heap's frees then all take the slow path.
+ClassMap* arena_class_map_create();
 
 // Reserves the arena (once; later calls return at once). False if refused.
 bool arena_reserve();
 // Carves `size` bytes (a multiple of 64 KiB) out of the arena, read-write;
 // nullptr when the arena is absent or full.
 void* arena_take(size_t size);
-// Records the class of the slab at `slab_base` (0: none) if it is in the arena.
-void arena_set_class(uintptr_t slab_base, unsigned cls);
+// Records in `map` the class of the slab at `slab_base` (0: none) if the slab
+// is in the arena and the map exists.
+void arena_set_class(ClassMap* map, uintptr_t slab_base, unsigned cls);
 
 }  // namespace bitslab

@@ -25,6 +25,9 @@ inline constexpr unsigned kSlabsPerRegion = 64;  // 4 MiB of slab memory
 // Every block is at least 16-byte aligned (glibc's guarantee on x86-64).
 inline constexpr size_t kMinAlign = 16;
 
+// Cache line size: blocks whose size is a multiple of it share no line.
+inline constexpr size_t kCacheLine = 64;
+
 // Largest small size; above it a block comes straight from the OS.
 inline constexpr size_t kMaxSmallSize = 16384;
 
@@ -33,6 +36,11 @@ inline constexpr size_t kMaxSmallSize = 16384;
 inline constexpr size_t kThreadCacheBudget = 256 * 1024;
 inline constexpr size_t kBinMaxBytes = 64 * 1024;
 inline constexpr uint32_t kBinMaxBlocks = 1024;
+
+// Freed blocks of other heaps wait in a per-thread batch of at most this many
+// blocks and bytes before going back to their owners.
+inline constexpr uint32_t kForeignBatchBlocks = 512;
+inline constexpr uint32_t kForeignBatchBytes = 64 * 1024;
 
 // A heap returns its empty slabs of a class to the global pool once it holds
 // more than this many of them (it keeps these few to avoid ping-pong).

@@ -30,11 +30,14 @@ Globals* globals_slow() {
     for (unsigned i = 0; i < n; ++i) {
         Heap* h = new (&fresh->heaps[i]) Heap();
         h->index = i;
+        h->class_map = arena_class_map_create();
     }
     // acq_rel: release publishes the constructed heaps; acquire on failure
     // so we can use the winner's.
     if (g_globals.compare_exchange_strong(g, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
         return fresh;
+    for (unsigned i = 0; i < n; ++i)
+        if (fresh->heaps[i].class_map) os::unmap(fresh->heaps[i].class_map, kArenaChunks * sizeof(ClassMap));
     os::unmap(mem, bytes);
     return g;
 }
@@ -47,6 +50,13 @@ Heap& current_heap(Globals* g) {
     int cpu = t_fake_cpu >= 0 ? t_fake_cpu : os::current_cpu();
     // Ids can exceed the possible count (containers, odd numbering): fold them.
     return g->heaps[static_cast<unsigned>(cpu) % g->num_heaps];
+}
+
+void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    bool anywhere = cls != 0 && class_cacheable_anywhere(cls);
+    for (uint32_t i = 0; i < g->num_heaps; ++i)
+        arena_set_class(g->heaps[i].class_map, base, (i == owner || anywhere) ? cls : 0);
 }
 
 // Maps a new region; keeps one slab for the caller and pools the rest.
@@ -161,7 +171,7 @@ static void sweep_empty_slabs(Heap& h, unsigned cls) {
             // Every slot is free and we hold the slab: no block of it is live or
             // pending anywhere, so it can change hands.
             page_map_set(s->base, 0);
-            arena_set_class(s->base, 0);
+            heap_map_slab(s->base, h.index, 0);
             s->owner.store(kNoOwner, std::memory_order_relaxed);
             slab_list(g->empty_pool, s, kWherePooled);  // release inside: publishes the reset above
             continue;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/arena.h"
 #include "core/slab.h"
 #include "lockfree/node_pool.h"
 #include "lockfree/remote_free_stack.h"
@@ -27,6 +28,9 @@ struct Region {
 
 struct alignas(64) Heap {
     lockfree::RemoteFreeStack remote;
+    // This heap's class map (see arena.h), made with the heap; null if the OS
+    // refused it (then this heap's threads free through the slow path).
+    ClassMap* class_map = nullptr;
     alignas(64) lockfree::NodePool<Slab> partial[kNumClasses + 1];
     // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
@@ -55,6 +59,15 @@ Heap& heap_at(uint32_t index);
 
 // The heap for the calling thread's current CPU (or a test's injected CPU).
 Heap& current_heap(Globals* g);
+// A block whose size is a multiple of the cache line shares no line with its
+// neighbours, so the threads of any heap may cache and reuse it without false
+// sharing. Blocks of other classes are cached only by their owner's threads.
+inline bool class_cacheable_anywhere(unsigned cls) { return kClassSize[cls] % kCacheLine == 0; }
+
+// Records the slab at `base` (owner heap `owner`, class `cls`) in every heap's
+// class map: its class where that heap's threads may cache its blocks, else 0.
+// cls 0 clears every map (the slab is going to the pool).
+void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls);
 // Tests: pretend this thread runs on `cpu` (-1: use the real CPU).
 void set_fake_cpu(int cpu);
 

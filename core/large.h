@@ -26,7 +26,7 @@ struct LargeHeader {
     size_t requested;    // the size last asked for (malloc or realloc)
 };
 
-inline constexpr unsigned kLargeCacheSlots = 16;
+inline constexpr unsigned kLargeCacheSlots = 64;
 inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
 
 // Returns a block of at least `size` bytes aligned to `align` (a power of two),

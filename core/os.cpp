@@ -26,6 +26,13 @@ void* map(size_t size) {
 
 void* map_aligned(size_t size, size_t align) {
     if (size + align < size) { errno = ENOMEM; return nullptr; }
+    // First the exact size: the kernel places mappings top-down next to each
+    // other, so after one aligned mapping of whole chunks the next is usually
+    // aligned too, and one system call does instead of three.
+    char* exact = static_cast<char*>(map(size));
+    if (!exact) return nullptr;
+    if ((reinterpret_cast<uintptr_t>(exact) & (align - 1)) == 0) return exact;
+    munmap(exact, size);
     char* raw = static_cast<char*>(map(size + align));
     if (!raw) return nullptr;
     uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(align - 1);

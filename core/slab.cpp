@@ -8,11 +8,6 @@
 
 namespace bitslab {
 
-Slab* slab_of(uintptr_t entry) {
-    if ((entry & kEntryClassMask) == 0) return nullptr;
-    return reinterpret_cast<Slab*>(entry & ~kEntryClassMask);
-}
-
 void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->cls = cls;
     s->slot_size = kClassSize[cls];
@@ -27,7 +22,7 @@ void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->anchor.store(uint64_t{s->capacity} << 1, std::memory_order_relaxed);
     s->owner.store(heap, std::memory_order_relaxed);
     page_map_set(s->base, reinterpret_cast<uintptr_t>(s) | cls);
-    arena_set_class(s->base, cls);
+    heap_map_slab(s->base, heap, cls);
 }
 
 uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
@@ -93,6 +88,7 @@ void LocalFreeBatch::add(Slab* s, void* block) {
     }
     if (BITSLAB_UNLIKELY(mask_ & bit)) os::fatal("double free of", block);
     mask_ |= bit;
+    ++added_;  // one new slot per block: a repeat in the word is fatal above, across words in commit_word
 }
 
 void LocalFreeBatch::commit_word() {
@@ -103,7 +99,6 @@ void LocalFreeBatch::commit_word() {
         uint32_t slot = word_ * 64 + static_cast<unsigned>(__builtin_ctzll(twice));
         os::fatal("double free of", reinterpret_cast<void*>(slab_->slot_address(slot)));
     }
-    added_ += static_cast<uint32_t>(__builtin_popcountll(mask_));
     mask_ = 0;
 }
 

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "core/config.h"
+#include "core/page_map.h"
 #include "core/size_class.h"
 #include "lockfree/atomic_bitmap.h"
 #include "lockfree/node_pool.h"
@@ -107,7 +108,10 @@ private:
     uint32_t added_ = 0;  // slots newly freed in slab_ not yet counted in its anchor
 };
 
-// The slab holding `p` if the page map says p is in a small slab, else null.
-Slab* slab_of(uintptr_t page_map_entry);
+// The slab named by a page map entry if it is a small slab's, else null.
+inline Slab* slab_of(uintptr_t page_map_entry) {
+    if ((page_map_entry & kEntryClassMask) == 0) return nullptr;
+    return reinterpret_cast<Slab*>(page_map_entry & ~kEntryClassMask);
+}
 
 }  // namespace bitslab

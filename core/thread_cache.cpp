@@ -27,6 +27,7 @@ static std::atomic<unsigned> g_key_plus_one{0};
 static void thread_teardown(void*);
 
 static void thread_init(ThreadCache& tc) {
+    int saved_errno = errno;  // pthread calls below must not leak an errno
     unsigned key = g_key_plus_one.load(std::memory_order_acquire);
     if (key == 0) {
         pthread_key_t fresh;
@@ -41,15 +42,19 @@ static void thread_init(ThreadCache& tc) {
         }
     }
     tc.budget_left = kThreadCacheBudget;
+    tc.heap = kNoOwner;  // adopted at the first refill
     tc.state = kThreadActive;
     // Keys made this early are below 32, so setspecific does not allocate.
     if (key != 0) pthread_setspecific(key - 1, &tc);
+    errno = saved_errno;
 }
 
 // Hands `chain` (count blocks) back to the heaps.
 static void return_blocks(lockfree::StackNode* chain) {
+    int saved_errno = errno;  // free must not change errno, malloc must not on success
     Globals* g = globals();
     heap_return_chain(current_heap(g), chain);
+    errno = saved_errno;
 }
 
 static void free_one(void* p, unsigned cls) {
@@ -57,6 +62,43 @@ static void free_one(void* p, unsigned cls) {
     poison_memory(node, kClassSize[cls]);
     lockfree::link_set(node, nullptr);
     return_blocks(node);
+}
+
+// Sends the blocks of other heaps this thread freed back to their owners, as
+// one chain of per-class runs.
+static void flush_foreign(ThreadCache& tc) {
+    lockfree::StackNode* chain = nullptr;
+    for (uint64_t classes = tc.foreign_classes; classes; classes &= classes - 1) {
+        unsigned cls = 1 + static_cast<unsigned>(__builtin_ctzll(classes));
+        lockfree::link_set(tc.foreign_tails[cls], chain);
+        chain = tc.foreign_heads[cls];
+        tc.foreign_heads[cls] = nullptr;
+        tc.foreign_tails[cls] = nullptr;
+    }
+    tc.foreign_classes = 0;
+    tc.foreign_count = 0;
+    tc.foreign_bytes = 0;
+    if (chain) return_blocks(chain);
+}
+
+// A freed block of another heap: batched, never cached (see thread_cache.h).
+static void free_foreign(ThreadCache& tc, void* p, unsigned cls) {
+    auto* node = static_cast<lockfree::StackNode*>(p);
+    poison_memory(node, kClassSize[cls]);
+    lockfree::link_set(node, tc.foreign_heads[cls]);
+    if (!tc.foreign_heads[cls]) tc.foreign_tails[cls] = node;
+    tc.foreign_heads[cls] = node;
+    tc.foreign_classes |= uint64_t{1} << (cls - 1);
+    tc.foreign_bytes += kClassSize[cls];
+    if (++tc.foreign_count >= kForeignBatchBlocks || tc.foreign_bytes >= kForeignBatchBytes) flush_foreign(tc);
+}
+
+// From now on the thread allocates from `h` and caches only h's blocks.
+static void adopt_heap(ThreadCache& tc, Heap& h) {
+    ClassMap* map = h.class_map;
+    tc.heap = h.index;
+    tc.class_map = map;
+    tc.map_chunks = map ? kArenaChunks : 0;
 }
 
 // Flushes bin `cls` down to `keep` cached blocks (the most recently freed stay).
@@ -121,8 +163,10 @@ static void* malloc_small_slow(unsigned cls) {
     uint32_t want = 1 + tc.limits[cls] / 2;
     Globals* g = globals();
     if (!g) { errno = ENOMEM; return nullptr; }
+    Heap& h = current_heap(g);
+    if (BITSLAB_UNLIKELY(h.index != tc.heap) && tc.state == kThreadActive) adopt_heap(tc, h);
     Chain chain;
-    if (heap_take(current_heap(g), cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
+    if (heap_take(h, cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
     lockfree::StackNode* block = chain.head;
     tc.heads[cls] = lockfree::link_next(block);
     tc.rooms[cls] -= chain.count - 1;
@@ -135,9 +179,17 @@ void* malloc_slow(size_t size) {
     return large_alloc(size, kMinAlign);
 }
 
-static void free_small_slow(void* p, unsigned cls) {
+static void free_small_slow(void* p, uintptr_t entry) {
     ThreadCache& tc = t_cache;
+    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
     if (tc.state == kThreadNew) thread_init(tc);
+    if (tc.state != kThreadActive) { free_one(p, cls); return; }  // torn down: cache nothing
+    // relaxed: p is live, so its slab cannot change owner (slab.h); we got p
+    // after its slab was assigned.
+    if (slab_of(entry)->owner.load(std::memory_order_relaxed) != tc.heap && !class_cacheable_anywhere(cls)) {
+        free_foreign(tc, p, cls);
+        return;
+    }
     if (tc.rooms[cls] == 0 && !(tc.state == kThreadActive && grow_bin(tc, cls))) {
         if (tc.limits[cls] == 0) { free_one(p, cls); return; }  // torn down, or no budget at all
         flush_bin(tc, cls, tc.limits[cls] / 2);
@@ -151,21 +203,27 @@ static void free_small_slow(void* p, unsigned cls) {
 
 void free_slow(void* p) {
     // The fast path's decrement found no room and wrapped the counter: undo it.
-    uintptr_t fast_cls = arena_class_of(reinterpret_cast<uintptr_t>(p));
+    uintptr_t fast_cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
     if (t_cache.rooms[fast_cls] == UINT32_MAX) t_cache.rooms[fast_cls] = 0;
     if (p == nullptr) return;  // also before any initialization
-    int saved_errno = errno;   // free never changes errno
+    // free never changes errno: the paths that can make a system call
+    // (thread_init, return_blocks, large_free) save and restore it.
     uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
-    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
-    if (cls != 0) free_small_slow(p, cls);
-    else if (entry != 0) large_free(p, entry);
-    else os::fatal("invalid free (not allocated by bitslab) of", p);
-    errno = saved_errno;
+    if (entry & kEntryClassMask) {
+        free_small_slow(p, entry);
+    } else if (entry != 0) {
+        int saved_errno = errno;
+        large_free(p, entry);
+        errno = saved_errno;
+    } else {
+        os::fatal("invalid free (not allocated by bitslab) of", p);
+    }
 }
 
 void thread_cache_flush_all() {
     ThreadCache& tc = t_cache;
     for (unsigned c = 1; c <= kNumClasses; ++c) flush_bin(tc, c, 0);
+    flush_foreign(tc);
 }
 
 static void thread_teardown(void*) {
@@ -179,6 +237,7 @@ static void thread_teardown(void*) {
         tc.limits[c] = 0;
     }
     tc.budget_left = 0;
+    tc.map_chunks = 0;
     tc.state = kThreadTornDown;
 }
 

@@ -3,9 +3,14 @@
 // how many more blocks the bin may take. malloc pops, free pushes; neither
 // touches an atomic. Bins refill from and flush to the per-CPU heaps in batches.
 //
-// The cache starts all-zero (no heads, no room), so a thread's first malloc
-// and first free fall into the slow path, which initializes the thread: there
-// is no initialization check on the fast path.
+// The cache starts all-zero (no heads, no room, no class map), so a thread's
+// first malloc and first free fall into the slow path, which initializes the
+// thread: there is no initialization check on the fast path.
+//
+// Only blocks of the thread's own heap (the heap it last refilled from) enter
+// its bins; the class map it reads says 0 for every other block. Blocks of
+// other heaps collect in a short per-thread chain and go back to their owners
+// in batches, so a block is reused on the CPU that allocated its neighbours.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +35,19 @@ struct ThreadCache {
     size_t budget_left;  // bytes of limit this thread may still hand out to bins
     uint32_t state;
     uint32_t pressure;   // times a bin wanted to grow beyond the budget
+    // The heap this thread allocates from, and that heap's class map; the
+    // fast path reads the map only below map_chunks (0 until a heap is adopted).
+    uint32_t heap;
+    const ClassMap* class_map;
+    uintptr_t map_chunks;
+    // Freed blocks of other heaps, waiting to be sent back as one batch. Kept
+    // per class so the batch reaches the owner grouped by slab, where the
+    // owner frees a run of one slab's blocks with one atomic update.
+    lockfree::StackNode* foreign_heads[kNumClasses + 1];
+    lockfree::StackNode* foreign_tails[kNumClasses + 1];
+    uint64_t foreign_classes;  // bit (c - 1) set: class c's list is not empty
+    uint32_t foreign_count;
+    uint32_t foreign_bytes;
 };
 
 // __thread (not thread_local): a POD with no dynamic initializer, so other
@@ -71,10 +89,20 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
     return malloc_slow(size);
 }
 
+// Class of p in the calling thread's class map: nonzero only for a small block
+// of the thread's own heap in the arena.
+BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
+    uintptr_t chunk = arena_chunk_of(p);
+    if (BITSLAB_UNLIKELY(chunk >= t_cache.map_chunks)) return 0;
+    // relaxed: the entry was stored before p was handed out (see arena.h).
+    return t_cache.class_map[chunk].load(std::memory_order_relaxed);
+}
+
 BITSLAB_HOT void free_fast(void* p) {
-    // Class 0 (outside the arena, or no slab there) has room 0 forever, so one
-    // check sends both "not a small block" and "bin full" to the slow path.
-    uintptr_t cls = arena_class_of(reinterpret_cast<uintptr_t>(p));
+    // Class 0 (outside the arena, another heap's block, or no slab there) has
+    // room 0 forever, so one check sends "not a small block of this heap" and
+    // "bin full" to the slow path.
+    uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         poison_memory(block, kClassSize[cls]);

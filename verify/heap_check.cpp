@@ -55,6 +55,31 @@ extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live
     return rc;
 }
 
+// The first heap whose class map gives the chunk at `base` a class, or kNoOwner.
+static unsigned heap_mapping(Globals* g, uintptr_t base) {
+    for (unsigned h = 0; h < g->num_heaps; ++h)
+        if (arena_class_in(g->heaps[h].class_map, base) != 0) return h;
+    return kNoOwner;
+}
+
+// An owned slab in the arena has its class in its owner's map (when that map
+// exists) and, unless its class is cacheable anywhere, in no other heap's map:
+// the free fast path caches a block only in a thread whose map names it.
+static bool class_maps_agree(Checker& c, Globals* g, const Slab& s, uint32_t owner) {
+    bool in_arena = arena_chunk_of(s.base) < kArenaChunks;
+    for (unsigned h = 0; h < g->num_heaps; ++h) {
+        ClassMap* map = g->heaps[h].class_map;
+        unsigned mapped = arena_class_in(map, s.base);
+        bool named = h == owner || class_cacheable_anywhere(s.cls);
+        unsigned expected = (named && in_arena && map) ? s.cls : 0;
+        if (mapped != expected) {
+            c.fail("slab %p of heap %u: heap %u's class map says %u, expected %u", (void*)s.base, owner, h, mapped, expected);
+            return false;
+        }
+    }
+    return true;
+}
+
 extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitslab_heap_census* census) {
     Checker c{report, report_size};
     size_t live = 0, pending = 0, cached = 0, large = 0;
@@ -71,7 +96,7 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
             if (owner == kNoOwner) {
                 if (where != kWherePooled) c.fail("slab %p has no owner but is not in the pool (where=%u)", (void*)s.base, where);
                 else if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
-                else if (arena_class_of(s.base) != 0) c.fail("pooled slab %p still has arena class %u", (void*)s.base, unsigned(arena_class_of(s.base)));
+                else if (unsigned h = heap_mapping(g, s.base); h != kNoOwner) c.fail("pooled slab %p still has a class in heap %u's class map", (void*)s.base, h);
                 else if (s.free_count() != s.capacity) c.fail("pooled slab %p is not empty (%u of %u free)", (void*)s.base, s.free_count(), s.capacity);
                 continue;
             }
@@ -85,8 +110,7 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
             if (where != kWhereListed && where != kWhereDetached)
                 { c.fail("slab %p of heap %u is neither listed nor detached (where=%u): lost", (void*)s.base, owner, where); break; }
             if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); break; }
-            if (arena_class_of(s.base) != 0 && arena_class_of(s.base) != s.cls)
-                { c.fail("slab %p: arena class map says %u, slab says %u", (void*)s.base, unsigned(arena_class_of(s.base)), s.cls); break; }
+            if (!class_maps_agree(c, g, s, owner)) break;
             if (entry != (reinterpret_cast<uintptr_t>(&s) | s.cls))
                 { c.fail("slab %p: page map entry %#lx does not name its descriptor and class %u", (void*)s.base, (unsigned long)entry, s.cls); break; }
             if (s.slot_size != kClassSize[s.cls] || s.capacity != slab_capacity(s.cls))
@@ -130,6 +154,27 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
             if (++n > limit) c.fail("thread cache bin %u holds more than its limit %u", cls, limit);
         }
         if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
+        cached += n;
+    }
+    // The calling thread's batch of other heaps' blocks: handed out from the
+    // bitmaps' view, on their way back to their owners.
+    {
+        uint32_t n = 0;
+        for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
+            bool listed = t_cache.foreign_classes & (uint64_t{1} << (cls - 1));
+            if (listed != (t_cache.foreign_heads[cls] != nullptr))
+                { c.fail("foreign batch: class %u's bit disagrees with its list", cls); break; }
+            lockfree::StackNode* last = nullptr;
+            for (auto* node = t_cache.foreign_heads[cls]; node && !c.failed; node = lockfree::link_next(node)) {
+                if (!check_not_free(c, node, "the thread's foreign batch")) break;
+                Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
+                if (s->cls != cls) c.fail("foreign batch list %u holds %p of class %u", cls, (void*)node, s->cls);
+                if (++n > t_cache.foreign_count) c.fail("foreign batch holds more than its count %u", t_cache.foreign_count);
+                last = node;
+            }
+            if (!c.failed && last != t_cache.foreign_tails[cls]) c.fail("foreign batch list %u: tail is not the last block", cls);
+        }
+        if (!c.failed && n != t_cache.foreign_count) c.fail("foreign batch holds %u blocks, its count says %u", n, t_cache.foreign_count);
         cached += n;
     }
     // Large blocks: every large entry names a well-formed header whose user
