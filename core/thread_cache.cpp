@@ -14,8 +14,11 @@ namespace bitslab {
 
 __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
-// A bin that grows starts with this many blocks of room (fewer for big classes).
+// A bin that grows starts with this many blocks of room, and with at most
+// kBinStartBytes of them (at least one block): big classes start small, so a
+// program that touches many classes does not spend the budget at once.
 static constexpr uint32_t kBinStartBlocks = 16;
+static constexpr size_t kBinStartBytes = 4096;
 // After this many refused growths the thread halves every bin, so a cache
 // shaped by one phase of the program adapts to the next.
 static constexpr uint32_t kPressureRebalance = 64;
@@ -137,6 +140,7 @@ static bool grow_bin(ThreadCache& tc, unsigned cls) {
     uint32_t max = bin_max_blocks(cls);
     if (limit >= max) return false;
     uint32_t start = kBinStartBlocks < max ? kBinStartBlocks : max;
+    if (start * kClassSize[cls] > kBinStartBytes) start = kClassSize[cls] >= kBinStartBytes ? 1 : static_cast<uint32_t>(kBinStartBytes / kClassSize[cls]);
     uint32_t target = limit == 0 ? start : (limit * 2 < max ? limit * 2 : max);
     size_t cost = size_t{target - limit} * kClassSize[cls];
     if (cost > tc.budget_left) {
