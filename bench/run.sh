@@ -45,8 +45,14 @@ for ((rep = 1; rep <= reps; rep++)); do
     for a in "${ALLOCATORS[@]}"; do
       pre=${PRELOAD[$a]}
       if [ -n "$pre" ] && [ ! -e "$pre" ]; then echo "missing $pre" >&2; exit 1; fi
-      m=$( { /usr/bin/time -f "%e %U %S %M" env LD_PRELOAD="$pre" "$build/bench/"$args >/dev/null; } 2>&1 | tail -1 )
-      printf "%s\t%s\t%s\t%s\n" "$rep" "$name" "$a" "$(echo "$m" | tr ' ' '\t')" >> "$results"
+      # Wall time in milliseconds from the clock (/usr/bin/time's %e has only
+      # 10 ms steps, too coarse for the shortest workloads); CPU time and peak
+      # RSS from /usr/bin/time.
+      t0=$(date +%s%N)
+      m=$( { /usr/bin/time -f "%U %S %M" env LD_PRELOAD="$pre" "$build/bench/"$args >/dev/null; } 2>&1 | tail -1 )
+      t1=$(date +%s%N)
+      wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+      printf "%s\t%s\t%s\t%s\t%s\n" "$rep" "$name" "$a" "$wall" "$(echo "$m" | tr ' ' '\t')" >> "$results"
     done
   done
   echo "  repetition $rep of $reps done" >&2

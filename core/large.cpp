@@ -84,31 +84,77 @@ static bool cache_put(LargeHeader* h) {
     return false;
 }
 
-// Takes the smallest cached mapping of at least `map_size` bytes, or nullptr.
+// Takes the smallest cached mapping of at least `map_size` bytes; if none is
+// that large, the largest smaller one (the caller grows it with mremap, which
+// keeps its pages: fewer page faults than a fresh mapping). nullptr if empty.
 static LargeHeader* cache_take(size_t map_size) {
     for (int attempt = 0; attempt < 2; ++attempt) {
-        int best = -1;
-        size_t best_size = SIZE_MAX;
+        int fit = -1, below = -1;
+        size_t fit_size = SIZE_MAX, below_size = 0;
         for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
             // relaxed: hints; nothing of the mapping is read before we own it.
             if (!g_cache[i].load(std::memory_order_relaxed)) continue;
             size_t size = g_cache_size[i].load(std::memory_order_relaxed);
-            if (size >= map_size && size < best_size) best = static_cast<int>(i), best_size = size;
+            if (size >= map_size && size < fit_size) fit = static_cast<int>(i), fit_size = size;
+            if (size < map_size && size > below_size) below = static_cast<int>(i), below_size = size;
         }
+        int best = fit >= 0 ? fit : below;
         if (best < 0) return nullptr;
         // acquire: pairs with cache_put_at's release; from here the mapping is ours.
         LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;  // another thread took it first
-        if (h->map_size >= map_size) {
-            g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
-            return h;
-        }
-        // The hint was stale: give it back, or unmap it if the slot filled meanwhile.
-        if (!cache_put_at(static_cast<unsigned>(best), h)) {
-            g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
-            os::unmap(h, h->map_size);
-        }
+        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+        return h;  // a stale hint only means more or less growing for the caller
     }
+    return nullptr;
+}
+
+// Bytes of mapping tails that live blocks hold beyond what they need, and
+// bytes the live blocks need. relaxed everywhere: the counters only bound
+// memory; they order nothing.
+static std::atomic<size_t> g_pinned_bytes{0};
+static std::atomic<size_t> g_live_bytes{0};
+
+// Accounts `tail` more pinned bytes if the total stays within the bound: the
+// larger of kLargePinnedMaxBytes and the bytes live blocks need. So large
+// blocks never hold more than twice what they need, plus a constant.
+static bool pin_tail(size_t tail) {
+    size_t live = g_live_bytes.load(std::memory_order_relaxed);
+    size_t bound = live > kLargePinnedMaxBytes ? live : kLargePinnedMaxBytes;
+    if (g_pinned_bytes.fetch_add(tail, std::memory_order_relaxed) + tail <= bound) return true;
+    g_pinned_bytes.fetch_sub(tail, std::memory_order_relaxed);
+    return false;
+}
+
+static void unpin(LargeHeader* h) {
+    if (h->pinned) g_pinned_bytes.fetch_sub(h->pinned, std::memory_order_relaxed);
+    h->pinned = 0;
+}
+
+// A live block's needed bytes: its mapping without the pinned tail.
+static void count_live(const LargeHeader* h) { g_live_bytes.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed); }
+static void uncount_live(const LargeHeader* h) { g_live_bytes.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed); }
+
+// Keeps an owned mapping of `size` bytes (chunk-aligned) for reuse, or unmaps
+// it if the cache is full.
+static void cache_or_unmap(char* start, size_t size) {
+    auto* h = reinterpret_cast<LargeHeader*>(start);
+    h->magic = 0;  // a cached mapping is not a live block
+    h->map_size = size;
+    if (!cache_put(h)) os::unmap(h, size);
+}
+
+// Grows an owned mapping (a reused one, too small) to `map_size` bytes at the
+// same chunk alignment: in place if the address space after it is free, else
+// moved by the kernel onto a fresh range (page tables move, no byte is
+// copied). Returns the mapping's new start, or nullptr with `h` unmapped.
+static char* grow_mapping(LargeHeader* h, size_t map_size) {
+    size_t old_size = h->map_size;
+    if (os::remap_in_place(h, old_size, map_size)) return reinterpret_cast<char*>(h);
+    char* target = static_cast<char*>(os::map_aligned(map_size, kChunkSize));
+    if (target && os::move_mapping(h, old_size, map_size, target)) return target;
+    if (target) os::unmap(target, map_size);
+    os::unmap(h, old_size);
     return nullptr;
 }
 
@@ -117,13 +163,34 @@ void* large_alloc(size_t size, size_t align, bool zero) {
     size_t offset = user_offset(align);
     size_t map_size = map_size_for(offset, size);
     char* start = nullptr;
+    size_t pinned = 0;
     // Cached mappings start on a chunk boundary: they serve any alignment up
     // to a chunk (larger ones need a placed mapping).
     LargeHeader* reused = (map_size && align <= kChunkSize) ? cache_take(map_size) : nullptr;
     if (reused) {
-        start = reinterpret_cast<char*>(reused);
-        map_size = reused->map_size;
-        if (zero) memset(start + offset, 0, size);  // fresh mappings are zero already
+        size_t reused_size = reused->map_size;
+        if (reused_size >= map_size) {
+            start = reinterpret_cast<char*>(reused);
+            // The block takes the whole mapping, tail pages and all, if the
+            // process-wide total of such tails stays within kLargePinnedMaxBytes;
+            // past that the tail goes back to the cache as a mapping of its
+            // own. Both ways the tail's pages serve without new page faults.
+            size_t tail = reused_size - map_size;
+            if (tail >= kChunkSize && tail > map_size / 4) {
+                if (pin_tail(tail)) {
+                    pinned = tail;
+                } else {
+                    cache_or_unmap(start + map_size, tail);
+                    reused_size = map_size;
+                }
+            }
+            map_size = reused_size;
+        } else {
+            start = grow_mapping(reused, map_size);
+        }
+        // Only the reused part can hold old bytes; grown pages are zero already.
+        size_t dirty = reused_size - offset;
+        if (zero && start) memset(start + offset, 0, size < dirty ? size : dirty);
     } else {
         start = map_size ? map_placed(map_size, align, offset) : nullptr;
     }
@@ -134,19 +201,23 @@ void* large_alloc(size_t size, size_t align, bool zero) {
     h->user = reinterpret_cast<uintptr_t>(start + offset);
     h->align = align;
     h->requested = size;
+    h->pinned = pinned;
     if (!page_map_set_reserving(h->user, reinterpret_cast<uintptr_t>(h))) {
+        unpin(h);
         os::unmap(start, map_size);
         errno = ENOMEM;
         return nullptr;
     }
+    count_live(h);
     return start + offset;
 }
 
 void large_free(void* p, uintptr_t entry) {
     LargeHeader* h = header_of(p, entry);
     page_map_set(h->user, 0);
-    h->magic = 0;  // not a live block any more: a second free is caught by the page map
-    if (!cache_put(h)) os::unmap(h, h->map_size);
+    uncount_live(h);
+    unpin(h);
+    cache_or_unmap(reinterpret_cast<char*>(h), h->map_size);  // magic 0: a second free is caught by the page map
 }
 
 size_t large_usable_size(const void* p, uintptr_t entry) {
@@ -154,11 +225,11 @@ size_t large_usable_size(const void* p, uintptr_t entry) {
     return h->map_size - (h->user - reinterpret_cast<uintptr_t>(h));
 }
 
-void* large_realloc(void* p, uintptr_t entry, size_t size) {
-    LargeHeader* h = header_of(p, entry);
+// Resizes live block h's mapping for `size` user bytes (map size new_size or
+// more). Returns its header, moved or not, or nullptr (errno set) with the
+// block untouched.
+static LargeHeader* resize_mapping(LargeHeader* h, uintptr_t entry, size_t size, size_t new_size) {
     size_t offset = h->user - reinterpret_cast<uintptr_t>(h);
-    size_t new_size = map_size_for(offset, size);
-    if (new_size == 0) { errno = ENOMEM; return nullptr; }
     // Fits: keep the mapping. Give memory back only when the program itself
     // shrinks the block to less than half of what it last asked for (a
     // mapping reused from the cache is larger than asked on purpose, and a
@@ -169,9 +240,8 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
             h->map_size = new_size;
         }
         h->requested = size;
-        return p;
+        return h;
     }
-    h->requested = size;
     // Grow geometrically (x1.5 at least), as a vector does: a block grown in
     // small steps then costs O(log n) system calls, not one per step. Only
     // the pages the program touches become resident.
@@ -179,7 +249,8 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     if (grown > new_size && grown < PTRDIFF_MAX) new_size = (grown + kChunkSize - 1) & ~(kChunkSize - 1);
     if (os::remap_in_place(h, h->map_size, new_size)) {
         h->map_size = new_size;
-        return p;
+        h->requested = size;
+        return h;
     }
     char* target = map_placed(new_size, h->align, offset);
     if (!target) { errno = ENOMEM; return nullptr; }
@@ -195,9 +266,24 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     auto* moved = reinterpret_cast<LargeHeader*>(target);
     moved->map_size = new_size;
     moved->user = reinterpret_cast<uintptr_t>(target) + offset;
+    moved->requested = size;
     if (!page_map_set_reserving(moved->user, reinterpret_cast<uintptr_t>(moved)))
-        os::fatal("out of memory for the page map while moving", p);
-    return reinterpret_cast<void*>(moved->user);
+        os::fatal("out of memory for the page map while moving", reinterpret_cast<void*>(h->user));
+    return moved;
+}
+
+void* large_realloc(void* p, uintptr_t entry, size_t size) {
+    LargeHeader* h = header_of(p, entry);
+    size_t offset = h->user - reinterpret_cast<uintptr_t>(h);
+    size_t new_size = map_size_for(offset, size);
+    if (new_size == 0) { errno = ENOMEM; return nullptr; }
+    // From here the mapping's size is realloc's business (geometric growth):
+    // the whole mapping counts as live, pinned or not.
+    uncount_live(h);
+    unpin(h);
+    LargeHeader* resized = resize_mapping(h, entry, size, new_size);
+    count_live(resized ? resized : h);
+    return resized ? reinterpret_cast<void*>(resized->user) : nullptr;
 }
 
 }  // namespace bitslab

@@ -24,10 +24,16 @@ struct LargeHeader {
     uintptr_t user;      // the pointer handed out
     size_t align;        // alignment asked for (>= 16)
     size_t requested;    // the size last asked for (malloc or realloc)
+    size_t pinned;       // tail bytes of a reused mapping this block holds beyond its need
 };
+
+static_assert(sizeof(LargeHeader) <= 64, "the header must fit before a 64-byte-aligned user pointer");
 
 inline constexpr unsigned kLargeCacheSlots = 64;
 inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
+// A live block may take a cached mapping larger than it needs (its pages are
+// already faulted in); the tails so held are at most this much in all.
+inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 
 // Returns a block of at least `size` bytes aligned to `align` (a power of two),
 // zeroed if `zero`, or nullptr with errno = ENOMEM.
