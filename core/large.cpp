@@ -278,12 +278,19 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     size_t new_size = map_size_for(offset, size);
     if (new_size == 0) { errno = ENOMEM; return nullptr; }
     // From here the mapping's size is realloc's business (geometric growth):
-    // the whole mapping counts as live, pinned or not.
-    uncount_live(h);
-    unpin(h);
+    // a pinned tail becomes part of the live block.
+    if (h->pinned) {
+        g_live_bytes.fetch_add(h->pinned, std::memory_order_relaxed);
+        unpin(h);
+    }
+    size_t before = h->map_size;
     LargeHeader* resized = resize_mapping(h, entry, size, new_size);
-    count_live(resized ? resized : h);
-    return resized ? reinterpret_cast<void*>(resized->user) : nullptr;
+    if (!resized) return nullptr;
+    // Shared counters are touched only when the mapping changed size, so
+    // threads growing blocks within their mappings do not contend on them.
+    if (resized->map_size > before) g_live_bytes.fetch_add(resized->map_size - before, std::memory_order_relaxed);
+    if (resized->map_size < before) g_live_bytes.fetch_sub(before - resized->map_size, std::memory_order_relaxed);
+    return reinterpret_cast<void*>(resized->user);
 }
 
 }  // namespace bitslab
