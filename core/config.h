@@ -31,9 +31,17 @@ inline constexpr size_t kCacheLine = 64;
 // Largest small size; above it a block comes straight from the OS.
 inline constexpr size_t kMaxSmallSize = 16384;
 
-// Per-thread cache: the most bytes one thread's cache may hold, and the most
-// blocks one bin may hold.
-inline constexpr size_t kThreadCacheBudget = 256 * 1024;
+// Per-thread caches. Their bins' limits are paid from a per-thread budget:
+// kThreadCacheBaseBytes that every thread has, plus grants of
+// kThreadCacheGrant bytes from a process-wide pool of kCacheGrantPoolBytes,
+// up to kThreadCacheMaxBytes in all; grants go back to the pool when a
+// thread rebalances or exits. So one busy thread may cache up to 1 MiB, and
+// N threads together at most N x 64 KiB + 32 MiB.
+inline constexpr size_t kThreadCacheBaseBytes = 64 * 1024;
+inline constexpr size_t kThreadCacheGrant = 64 * 1024;
+inline constexpr size_t kThreadCacheMaxBytes = 1024 * 1024;
+inline constexpr size_t kCacheGrantPoolBytes = size_t{32} << 20;
+// The most bytes and blocks one bin may hold.
 inline constexpr size_t kBinMaxBytes = 64 * 1024;
 inline constexpr uint32_t kBinMaxBlocks = 1024;
 

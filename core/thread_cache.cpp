@@ -23,6 +23,30 @@ static constexpr size_t kBinStartBytes = 4096;
 // shaped by one phase of the program adapts to the next.
 static constexpr uint32_t kPressureRebalance = 64;
 
+// Budget of the shared pool no thread holds (see config.h).
+static std::atomic<size_t> g_budget_pool{kCacheGrantPoolBytes};
+
+// Takes up to `want` bytes of budget from the pool; returns how many.
+static size_t claim_budget(size_t want) {
+    // relaxed: the pool is a counter that bounds memory; it orders nothing.
+    size_t available = g_budget_pool.load(std::memory_order_relaxed);
+    for (;;) {
+        size_t take = want < available ? want : available;
+        if (take == 0) return 0;
+        if (g_budget_pool.compare_exchange_weak(available, available - take, std::memory_order_relaxed))
+            return take;
+    }
+}
+
+// Gives back to the pool up to `bytes` of the thread's unspent granted budget.
+static void return_budget(ThreadCache& tc, size_t bytes) {
+    if (bytes > tc.budget_granted) bytes = tc.budget_granted;
+    if (bytes > tc.budget_left) bytes = tc.budget_left;
+    tc.budget_left -= bytes;
+    tc.budget_granted -= bytes;
+    g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 // The pthread key whose destructor flushes a thread's cache at exit. Created
 // lock-free: racing creators each make one, the loser deletes its own.
 static std::atomic<unsigned> g_key_plus_one{0};
@@ -44,7 +68,8 @@ static void thread_init(ThreadCache& tc) {
             }
         }
     }
-    tc.budget_left = kThreadCacheBudget;
+    tc.budget_left = kThreadCacheBaseBytes;
+    tc.budget_granted = 0;
     tc.heap = kNoOwner;  // adopted at the first refill
     tc.state = kThreadActive;
     // Keys made this early are below 32, so setspecific does not allocate.
@@ -132,6 +157,8 @@ static void rebalance(ThreadCache& tc) {
         tc.rooms[c] = new_limit - cached;
     }
     tc.pressure = 0;
+    // Keep one grant of slack; the rest of the grants goes back for other threads.
+    if (tc.budget_left > kThreadCacheGrant) return_budget(tc, tc.budget_left - kThreadCacheGrant);
 }
 
 // Raises bin `cls`'s limit if the thread's budget allows; false if it does not.
@@ -143,6 +170,15 @@ static bool grow_bin(ThreadCache& tc, unsigned cls) {
     if (start * kClassSize[cls] > kBinStartBytes) start = kClassSize[cls] >= kBinStartBytes ? 1 : static_cast<uint32_t>(kBinStartBytes / kClassSize[cls]);
     uint32_t target = limit == 0 ? start : (limit * 2 < max ? limit * 2 : max);
     size_t cost = size_t{target - limit} * kClassSize[cls];
+    size_t held = kThreadCacheBaseBytes + tc.budget_granted;
+    if (cost > tc.budget_left && held < kThreadCacheMaxBytes) {
+        size_t want = cost - tc.budget_left;
+        if (want < kThreadCacheGrant) want = kThreadCacheGrant;
+        if (want > kThreadCacheMaxBytes - held) want = kThreadCacheMaxBytes - held;
+        size_t got = claim_budget(want);
+        tc.budget_left += got;
+        tc.budget_granted += got;
+    }
     if (cost > tc.budget_left) {
         if (++tc.pressure >= kPressureRebalance) rebalance(tc);
         return false;
@@ -240,6 +276,9 @@ static void thread_teardown(void*) {
         tc.rooms[c] = 0;
         tc.limits[c] = 0;
     }
+    // Every limit is 0 now, so the whole budget is unspent: grants go back.
+    tc.budget_left = kThreadCacheBaseBytes + tc.budget_granted;
+    return_budget(tc, tc.budget_granted);
     tc.budget_left = 0;
     tc.map_chunks = 0;
     tc.state = kThreadTornDown;

@@ -33,6 +33,7 @@ struct ThreadCache {
     uint32_t rooms[kNumClasses + 1];   // blocks the bin may still take (limit - cached)
     uint32_t limits[kNumClasses + 1];  // blocks the bin may hold; grows with use, within the budget
     size_t budget_left;  // bytes of limit this thread may still hand out to bins
+    size_t budget_granted;  // bytes of the budget that came from the shared pool
     uint32_t state;
     uint32_t pressure;   // times a bin wanted to grow beyond the budget
     // The heap this thread allocates from, and that heap's class map; the

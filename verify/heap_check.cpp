@@ -156,6 +156,16 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
         if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
         cached += n;
     }
+    // The calling thread's budget: what its bins' limits cost plus what is
+    // unspent is exactly what it has (base + grants), within the maximum.
+    if (!c.failed && t_cache.state == kThreadActive) {
+        size_t spent = 0;
+        for (unsigned cls = 1; cls <= kNumClasses; ++cls) spent += size_t{t_cache.limits[cls]} * kClassSize[cls];
+        size_t has = kThreadCacheBaseBytes + t_cache.budget_granted;
+        if (spent + t_cache.budget_left != has || has > kThreadCacheMaxBytes)
+            c.fail("thread cache budget: limits cost %zu + unspent %zu, but the thread has %zu (max %zu)",
+                   spent, t_cache.budget_left, has, kThreadCacheMaxBytes);
+    }
     // The calling thread's batch of other heaps' blocks: handed out from the
     // bitmaps' view, on their way back to their owners.
     {
