@@ -14,7 +14,6 @@ void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->capacity = slab_capacity(cls);
     s->bitmap_words = (s->capacity + 63) / 64;
     s->index_multiplier = static_cast<uint32_t>(((uint64_t{1} << 32) + s->slot_size - 1) / s->slot_size);
-    s->claim_hint = 0;
     s->free_slots.reset_first(s->capacity);
     poison_memory(reinterpret_cast<void*>(s->base), kSlabSize);  // no slot is the client's yet
     // relaxed: the holder owns the slab; the page map store below (release)
@@ -30,8 +29,12 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
     if (want > available) want = available;  // never take more than counted: free_count stays >= 0
     uint32_t got = 0;
     unsigned words = s->bitmap_words;
-    unsigned w = s->claim_hint;
-    for (unsigned scanned = 0; scanned < words && got < want; ++scanned, w = (w + 1 == words ? 0 : w + 1)) {
+    // Lowest addresses first (address-ordered first fit): a slab whose blocks
+    // churn keeps reusing its first pages instead of cycling through all of
+    // them, so the pages it touches (its resident memory) track its live
+    // blocks, not its history.
+    unsigned w = 0;
+    for (; w < words && got < want; ++w) {
         uint64_t bits = s->free_slots.load(w);
         if (!bits) continue;
         uint64_t mask = lockfree::lowest_set_bits(bits, want - got);
@@ -47,7 +50,6 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
         }
         if (got == want) break;
     }
-    s->claim_hint = w;
     out.count += got;
     // acq_rel: ordered after the bit takes; freers only add, so this never underflows.
     s->anchor.fetch_sub(uint64_t{got} << 1, std::memory_order_acq_rel);

@@ -53,7 +53,6 @@ struct alignas(256) Slab : lockfree::PoolNode {
     void mark(SlabWhere w) { where.store(w, std::memory_order_relaxed); }
 
     // Holder-only state.
-    uint32_t claim_hint = 0;  // bitmap word to start the next claim from
     Slab* holder_next = nullptr;  // links slabs a holder has in hand (sweeps)
 
     alignas(64) std::atomic<uint64_t> anchor{0};
