@@ -59,7 +59,27 @@ void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
         arena_set_class(g->heaps[i].class_map, base, (i == owner || anywhere) ? cls : 0);
 }
 
-// Maps a new region; keeps one slab for the caller and pools the rest.
+// Constructs slab i of region r, held by the caller.
+static Slab* construct_slab(Region* r, unsigned i) {
+    Slab* s = new (r->slab(i)) Slab();
+    s->base = r->base + i * kSlabSize;
+    s->mark(kWhereHeld);
+    return s;
+}
+
+// Carves the next slab of the region being carved; nullptr when it has none left.
+static Slab* carve_slab(Globals* g) {
+    // acquire: pairs with the release that published the region.
+    Region* r = g->carving.load(std::memory_order_acquire);
+    if (!r) return nullptr;
+    // relaxed: the counter only hands out distinct indices; each descriptor
+    // is constructed by the one thread that got its index.
+    uint32_t i = r->carved.fetch_add(1, std::memory_order_relaxed);
+    return i < kSlabsPerRegion ? construct_slab(r, i) : nullptr;
+}
+
+// Maps a new region and carves its first slab for the caller; the region
+// becomes the one being carved.
 static Slab* map_region(Globals* g) {
     void* memory = arena_take(kSlabSize * kSlabsPerRegion);
     if (!memory) memory = os::map_aligned(kSlabSize * kSlabsPerRegion, kSlabSize);
@@ -71,17 +91,27 @@ static Slab* map_region(Globals* g) {
         os::unmap(memory, kSlabSize * kSlabsPerRegion);
         return nullptr;
     }
-    auto* region = new (meta) Region();
+    auto* region = new (meta) Region;  // default-init: the storage stays untouched (mmap gave zeros)
     region->base = base;
-    for (unsigned i = 0; i < kSlabsPerRegion; ++i) region->slabs[i].base = base + i * kSlabSize;
+    region->carved.store(1, std::memory_order_relaxed);  // slab 0 is ours
+    Slab* first = construct_slab(region, 0);
     // Publish on the region list (push-only, so plain CAS; release publishes the
-    // descriptors to the heap checker).
+    // region to the heap checker).
     Region* head = g->regions.load(std::memory_order_relaxed);
     do region->next = head;
     while (!g->regions.compare_exchange_weak(head, region, std::memory_order_release, std::memory_order_relaxed));
-    for (unsigned i = 1; i < kSlabsPerRegion; ++i) slab_list(g->empty_pool, &region->slabs[i], kWherePooled);
-    region->slabs[0].mark(kWhereHeld);
-    return &region->slabs[0];
+    // Become the region being carved. If another thread installed a fresh
+    // region meanwhile, the older one's uncarved slabs would be stranded:
+    // whichever region loses the exchange gives its rest to the pool.
+    Region* previous = g->carving.exchange(region, std::memory_order_acq_rel);
+    if (previous) {
+        for (;;) {
+            uint32_t i = previous->carved.fetch_add(1, std::memory_order_relaxed);
+            if (i >= kSlabsPerRegion) break;
+            slab_list(g->empty_pool, construct_slab(previous, i), kWherePooled);
+        }
+    }
+    return first;
 }
 
 uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
@@ -93,6 +123,7 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
             if (got) break;  // serve what we have rather than open a new slab
             Globals* g = globals();
             s = slab_take(g->empty_pool);
+            if (!s) s = carve_slab(g);
             if (!s) s = map_region(g);
             if (!s) { errno = ENOMEM; break; }
             slab_assign(s, h.index, cls);

@@ -20,10 +20,23 @@ namespace bitslab {
 // Slab memory comes from the OS a region (kSlabsPerRegion slabs) at a time;
 // the descriptors live in a separate mapping that is never unmapped, which the
 // pool's algorithm requires and which keeps metadata away from user data.
+//
+// A region's slabs are carved one at a time, when a heap needs a slab and the
+// pool has none: a descriptor is constructed (its page touched) only then, so
+// a small program does not pay for 64 descriptors (48 KiB) it never uses.
 struct Region {
     Region* next = nullptr;  // all regions, newest first (never removed)
     uintptr_t base = 0;
-    Slab slabs[kSlabsPerRegion];
+    // Slabs claimed for carving so far (may run past kSlabsPerRegion: those
+    // claims failed). Slots below min(carved, kSlabsPerRegion) are constructed.
+    std::atomic<uint32_t> carved{0};
+    alignas(Slab) unsigned char slab_storage[kSlabsPerRegion * sizeof(Slab)];
+
+    Slab* slab(unsigned i) { return reinterpret_cast<Slab*>(slab_storage) + i; }
+    unsigned carved_count() const {
+        uint32_t n = carved.load(std::memory_order_acquire);
+        return n < kSlabsPerRegion ? n : kSlabsPerRegion;
+    }
 };
 
 struct alignas(64) Heap {
@@ -41,6 +54,7 @@ struct Globals {
     uint32_t num_heaps = 0;
     lockfree::NodePool<Slab> empty_pool;
     std::atomic<Region*> regions{nullptr};
+    std::atomic<Region*> carving{nullptr};  // the region whose slabs are being carved
     Heap* heaps = nullptr;
 };
 

@@ -18,10 +18,11 @@ namespace {
 Slab* slab_for(void* p) { return slab_of(page_map_get(reinterpret_cast<uintptr_t>(p))); }
 
 size_t pool_size() {
-    // Count pooled slabs by walking the regions (a slab with no owner is pooled).
+    // Count pooled slabs by walking the carved slabs of the regions (a slab
+    // with no owner is pooled).
     size_t n = 0;
     for (Region* r = g_globals.load()->regions.load(); r; r = r->next)
-        for (auto& s : r->slabs) n += s.owner.load() == kNoOwner;
+        for (unsigned i = 0; i < r->carved_count(); ++i) n += r->slab(i)->owner.load() == kNoOwner;
     return n;
 }
 

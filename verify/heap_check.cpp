@@ -88,8 +88,8 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
     // are checked either way (a program may have made only large blocks).
     Globals* g = g_globals.load(std::memory_order_acquire);
     for (Region* r = g ? g->regions.load(std::memory_order_acquire) : nullptr; r && !c.failed; r = r->next) {
-        for (unsigned i = 0; i < kSlabsPerRegion && !c.failed; ++i) {
-            Slab& s = r->slabs[i];
+        for (unsigned i = 0, n = r->carved_count(); i < n && !c.failed; ++i) {
+            Slab& s = *r->slab(i);
             uintptr_t entry = page_map_get(s.base);
             uint32_t owner = s.owner.load(std::memory_order_acquire);
             uint8_t where = s.where.load(std::memory_order_acquire);
