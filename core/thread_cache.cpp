@@ -19,6 +19,8 @@ __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 // program that touches many classes does not spend the budget at once.
 static constexpr uint32_t kBinStartBlocks = 16;
 static constexpr size_t kBinStartBytes = 4096;
+// A refill fetches at most this many bytes of blocks (at least one block).
+static constexpr size_t kRefillMaxBytes = 16 * 1024;
 // After this many refused growths the thread halves every bin, so a cache
 // shaped by one phase of the program adapts to the next.
 static constexpr uint32_t kPressureRebalance = 64;
@@ -199,8 +201,13 @@ static void* malloc_small_slow(unsigned cls) {
         return block;
     }
     if (tc.state == kThreadActive) grow_bin(tc, cls);
-    // The bin is empty, so room == limit; keep half of it for the blocks we fetch.
+    // The bin is empty, so room == limit; keep half of it for the blocks we
+    // fetch, and fetch at most kRefillMaxBytes: claimed blocks are linked
+    // (their memory touched), so a big refill a thread does not use is
+    // resident memory for nothing.
     uint32_t want = 1 + tc.limits[cls] / 2;
+    uint32_t byte_cap = static_cast<uint32_t>(kRefillMaxBytes / kClassSize[cls]);
+    if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
     Globals* g = globals();
     if (!g) { errno = ENOMEM; return nullptr; }
     Heap& h = current_heap(g);
