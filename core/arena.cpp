@@ -7,6 +7,7 @@
 namespace bitslab {
 
 std::atomic<uintptr_t> g_arena_base{kArenaUnset};
+std::atomic<uintptr_t> g_arena_first_chunk{kArenaUnset >> kChunkShift};
 
 static std::atomic<int> g_arena_state{0};         // 0 untried, 1 reserved, 2 refused
 static std::atomic<uintptr_t> g_arena_start{0};   // the reservation, once made
@@ -47,6 +48,7 @@ bool arena_reserve() {
         // The winner stores its size right after its CAS; until then this
         // thread sees 0 and arena_take simply maps elsewhere for now.
     }
+    g_arena_first_chunk.store(start >> kChunkShift, std::memory_order_release);
     g_arena_base.store(start, std::memory_order_release);
     g_arena_state.store(1, std::memory_order_release);
     return true;

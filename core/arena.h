@@ -31,6 +31,9 @@ inline constexpr size_t kArenaChunks = kArenaSize >> kChunkShift;
 inline constexpr uintptr_t kArenaUnset = ~uintptr_t{0} - kArenaSize;
 
 extern std::atomic<uintptr_t> g_arena_base BITSLAB_INTERNAL;
+// The arena's first chunk number (base >> kChunkShift), kept apart so the
+// fast path computes a chunk index with one shift and one subtraction.
+extern std::atomic<uintptr_t> g_arena_first_chunk BITSLAB_INTERNAL;
 
 // One heap's class map: kArenaChunks entries, 0 = not a slab of that heap.
 using ClassMap = std::atomic<uint8_t>;
@@ -39,7 +42,7 @@ using ClassMap = std::atomic<uint8_t>;
 BITSLAB_HOT uintptr_t arena_chunk_of(uintptr_t p) {
     // relaxed: the base is written once, before any slab of the arena exists;
     // a thread freeing p got p after that (see page_map_get for the argument).
-    return (p - g_arena_base.load(std::memory_order_relaxed)) >> kChunkShift;
+    return (p >> kChunkShift) - g_arena_first_chunk.load(std::memory_order_relaxed);
 }
 
 // Class of the block at `p` in `map` (0: outside the arena or not that heap's).

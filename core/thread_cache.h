@@ -100,16 +100,19 @@ BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
 }
 
 BITSLAB_HOT void free_fast(void* p) {
-    // Class 0 (outside the arena, another heap's block, or no slab there) has
-    // room 0 forever, so one check sends "not a small block of this heap" and
-    // "bin full" to the slow path.
-    uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (BITSLAB_LIKELY(take_room(t_cache.rooms[cls]))) {
-        auto* block = static_cast<lockfree::StackNode*>(p);
-        poison_memory(block, kClassSize[cls]);
-        lockfree::link_set(block, t_cache.heads[cls]);
-        t_cache.heads[cls] = block;
-        return;
+    uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
+    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks)) {
+        // Class 0 (another heap's block, or no slab there) has room 0 forever,
+        // so one check sends "not a small block of this heap" and "bin full"
+        // to the slow path. relaxed: see thread_class_of.
+        uintptr_t cls = t_cache.class_map[chunk].load(std::memory_order_relaxed);
+        if (BITSLAB_LIKELY(take_room(t_cache.rooms[cls]))) {
+            auto* block = static_cast<lockfree::StackNode*>(p);
+            poison_memory(block, kClassSize[cls]);
+            lockfree::link_set(block, t_cache.heads[cls]);
+            t_cache.heads[cls] = block;
+            return;
+        }
     }
     free_slow(p);
 }
