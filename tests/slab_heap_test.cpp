@@ -88,6 +88,35 @@ TEST(Heap, CrossCpuFreeGoesThroughTheOwnersRemoteStack) {
     bitslab_test_set_cpu(-1);
 }
 
+// A thread never hands out again a block of another CPU's heap that it freed:
+// it would share cache lines with blocks in use on that CPU (passive false
+// sharing). The block goes back to its owner. Blocks a whole number of cache
+// lines long share no line, so those may be reused where they were freed.
+TEST(Heap, AnotherHeapsBlockIsNotReusedWhereItWasFreed) {
+    bitslab_free(bitslab_malloc(16));  // the globals exist from here on
+    if (g_globals.load()->num_heaps < 2) GTEST_SKIP() << "needs two CPU heaps";
+    for (size_t size : {16, 48, 200, 1100, 64, 128, 1000}) {
+        bitslab_test_set_cpu(0);
+        void* theirs = bitslab_malloc(size);
+        bool line_sized = bitslab_malloc_usable_size(theirs) % 64 == 0;  // every class from 512 B up is
+        ASSERT_EQ(slab_for(theirs)->owner.load(), 0u);
+        void* again = nullptr;
+        std::thread([&] {
+            bitslab_test_set_cpu(1);
+            void* mine = bitslab_malloc(size);  // this thread now allocates from heap 1
+            bitslab_free(theirs);
+            again = bitslab_malloc(size);
+            bitslab_free(again);
+            bitslab_free(mine);
+            bitslab_thread_flush();
+        }).join();
+        if (line_sized) EXPECT_EQ(again, theirs) << size << "-byte blocks share no cache line: reuse is fine";
+        else EXPECT_NE(again, theirs) << "a " << size << "-byte block of heap 0 was reused on CPU 1";
+        EXPECT_HEAP_OK();
+    }
+    bitslab_test_set_cpu(-1);
+}
+
 // Migration between any two steps: allocate on one CPU, free on another,
 // reallocate on a third; the heap stays consistent.
 TEST(Heap, MigrationBetweenEveryStepKeepsTheHeapConsistent) {
