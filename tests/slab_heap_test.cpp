@@ -97,6 +97,7 @@ TEST(Heap, AnotherHeapsBlockIsNotReusedWhereItWasFreed) {
     if (g_globals.load()->num_heaps < 2) GTEST_SKIP() << "needs two CPU heaps";
     for (size_t size : {16, 48, 200, 1100, 64, 128, 1000}) {
         bitslab_test_set_cpu(0);
+        bitslab_thread_flush();  // no block of another heap left in this thread's bins
         void* theirs = bitslab_malloc(size);
         bool line_sized = bitslab_malloc_usable_size(theirs) % 64 == 0;  // every class from 512 B up is
         ASSERT_EQ(slab_for(theirs)->owner.load(), 0u);
