@@ -12,7 +12,7 @@
  *   count++    anchor CAS (+n, clear DETACHED)                  core/slab.cpp LocalFreeBatch::commit_slab
  *   push       RemoteFreeStack::push_chain (CAS)                lockfree/remote_free_stack.h
  *   take all   RemoteFreeStack::take_all (exchange)             core/heap.cpp heap_drain_remote
- *   list ops   libcds FreeList put/get (linearizable)           core/heap.cpp, core/slab.cpp
+ *   list ops   NodePool put/get (tagged Treiber stack, linearizable) lockfree/node_pool.h
  * Everything between two atomic blocks may interleave with every other process.
  *
  * Ghost state (not in the code) tracks where every slot is, so that the
@@ -88,7 +88,7 @@ inline add_free_count() {
     }
 #endif
     if
-    :: was_detached -> atomic { assert(!listed); listed = 1 }   /* FreeList::put */
+    :: was_detached -> atomic { assert(!listed); listed = 1 }   /* NodePool::put */
     :: else -> skip
     fi
 }
@@ -101,7 +101,7 @@ proctype Allocator() {
     do
     :: round >= ROUNDS -> break
     :: pooled -> break                             /* swept by the other thread: not ours any more */
-    :: atomic { round < ROUNDS && listed && !pooled -> listed = 0; holders++; assert(holders == 1) }   /* FreeList::get */
+    :: atomic { round < ROUNDS && listed && !pooled -> listed = 0; holders++; assert(holders == 1) }   /* NodePool::get */
         if
         :: atomic { count == CAP && round > 0 ->   /* sweep: the slab became empty again and we hold it */
                for (i : 0 .. CAP - 1) { assert(state[i] == FREE && freebit[i] == 1) }
