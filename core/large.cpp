@@ -172,7 +172,8 @@ void* large_alloc(size_t size, size_t align, bool zero) {
         if (reused_size >= map_size) {
             start = reinterpret_cast<char*>(reused);
             // The block takes the whole mapping, tail pages and all, if the
-            // process-wide total of such tails stays within kLargePinnedMaxBytes;
+            // process-wide total of such tails stays within the bound of
+            // pin_tail (max(kLargePinnedMaxBytes, live bytes));
             // past that the tail goes back to the cache as a mapping of its
             // own. Both ways the tail's pages serve without new page faults.
             size_t tail = reused_size - map_size;

@@ -32,7 +32,8 @@ static_assert(sizeof(LargeHeader) <= 64, "the header must fit before a 64-byte-a
 inline constexpr unsigned kLargeCacheSlots = 64;
 inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
 // A live block may take a cached mapping larger than it needs (its pages are
-// already faulted in); the tails so held are at most this much in all.
+// already faulted in); the tails so held are at most this much in all, or the
+// bytes live large blocks need if that is more.
 inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 
 // Returns a block of at least `size` bytes aligned to `align` (a power of two),
