@@ -237,8 +237,8 @@ static void free_small_slow(void* p, uintptr_t entry) {
         free_foreign(tc, p, cls);
         return;
     }
-    if (tc.rooms[cls] == 0 && !(tc.state == kThreadActive && grow_bin(tc, cls))) {
-        if (tc.limits[cls] == 0) { free_one(p, cls); return; }  // torn down, or no budget at all
+    if (tc.rooms[cls] == 0 && !grow_bin(tc, cls)) {
+        if (tc.limits[cls] == 0) { free_one(p, cls); return; }  // no budget at all for this bin
         flush_bin(tc, cls, tc.limits[cls] / 2);
     }
     auto* block = static_cast<lockfree::StackNode*>(p);
