@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "core/large.h"
 #include "core/os.h"
 #include "core/page_map.h"
@@ -26,9 +27,14 @@ size_t api_usable_size(const void* p) {
     if (!p) return 0;
     uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
     unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
-    if (cls) return kClassSize[cls];
+    if (cls) {
+        if (small_block_is_live(p, cls)) return kClassSize[cls];
+        report_fault(Fault::kInvalidUsableSize, p, kClassSize[cls]);
+        return 0;
+    }
     if (entry) return large_usable_size(p, entry);
-    os::fatal("malloc_usable_size of a pointer not allocated by bitslab:", p);
+    report_fault(Fault::kInvalidUsableSize, p, 0);
+    return 0;
 }
 
 void* api_realloc(void* p, size_t size) {
@@ -38,14 +44,27 @@ void* api_realloc(void* p, size_t size) {
     unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
     size_t old_usable;
     if (cls) {
+        // A freed block or a pointer inside one: never resize or copy it.
+        if (BITSLAB_UNLIKELY(!small_block_is_live(p, cls))) {
+            report_fault(Fault::kInvalidRealloc, p, kClassSize[cls]);
+            errno = EINVAL;
+            return nullptr;
+        }
         old_usable = kClassSize[cls];
         // Keep the block if it fits and would not waste more than half of it.
         if (size <= old_usable && size > old_usable / 2) return p;
     } else if (entry) {
         if (size > kMaxSmallSize) return large_realloc(p, entry, size);
+        if (large_requested(p, entry) == SIZE_MAX) {
+            report_fault(Fault::kInvalidRealloc, p, 0);
+            errno = EINVAL;
+            return nullptr;
+        }
         old_usable = large_usable_size(p, entry);
     } else {
-        os::fatal("realloc of a pointer not allocated by bitslab:", p);
+        report_fault(Fault::kInvalidRealloc, p, 0);
+        errno = EINVAL;
+        return nullptr;
     }
     // A small block that grows by small steps (less than half its size) gets
     // 50% headroom, so it is copied every few classes rather than at every

@@ -18,7 +18,10 @@ BITSLAB_EXPORT void* bitslab_memalign(size_t align, size_t size) { return api_me
 BITSLAB_EXPORT void* bitslab_valloc(size_t size) { return api_valloc(size); }
 BITSLAB_EXPORT void* bitslab_pvalloc(size_t size) { return api_pvalloc(size); }
 BITSLAB_EXPORT size_t bitslab_malloc_usable_size(const void* p) { return api_usable_size(p); }
-BITSLAB_EXPORT void bitslab_free_sized(void* p, size_t) { api_free(p); }
-BITSLAB_EXPORT void bitslab_free_aligned_sized(void* p, size_t, size_t) { api_free(p); }
+BITSLAB_EXPORT void bitslab_free_sized(void* p, size_t size) { api_free_sized(p, size); }
+BITSLAB_EXPORT void bitslab_free_aligned_sized(void* p, size_t align, size_t size) { api_free_aligned_sized(p, align, size); }
+// The C++ deletes' checks, for tests of the prefixed library (which has no operators).
+BITSLAB_EXPORT void bitslab_delete_sized(void* p, size_t size) { api_delete_sized(p, size); }
+BITSLAB_EXPORT void bitslab_delete_aligned_sized(void* p, size_t size, size_t align) { api_delete_aligned_sized(p, size, align); }
 BITSLAB_EXPORT void bitslab_thread_flush(void) { thread_cache_flush_all(); }
 BITSLAB_EXPORT void bitslab_test_set_cpu(int cpu) { set_fake_cpu(cpu); }

@@ -22,6 +22,36 @@ size_t bitslab_malloc_usable_size(const void* p);
 void bitslab_free_sized(void* p, size_t size);
 void bitslab_free_aligned_sized(void* p, size_t align, size_t size);
 
+/* Misuse of the API (see docs/MISUSE.md). By default bitslab prints one line
+ * on stderr naming the fault and the pointer, then aborts;
+ * BITSLAB_ON_ERROR=report prints and carries on, =ignore carries on silently.
+ * In every mode the misused block is left alone (never freed or reused). */
+enum bitslab_fault_kind {
+    BITSLAB_FAULT_DOUBLE_FREE = 1,
+    BITSLAB_FAULT_INVALID_FREE = 2,     /* not a pointer bitslab handed out */
+    BITSLAB_FAULT_INTERIOR_FREE = 3,    /* inside a block, not its start */
+    BITSLAB_FAULT_MISALIGNED_FREE = 4,  /* not 16-byte aligned */
+    BITSLAB_FAULT_SIZE_MISMATCH = 5,    /* free_sized / sized delete with another size */
+    BITSLAB_FAULT_ALIGN_MISMATCH = 6,   /* aligned free with an alignment the block lacks */
+    BITSLAB_FAULT_CORRUPT_LIST = 7,     /* a free-list link naming no free block */
+    BITSLAB_FAULT_WRITE_AFTER_FREE = 8, /* hardened build: a freed block was written */
+    BITSLAB_FAULT_INVALID_REALLOC = 9,  /* realloc of a pointer that is not a live block */
+    BITSLAB_FAULT_INVALID_USABLE_SIZE = 10 /* malloc_usable_size of one */
+};
+enum { BITSLAB_ON_ERROR_ABORT = 1, BITSLAB_ON_ERROR_REPORT = 2, BITSLAB_ON_ERROR_IGNORE = 3 };
+/* Called instead of printing/aborting (tests): the fault kind, the pointer,
+ * the slot size of its size class (0: large block or none), the size or
+ * alignment the caller passed (mismatch kinds, else 0), and `context`.
+ * The hook must not call the allocator. NULL restores the default. */
+typedef void (*bitslab_fault_hook)(int kind, const void* ptr, size_t class_size, size_t detail, void* context);
+void bitslab_set_fault_hook(bitslab_fault_hook hook, void* context);
+/* The mode BITSLAB_ON_ERROR selected (BITSLAB_ON_ERROR_*). */
+int bitslab_fault_mode(void);
+
+/* The checks of C++ sized delete (exact size) and aligned sized delete. */
+void bitslab_delete_sized(void* p, size_t size);
+void bitslab_delete_aligned_sized(void* p, size_t size, size_t align);
+
 /* Returns every block cached by the calling thread to the heaps. */
 void bitslab_thread_flush(void);
 /* Tests: make the calling thread use the heap of `cpu` (-1: the real CPU). */

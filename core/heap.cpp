@@ -5,6 +5,7 @@
 #include <new>
 
 #include "core/arena.h"
+#include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
 
@@ -24,6 +25,7 @@ Globals* globals_slow() {
     size_t bytes = heaps_offset + sizeof(Heap) * n;
     void* mem = os::map(bytes);
     if (!mem) { errno = ENOMEM; return nullptr; }
+    free_mark_init();  // before any block exists
     auto* fresh = new (mem) Globals();
     fresh->num_heaps = n;
     fresh->heaps = reinterpret_cast<Heap*>(static_cast<char*>(mem) + heaps_offset);
@@ -138,13 +140,22 @@ void heap_drain_remote(Heap& h) {
     lockfree::StackNode* chain = h.remote.take_all();
     if (!chain) return;
     LocalFreeBatch batch;
+    // The walk is bounded even if a block was pushed twice (a cycle): every
+    // block of a cycle comes round again, and the batch reports a repeat
+    // within one more step (the pending word's mask, or the bitmap at the
+    // next word change); the walk stops there, leaking the rest rather than
+    // freeing anything twice.
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         // Blocks on our stack belong to our slabs; a slab cannot change owner
         // while it has a pending block, so the page map entry is current.
         Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
-        if (BITSLAB_UNLIKELY(!s)) os::fatal("corrupted remote free of", chain);
+        if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
+            report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
+            break;
+        }
         batch.add(s, chain);
+        if (BITSLAB_UNLIKELY(batch.faulted())) break;
         chain = next;
     }
     batch.finish();
@@ -157,13 +168,22 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     Group groups[kGroups];
     unsigned used = 0;
     LocalFreeBatch batch;
+    // The chains come from one thread's bins and batches (at most a few
+    // thousand blocks); a longer walk means a cycle (a block freed twice past
+    // the free-time checks): stop rather than loop or free it twice.
+    constexpr uint32_t kMaxWalk = 1u << 16;
+    uint32_t walked = 0;
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
-        if (BITSLAB_UNLIKELY(!s)) os::fatal("invalid free of", chain);
+        if (BITSLAB_UNLIKELY(!s || ++walked > kMaxWalk)) {
+            report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
+            break;
+        }
         uint32_t owner = s->owner.load(std::memory_order_relaxed);
         if (owner == here.index) {
             batch.add(s, chain);
+            if (BITSLAB_UNLIKELY(batch.faulted())) break;
         } else {
             unsigned i = 0;
             while (i < used && groups[i].owner != owner) ++i;

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "core/config.h"
+#include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
 
@@ -43,11 +44,39 @@ static char* map_placed(size_t map_size, size_t align, size_t offset) {
     return start;
 }
 
-static LargeHeader* header_of(const void* p, uintptr_t entry) {
+// The header of large block p, or nullptr if p is not the block's start.
+static LargeHeader* valid_header(const void* p, uintptr_t entry) {
     auto* h = reinterpret_cast<LargeHeader*>(entry);
-    if (h->magic != kLargeMagic || h->user != reinterpret_cast<uintptr_t>(p))
-        os::fatal("invalid free (not the start of a large block) of", p);
+    if (h->magic != kLargeMagic || h->user != reinterpret_cast<uintptr_t>(p)) return nullptr;
     return h;
+}
+
+// As valid_header, reporting the fault when there is none.
+static LargeHeader* header_of(const void* p, uintptr_t entry, Fault kind) {
+    LargeHeader* h = valid_header(p, entry);
+    if (BITSLAB_UNLIKELY(!h)) {
+        if (kind == Fault::kInteriorFree && (reinterpret_cast<uintptr_t>(p) & (kMinAlign - 1)))
+            kind = Fault::kMisalignedFree;
+        report_fault(kind, p, 0);
+    }
+    return h;
+}
+
+// The last large blocks freed, for telling a double free from an invalid one
+// (messages only: the block is left alone either way). relaxed: a racing
+// free may overwrite a slot; the worst case is the less precise message.
+static std::atomic<uintptr_t> g_recent_frees[kLargeRecentFrees];
+static std::atomic<unsigned> g_recent_next{0};
+
+bool large_recently_freed(const void* p) {
+    for (auto& slot : g_recent_frees)
+        if (slot.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(p)) return true;
+    return false;
+}
+
+size_t large_requested(const void* p, uintptr_t entry) {
+    LargeHeader* h = valid_header(p, entry);
+    return h ? h->requested : SIZE_MAX;
 }
 
 // A slot holds a cached mapping or nothing. Its size is kept beside it, so a
@@ -214,7 +243,10 @@ void* large_alloc(size_t size, size_t align, bool zero) {
 }
 
 void large_free(void* p, uintptr_t entry) {
-    LargeHeader* h = header_of(p, entry);
+    LargeHeader* h = header_of(p, entry, Fault::kInteriorFree);
+    if (!h) return;
+    g_recent_frees[g_recent_next.fetch_add(1, std::memory_order_relaxed) % kLargeRecentFrees].store(
+        reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
     page_map_set(h->user, 0);
     uncount_live(h);
     unpin(h);
@@ -222,7 +254,8 @@ void large_free(void* p, uintptr_t entry) {
 }
 
 size_t large_usable_size(const void* p, uintptr_t entry) {
-    LargeHeader* h = header_of(p, entry);
+    LargeHeader* h = header_of(p, entry, Fault::kInvalidUsableSize);
+    if (!h) return 0;
     return h->map_size - (h->user - reinterpret_cast<uintptr_t>(h));
 }
 
@@ -274,7 +307,8 @@ static LargeHeader* resize_mapping(LargeHeader* h, uintptr_t entry, size_t size,
 }
 
 void* large_realloc(void* p, uintptr_t entry, size_t size) {
-    LargeHeader* h = header_of(p, entry);
+    LargeHeader* h = header_of(p, entry, Fault::kInvalidRealloc);
+    if (!h) { errno = EINVAL; return nullptr; }
     size_t offset = h->user - reinterpret_cast<uintptr_t>(h);
     size_t new_size = map_size_for(offset, size);
     if (new_size == 0) { errno = ENOMEM; return nullptr; }

@@ -43,9 +43,17 @@ void* large_alloc(size_t size, size_t align, bool zero = false);
 size_t large_cache_bytes();
 // Frees a large block; `entry` is its page map entry (the header address).
 void large_free(void* p, uintptr_t entry);
+// 0 (after reporting the fault) if p is not the start of the large block named by `entry`.
 size_t large_usable_size(const void* p, uintptr_t entry);
+// The size last asked for the large block p, or SIZE_MAX if p is not one (no report).
+size_t large_requested(const void* p, uintptr_t entry);
+// Whether p is among the last kLargeRecentFrees large blocks freed (so a
+// free of p now, with no block there, is a double free).
+bool large_recently_freed(const void* p);
+inline constexpr unsigned kLargeRecentFrees = 64;
 // Resizes a large block to hold `size` bytes (still large); nullptr + ENOMEM
-// if it cannot, leaving the block as it was.
+// if it cannot, leaving the block as it was (nullptr + EINVAL, after a fault
+// report, if p is not the start of the block).
 void* large_realloc(void* p, uintptr_t entry, size_t size);
 
 }  // namespace bitslab

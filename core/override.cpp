@@ -26,8 +26,8 @@ BITSLAB_EXPORT void* memalign(size_t align, size_t size) { return api_memalign(a
 BITSLAB_EXPORT void* valloc(size_t size) { return api_valloc(size); }
 BITSLAB_EXPORT void* pvalloc(size_t size) { return api_pvalloc(size); }
 BITSLAB_EXPORT size_t malloc_usable_size(void* p) { return api_usable_size(p); }
-BITSLAB_EXPORT void free_sized(void* p, size_t) { api_free(p); }
-BITSLAB_EXPORT void free_aligned_sized(void* p, size_t, size_t) { api_free(p); }
+BITSLAB_EXPORT void free_sized(void* p, size_t size) { api_free_sized(p, size); }
+BITSLAB_EXPORT void free_aligned_sized(void* p, size_t align, size_t size) { api_free_aligned_sized(p, align, size); }
 
 // glibc's internal names, for code that calls them directly. Separate
 // definitions rather than aliases: an alias would have to copy glibc's
@@ -117,11 +117,13 @@ BITSLAB_NEW void operator delete(void* p) noexcept { api_free(p); }
 BITSLAB_NEW void operator delete[](void* p) noexcept { api_free(p); }
 BITSLAB_NEW void operator delete(void* p, const std::nothrow_t&) noexcept { api_free(p); }
 BITSLAB_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete(void* p, size_t) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete[](void* p, size_t) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete(void* p, std::align_val_t) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete[](void* p, std::align_val_t) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete(void* p, size_t, std::align_val_t) noexcept { api_free(p); }
-BITSLAB_NEW void operator delete[](void* p, size_t, std::align_val_t) noexcept { api_free(p); }
+// Sized and aligned deletes check that the size and alignment describe the
+// block (a mismatch is a fault: deleting through the wrong type).
+BITSLAB_NEW void operator delete(void* p, size_t size) noexcept { api_delete_sized(p, size); }
+BITSLAB_NEW void operator delete[](void* p, size_t size) noexcept { api_delete_sized(p, size); }
+BITSLAB_NEW void operator delete(void* p, std::align_val_t a) noexcept { api_delete_aligned(p, static_cast<size_t>(a)); }
+BITSLAB_NEW void operator delete[](void* p, std::align_val_t a) noexcept { api_delete_aligned(p, static_cast<size_t>(a)); }
+BITSLAB_NEW void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept { api_delete_aligned(p, static_cast<size_t>(a)); }
+BITSLAB_NEW void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept { api_delete_aligned(p, static_cast<size_t>(a)); }
+BITSLAB_NEW void operator delete(void* p, size_t size, std::align_val_t a) noexcept { api_delete_aligned_sized(p, size, static_cast<size_t>(a)); }
+BITSLAB_NEW void operator delete[](void* p, size_t size, std::align_val_t a) noexcept { api_delete_aligned_sized(p, size, static_cast<size_t>(a)); }

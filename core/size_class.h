@@ -51,6 +51,44 @@ constexpr uint32_t slab_capacity(unsigned cls) {
 }
 inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 
+// Is offset `off` (of a pointer within its 64 KiB slab) the start of a slot of
+// class c? With size = odd * 2^k: the offset must have its k low bits clear
+// (mask), and off * inverse(odd) mod 2^32 is then exactly off / odd when odd
+// divides off and larger than any slot's value otherwise (Granlund and
+// Montgomery's divisibility test), so one compare against capacity << k also
+// rejects the slab's tail past its last slot. Free runs this on every block.
+struct SlotCheck {
+    uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
+    uint32_t limit;    // capacity << k
+};
+constexpr std::array<SlotCheck, kNumClasses + 1> make_slot_checks() {
+    std::array<SlotCheck, kNumClasses + 1> t{};
+    t[0] = {0, 0};  // class 0: no offset is a slot
+    for (unsigned c = 1; c <= kNumClasses; ++c) {
+        uint32_t size = kClassSize[c];
+        unsigned k = 0;
+        while ((size >> k & 1) == 0) ++k;
+        uint32_t odd = size >> k;
+        uint32_t inv = odd;  // Newton's iteration: each step doubles the correct low bits
+        for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;
+        t[c] = {inv, static_cast<uint32_t>(kSlabSize / size) << k};
+    }
+    return t;
+}
+inline constexpr auto kSlotCheck = make_slot_checks();
+constexpr std::array<uint32_t, kNumClasses + 1> make_slot_masks() {
+    std::array<uint32_t, kNumClasses + 1> t{};
+    for (unsigned c = 1; c <= kNumClasses; ++c) t[c] = (kClassSize[c] & (0u - kClassSize[c])) - 1;
+    return t;
+}
+inline constexpr auto kSlotMask = make_slot_masks();
+
+BITSLAB_HOT bool is_slot_start(uintptr_t p, uintptr_t cls) {
+    uint32_t off = static_cast<uint32_t>(p) & static_cast<uint32_t>(kSlabSize - 1);
+    if (BITSLAB_UNLIKELY(off & kSlotMask[cls])) return false;
+    return off * kSlotCheck[cls].inverse < kSlotCheck[cls].limit;
+}
+
 // Most blocks a thread-cache bin of this class may hold.
 constexpr uint32_t bin_max_blocks(unsigned cls) {
     uint32_t n = static_cast<uint32_t>(kBinMaxBytes / kClassSize[cls]);

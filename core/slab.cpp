@@ -1,6 +1,7 @@
 #include "core/slab.h"
 
 #include "core/arena.h"
+#include "core/fault.h"
 #include "core/heap.h"
 #include "core/os.h"
 #include "core/page_map.h"
@@ -75,8 +76,11 @@ void slab_release_hold(Slab* s) {
 void LocalFreeBatch::add(Slab* s, void* block) {
     auto p = reinterpret_cast<uintptr_t>(block);
     uint32_t slot = s->slot_of(p);
-    if (BITSLAB_UNLIKELY(slot >= s->capacity || s->slot_address(slot) != p))
-        os::fatal("invalid free (not the start of a block) of", block);
+    if (BITSLAB_UNLIKELY(slot >= s->capacity || s->slot_address(slot) != p)) {
+        report_fault((p & (kMinAlign - 1)) ? Fault::kMisalignedFree : Fault::kInteriorFree, block, s->slot_size);
+        faulted_ = true;
+        return;
+    }
     unsigned word = slot / 64;
     uint64_t bit = uint64_t{1} << (slot % 64);
     if (s != slab_) {
@@ -88,9 +92,13 @@ void LocalFreeBatch::add(Slab* s, void* block) {
         commit_word();
         word_ = word;
     }
-    if (BITSLAB_UNLIKELY(mask_ & bit)) os::fatal("double free of", block);
+    if (BITSLAB_UNLIKELY(mask_ & bit)) {  // this batch has the block already
+        report_fault(Fault::kDoubleFree, block, s->slot_size);
+        faulted_ = true;
+        return;
+    }
     mask_ |= bit;
-    ++added_;  // one new slot per block: a repeat in the word is fatal above, across words in commit_word
+    ++added_;  // counted as a new free slot; commit_word takes back any that were free already
 }
 
 void LocalFreeBatch::commit_word() {
@@ -98,8 +106,14 @@ void LocalFreeBatch::commit_word() {
     uint64_t old = slab_->free_slots.set_bits(word_, mask_);
     uint64_t twice = old & mask_;
     if (BITSLAB_UNLIKELY(twice != 0)) {
-        uint32_t slot = word_ * 64 + static_cast<unsigned>(__builtin_ctzll(twice));
-        os::fatal("double free of", reinterpret_cast<void*>(slab_->slot_address(slot)));
+        // Free already: setting their bits changed nothing, and they must not
+        // be counted again (free_count == set bits).
+        added_ -= static_cast<uint32_t>(__builtin_popcountll(twice));
+        faulted_ = true;
+        for (; twice; twice &= twice - 1) {
+            uint32_t slot = word_ * 64 + static_cast<unsigned>(__builtin_ctzll(twice));
+            report_fault(Fault::kDoubleFree, reinterpret_cast<void*>(slab_->slot_address(slot)), slab_->slot_size);
+        }
     }
     mask_ = 0;
 }

@@ -93,11 +93,16 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out);
 void slab_release_hold(Slab* s);
 
 // Frees blocks into slab bitmaps, batching one atomic per bitmap word and one
-// per slab. Any thread may use it; it detects double and invalid frees.
+// per slab. Any thread may use it. It detects double and invalid frees that
+// got past the free-time checks (a race, or a free mark overwritten after a
+// free): each is reported and skipped, and faulted() tells the caller that
+// the chain it walks may be corrupt (a block freed twice onto a list makes a
+// cycle: the walk must stop).
 class LocalFreeBatch {
 public:
     void add(Slab* s, void* block);
     void finish();  // must be called before the batch goes out of scope
+    bool faulted() const { return faulted_; }
 private:
     void commit_word();
     void commit_slab();
@@ -105,6 +110,7 @@ private:
     unsigned word_ = 0;
     uint64_t mask_ = 0;
     uint32_t added_ = 0;  // slots newly freed in slab_ not yet counted in its anchor
+    bool faulted_ = false;
 };
 
 // The slab named by a page map entry if it is a small slab's, else null.

@@ -9,6 +9,7 @@
 #include "core/large.h"
 #include "core/os.h"
 #include "core/page_map.h"
+#include "core/fault.h"
 
 namespace bitslab {
 
@@ -89,7 +90,7 @@ static void return_blocks(lockfree::StackNode* chain) {
 
 static void free_one(void* p, unsigned cls) {
     auto* node = static_cast<lockfree::StackNode*>(p);
-    poison_memory(node, kClassSize[cls]);
+    take_back(node, cls, g_free_mark);
     lockfree::link_set(node, nullptr);
     return_blocks(node);
 }
@@ -114,7 +115,7 @@ static void flush_foreign(ThreadCache& tc) {
 // A freed block of another heap: batched, never cached (see thread_cache.h).
 static void free_foreign(ThreadCache& tc, void* p, unsigned cls) {
     auto* node = static_cast<lockfree::StackNode*>(p);
-    poison_memory(node, kClassSize[cls]);
+    take_back(node, cls, g_free_mark);
     lockfree::link_set(node, tc.foreign_heads[cls]);
     if (!tc.foreign_heads[cls]) tc.foreign_tails[cls] = node;
     tc.foreign_heads[cls] = node;
@@ -197,7 +198,7 @@ static void* malloc_small_slow(unsigned cls) {
     if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
         tc.heads[cls] = lockfree::link_next(block);
         ++tc.rooms[cls];
-        unpoison_memory(block, kClassSize[cls]);
+        hand_out(block, cls);
         return block;
     }
     if (tc.state == kThreadActive) grow_bin(tc, cls);
@@ -217,7 +218,7 @@ static void* malloc_small_slow(unsigned cls) {
     lockfree::StackNode* block = chain.head;
     tc.heads[cls] = lockfree::link_next(block);
     tc.rooms[cls] -= chain.count - 1;
-    unpoison_memory(block, kClassSize[cls]);
+    hand_out(block, cls);
     return block;
 }
 
@@ -226,9 +227,25 @@ void* malloc_slow(size_t size) {
     return large_alloc(size, kMinAlign);
 }
 
+// The checks of free_fast, made for every small block that reaches the slow
+// path; false (after reporting) if p must be left alone.
+static bool small_free_ok(void* p, unsigned cls) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    if (BITSLAB_UNLIKELY(!is_slot_start(a, cls))) {
+        report_fault((a & (kMinAlign - 1)) ? Fault::kMisalignedFree : Fault::kInteriorFree, p, kClassSize[cls]);
+        return false;
+    }
+    if (BITSLAB_UNLIKELY(mark_get(p) == g_free_mark)) {
+        report_fault(Fault::kDoubleFree, p, kClassSize[cls]);
+        return false;
+    }
+    return true;
+}
+
 static void free_small_slow(void* p, uintptr_t entry) {
     ThreadCache& tc = t_cache;
     unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
+    if (!small_free_ok(p, cls)) return;
     if (tc.state == kThreadNew) thread_init(tc);
     if (tc.state != kThreadActive) { free_one(p, cls); return; }  // torn down: cache nothing
     // relaxed: p is live, so its slab cannot change owner (slab.h); we got p
@@ -242,7 +259,7 @@ static void free_small_slow(void* p, uintptr_t entry) {
         flush_bin(tc, cls, tc.limits[cls] / 2);
     }
     auto* block = static_cast<lockfree::StackNode*>(p);
-    poison_memory(block, kClassSize[cls]);
+    take_back(block, cls, g_free_mark);
     lockfree::link_set(block, tc.heads[cls]);
     tc.heads[cls] = block;
     --tc.rooms[cls];
@@ -263,8 +280,50 @@ void free_slow(void* p) {
         large_free(p, entry);
         errno = saved_errno;
     } else {
-        os::fatal("invalid free (not allocated by bitslab) of", p);
+        // Nothing of bitslab's starts in p's chunk: a large block freed before
+        // (its entry is cleared at free), or a pointer bitslab never returned.
+        report_fault(large_recently_freed(p) ? Fault::kDoubleFree : Fault::kInvalidFree, p, 0);
     }
+}
+
+bool small_block_is_live(const void* p, unsigned cls) {
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != g_free_mark;
+}
+
+void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
+    if (p == nullptr) return;
+    auto a = reinterpret_cast<uintptr_t>(p);
+    uintptr_t entry = page_map_get(a);
+    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
+    // Not a live block at all (double or invalid free): free reports that.
+    bool live = cls ? small_block_is_live(p, cls) : (entry != 0 && large_requested(p, entry) != SIZE_MAX);
+    if (live) {
+        if (align > kMinAlign && (a & (align - 1)) != 0) {
+            report_fault(Fault::kAlignMismatch, p, cls ? kClassSize[cls] : 0, align);
+            return;
+        }
+        if (size != kNoSize) {
+            bool fits;
+            if (cls) {
+                // The class the allocation would have had. A C block may also
+                // be larger: realloc keeps a block that shrinks by less than
+                // half and gives a growing one headroom, so its class may be
+                // up to that of twice the size.
+                unsigned expected = align > kMinAlign ? size_class_for_aligned(size, align)
+                                                      : (size <= kMaxSmallSize ? static_cast<unsigned>(size_class_of(size)) : 0);
+                size_t twice = size > kMaxSmallSize / 2 ? kMaxSmallSize : 2 * size;
+                fits = expected == cls || (from_c && align <= kMinAlign && expected != 0 && expected < cls &&
+                                           cls <= size_class_of(twice));
+            } else {
+                fits = large_requested(p, entry) == size;
+            }
+            if (!fits) {
+                report_fault(Fault::kSizeMismatch, p, cls ? kClassSize[cls] : 0, size);
+                return;
+            }
+        }
+    }
+    free_fast(p);
 }
 
 void thread_cache_flush_all() {

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "core/config.h"
+#include "core/fault.h"
 #include "core/poison.h"
 #include "core/arena.h"
 #include "core/size_class.h"
@@ -58,6 +59,31 @@ extern __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
 void* malloc_slow(size_t size);
 void free_slow(void* p);
+#ifdef BITSLAB_SECURE
+// Hardened build (docs/MISUSE.md): a freed block is wiped, and checked still
+// wiped when it is handed out again.
+void secure_wipe(void* block, unsigned cls);
+void secure_check_reuse(void* block, unsigned cls);
+#endif
+
+// A block leaves the allocator: clear the free mark (and, hardened, check
+// that nobody wrote to it while it was free).
+BITSLAB_HOT void hand_out(void* block, uintptr_t cls) {
+    unpoison_memory(block, kClassSize[cls]);
+#ifdef BITSLAB_SECURE
+    secure_check_reuse(block, static_cast<unsigned>(cls));
+#endif
+    mark_set(block, 0);
+}
+
+// A block comes back: it gets the free mark (and, hardened, is wiped first).
+BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
+#ifdef BITSLAB_SECURE
+    secure_wipe(block, static_cast<unsigned>(cls));
+#endif
+    mark_set(block, mark);
+    poison_memory(block, kClassSize[cls]);
+}
 
 // Takes one unit of room: decrements `room` and returns true, or, when it was
 // 0, returns false leaving it wrapped to UINT32_MAX (free_slow puts it back).
@@ -83,7 +109,7 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
         if (BITSLAB_LIKELY(block != nullptr)) {
             t_cache.heads[cls] = lockfree::link_next(block);
             ++t_cache.rooms[cls];
-            unpoison_memory(block, kClassSize[cls]);
+            hand_out(block, cls);
             return block;
         }
     }
@@ -99,22 +125,50 @@ BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
     return t_cache.class_map[chunk].load(std::memory_order_relaxed);
 }
 
+// Misuse checks on every free, before the block is touched: p must be the
+// start of a slot (is_slot_start; no offset is one in class 0, another heap's
+// block, which so goes to the slow path too) and must not carry the free mark
+// (a block freed twice). Either failure goes to the slow path, which checks
+// again and reports.
 BITSLAB_HOT void free_fast(void* p) {
     uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(chunk < t_cache.map_chunks)) {
-        // Class 0 (another heap's block, or no slab there) has room 0 forever,
-        // so one check sends "not a small block of this heap" and "bin full"
-        // to the slow path. relaxed: see thread_class_of.
+        // relaxed: see thread_class_of.
         uintptr_t cls = t_cache.class_map[chunk].load(std::memory_order_relaxed);
-        if (BITSLAB_LIKELY(take_room(t_cache.rooms[cls]))) {
+        uint64_t mark = g_free_mark;
+        if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
+                           take_room(t_cache.rooms[cls]))) {
             auto* block = static_cast<lockfree::StackNode*>(p);
-            poison_memory(block, kClassSize[cls]);
+            take_back(block, cls, mark);
             lockfree::link_set(block, t_cache.heads[cls]);
             t_cache.heads[cls] = block;
             return;
         }
     }
     free_slow(p);
+}
+
+// free_sized, free_aligned_sized and sized/aligned delete: the size and
+// alignment must describe the block. The common case (the size's class is the
+// block's class in this thread's map) costs two loads and a compare more.
+inline constexpr size_t kNoSize = SIZE_MAX;  // free_checked_slow: no size to check
+void free_checked_slow(void* p, size_t size, size_t align, bool from_c);
+// p is the start of a slot of class cls that is not marked free.
+bool small_block_is_live(const void* p, unsigned cls);
+BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
+    uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
+    if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) free_fast(p);
+    else free_checked_slow(p, size, 0, from_c);
+}
+
+BITSLAB_HOT void free_aligned_fast(void* p, size_t align) {
+    if (BITSLAB_LIKELY((reinterpret_cast<uintptr_t>(p) & (align - 1)) == 0)) free_fast(p);
+    else free_checked_slow(p, kNoSize, align, false);
+}
+
+BITSLAB_HOT void free_aligned_sized_fast(void* p, size_t align, size_t size, bool from_c) {
+    if (align <= kMinAlign) free_sized_fast(p, size, from_c);
+    else free_checked_slow(p, size, align, from_c);
 }
 
 // Returns every cached block of this thread to the heaps (thread exit, tests).

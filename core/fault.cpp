@@ -1,0 +1,151 @@
+#include "core/fault.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <atomic>
+
+#include "core/os.h"
+
+namespace bitslab {
+
+// Nonzero from the start, so a block freed before free_mark_init (none can
+// exist: init runs before the first slab) would still be marked.
+uint64_t g_free_mark = 0x9e3779b97f4a7c15ull;
+
+void free_mark_init() {
+    static std::atomic<bool> done{false};
+    if (done.load(std::memory_order_acquire)) return;
+    uint64_t value = 0;
+    // GRND_NONBLOCK: never wait for the entropy pool at start-up; without
+    // randomness, mix addresses (ASLR) and time-independent constants.
+    if (getrandom(&value, sizeof value, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof value)) {
+        value = reinterpret_cast<uintptr_t>(&value) * 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(&done);
+    }
+    value |= 1;  // never 0: a zeroed block must not look freed
+    // Racing initializers may each store their own value: both run before any
+    // block exists (globals_slow), and the last store wins for everyone.
+    __atomic_store_n(&g_free_mark, value, __ATOMIC_RELAXED);
+    done.store(true, std::memory_order_release);
+}
+
+enum Mode : int { kModeUnread = 0, kModeAbort, kModeReport, kModeIgnore };
+static std::atomic<int> g_mode{kModeUnread};
+static std::atomic<bitslab_fault_hook> g_hook{nullptr};
+static std::atomic<void*> g_hook_context{nullptr};
+
+static int read_mode() {
+    int mode = g_mode.load(std::memory_order_relaxed);
+    if (mode != kModeUnread) return mode;
+    // secure_getenv: null in setuid/setgid programs, which then always abort.
+    // It reads the environment in place; nothing is allocated.
+    const char* value = secure_getenv("BITSLAB_ON_ERROR");
+    mode = kModeAbort;
+    if (value && strcmp(value, "report") == 0) mode = kModeReport;
+    if (value && strcmp(value, "ignore") == 0) mode = kModeIgnore;
+    g_mode.store(mode, std::memory_order_relaxed);
+    return mode;
+}
+
+namespace {
+// Appends to a fixed buffer; never allocates (the heap may be what is broken).
+struct Line {
+    char* out;
+    size_t cap;
+    size_t len = 0;
+    void put(char c) { if (len + 1 < cap) out[len++] = c; }
+    void text(const char* s) { while (*s) put(*s++); }
+    void hex(uintptr_t v) {
+        text("0x");
+        char digits[16];
+        int n = 0;
+        do { digits[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+        while (n) put(digits[--n]);
+    }
+    void dec(size_t v) {
+        char digits[20];
+        int n = 0;
+        do { digits[n++] = static_cast<char>('0' + v % 10); v /= 10; } while (v);
+        while (n) put(digits[--n]);
+    }
+    void block(size_t class_size) {
+        if (class_size) { text("size class "); dec(class_size); } else text("large block");
+    }
+};
+}  // namespace
+
+size_t format_fault_line(char* out, size_t cap, Fault kind, const void* ptr, size_t class_size, size_t detail) {
+    Line l{out, cap};
+    auto p = reinterpret_cast<uintptr_t>(ptr);
+    l.text("bitslab: ");
+    switch (kind) {
+    case Fault::kDoubleFree:
+        l.text("double free of "); l.hex(p); l.text(" ("); l.block(class_size); l.text(")");
+        break;
+    case Fault::kInvalidFree:
+        l.text("invalid free of "); l.hex(p); l.text(" (not allocated by bitslab)");
+        break;
+    case Fault::kInteriorFree:
+        l.text("invalid free of "); l.hex(p);
+        if (class_size) { l.text(" (inside a block of size class "); l.dec(class_size); l.text(")"); }
+        else l.text(" (inside a large block)");
+        break;
+    case Fault::kMisalignedFree:
+        l.text("invalid free of "); l.hex(p); l.text(" (misaligned pointer)");
+        break;
+    case Fault::kSizeMismatch:
+        l.text("sized free of "); l.hex(p); l.text(" with size "); l.dec(detail);
+        l.text(" (the block is of "); l.block(class_size); l.text(")");
+        break;
+    case Fault::kAlignMismatch:
+        l.text("aligned free of "); l.hex(p); l.text(" with alignment "); l.dec(detail);
+        l.text(" (the block is not aligned to it)");
+        break;
+    case Fault::kCorruptList:
+        l.text("corrupted free list: link to "); l.hex(p); l.text(" (not a free block; use after free?)");
+        break;
+    case Fault::kWriteAfterFree:
+        l.text("write after free of "); l.hex(p); l.text(" ("); l.block(class_size);
+        l.text("; found at reuse: use after free or overflow from the block before)");
+        break;
+    case Fault::kInvalidRealloc:
+        l.text("invalid realloc of "); l.hex(p); l.text(" (not a live block of bitslab)");
+        break;
+    case Fault::kInvalidUsableSize:
+        l.text("malloc_usable_size of "); l.hex(p); l.text(" (not a live block of bitslab)");
+        break;
+    }
+    l.put('\n');
+    l.out[l.len] = '\0';
+    return l.len;
+}
+
+void report_fault(Fault kind, const void* ptr, size_t class_size, size_t detail) {
+    // acquire: the context stored before the hook is visible with it.
+    if (bitslab_fault_hook hook = g_hook.load(std::memory_order_acquire)) {
+        hook(static_cast<int>(kind), ptr, class_size, detail, g_hook_context.load(std::memory_order_relaxed));
+        return;
+    }
+    int mode = read_mode();
+    if (mode == kModeIgnore) return;
+    char line[256];
+    size_t len = format_fault_line(line, sizeof line, kind, ptr, class_size, detail);
+    os::write_stderr(line, len);
+    if (mode == kModeAbort) abort();
+}
+
+}  // namespace bitslab
+
+using namespace bitslab;
+
+BITSLAB_EXPORT void bitslab_set_fault_hook(bitslab_fault_hook hook, void* context) {
+    g_hook_context.store(context, std::memory_order_relaxed);
+    // release: pairs with report_fault's acquire (the context comes with it).
+    g_hook.store(hook, std::memory_order_release);
+}
+
+BITSLAB_EXPORT int bitslab_fault_mode(void) {
+    static const int kPublic[] = {0, BITSLAB_ON_ERROR_ABORT, BITSLAB_ON_ERROR_REPORT, BITSLAB_ON_ERROR_IGNORE};
+    return kPublic[read_mode()];
+}
