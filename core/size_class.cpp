@@ -16,5 +16,5 @@ unsigned size_class_for_aligned(size_t size, size_t align) {
 namespace bitslab {
 // The slot test agrees with division for every offset of every class (checked
 // at compile time for a few; tests/size_class_test.cpp checks all of them).
-static_assert(kSlotCheck[3].inverse * 3u == 1u, "inverse of 48's odd part");
+static_assert(kSlotTables.check[3].inverse * 3u == 1u, "inverse of 48's odd part");
 }  // namespace bitslab

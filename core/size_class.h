@@ -57,13 +57,18 @@ inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 // divides off and larger than any slot's value otherwise (Granlund and
 // Montgomery's divisibility test), so one compare against capacity << k also
 // rejects the slab's tail past its last slot. Free runs this on every block.
+// One table (one base address for the fast path), indexed by class.
 struct SlotCheck {
     uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
     uint32_t limit;    // capacity << k
 };
-constexpr std::array<SlotCheck, kNumClasses + 1> make_slot_checks() {
-    std::array<SlotCheck, kNumClasses + 1> t{};
-    t[0] = {0, 0};  // class 0: no offset is a slot
+struct SlotTables {
+    SlotCheck check[kNumClasses + 1];
+    uint32_t mask[kNumClasses + 1];  // 2^k - 1
+};
+constexpr SlotTables make_slot_tables() {
+    SlotTables t{};
+    // class 0: no offset is a slot (mask 0 passes, but limit 0 fails everything)
     for (unsigned c = 1; c <= kNumClasses; ++c) {
         uint32_t size = kClassSize[c];
         unsigned k = 0;
@@ -71,22 +76,17 @@ constexpr std::array<SlotCheck, kNumClasses + 1> make_slot_checks() {
         uint32_t odd = size >> k;
         uint32_t inv = odd;  // Newton's iteration: each step doubles the correct low bits
         for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;
-        t[c] = {inv, static_cast<uint32_t>(kSlabSize / size) << k};
+        t.check[c] = {inv, static_cast<uint32_t>(kSlabSize / size) << k};
+        t.mask[c] = (uint32_t{1} << k) - 1;
     }
     return t;
 }
-inline constexpr auto kSlotCheck = make_slot_checks();
-constexpr std::array<uint32_t, kNumClasses + 1> make_slot_masks() {
-    std::array<uint32_t, kNumClasses + 1> t{};
-    for (unsigned c = 1; c <= kNumClasses; ++c) t[c] = (kClassSize[c] & (0u - kClassSize[c])) - 1;
-    return t;
-}
-inline constexpr auto kSlotMask = make_slot_masks();
+inline constexpr SlotTables kSlotTables = make_slot_tables();
 
 BITSLAB_HOT bool is_slot_start(uintptr_t p, uintptr_t cls) {
     uint32_t off = static_cast<uint32_t>(p) & static_cast<uint32_t>(kSlabSize - 1);
-    if (BITSLAB_UNLIKELY(off & kSlotMask[cls])) return false;
-    return off * kSlotCheck[cls].inverse < kSlotCheck[cls].limit;
+    if (BITSLAB_UNLIKELY(p & kSlotTables.mask[cls])) return false;  // p & mask == off & mask
+    return off * kSlotTables.check[cls].inverse < kSlotTables.check[cls].limit;
 }
 
 // Most blocks a thread-cache bin of this class may hold.

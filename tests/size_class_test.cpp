@@ -54,3 +54,22 @@ TEST(SizeClass, BinLimitsStayWithinTheirByteBudget) {
         EXPECT_LE(size_t{bin_max_blocks(c)} * kClassSize[c], kBinMaxBytes + 2 * kMaxSmallSize);
     }
 }
+
+// The free-time check must accept exactly the slot starts: every offset of a
+// slab, for every class, against plain division. A pointer anywhere else
+// (interior, misaligned, the slab's tail past its last slot) is rejected.
+TEST(SizeClass, SlotStartTestAgreesWithDivisionAtEveryOffset) {
+    const uintptr_t slab_base = uintptr_t{0x7f1234560000};
+    for (unsigned c = 1; c <= kNumClasses; ++c) {
+        uint32_t size = kClassSize[c];
+        uint32_t capacity = slab_capacity(c);
+        unsigned accepted = 0;
+        for (uint32_t off = 0; off < kSlabSize; ++off) {
+            bool expected = off % size == 0 && off / size < capacity;
+            ASSERT_EQ(is_slot_start(slab_base + off, c), expected) << "class " << c << " (size " << size << ") offset " << off;
+            accepted += expected;
+        }
+        EXPECT_EQ(accepted, capacity);
+    }
+    for (uint32_t off = 0; off < kSlabSize; ++off) ASSERT_FALSE(is_slot_start(slab_base + off, 0));
+}
