@@ -1,6 +1,7 @@
 #include "core/heap.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include <new>
 
@@ -83,14 +84,22 @@ static Slab* carve_slab(Globals* g) {
 // Maps a new region and carves its first slab for the caller; the region
 // becomes the one being carved.
 static Slab* map_region(Globals* g) {
-    void* memory = arena_take(kSlabSize * kSlabsPerRegion);
-    if (!memory) memory = os::map_aligned(kSlabSize * kSlabsPerRegion, kSlabSize);
+#ifdef BITSLAB_SECURE
+    // Hardened: one inaccessible chunk after every region, so a linear
+    // overflow off a region's last slab faults instead of reaching the next.
+    constexpr size_t kGuard = kChunkSize;
+#else
+    constexpr size_t kGuard = 0;
+#endif
+    void* memory = arena_take(kSlabSize * kSlabsPerRegion + kGuard);
+    if (!memory) memory = os::map_aligned(kSlabSize * kSlabsPerRegion + kGuard, kSlabSize);
     if (!memory) return nullptr;
+    if (kGuard) os::protect_none(static_cast<char*>(memory) + kSlabSize * kSlabsPerRegion, kGuard);
     auto base = reinterpret_cast<uintptr_t>(memory);
     void* meta = os::map(sizeof(Region));
     if (!meta || !page_map_reserve(base, kSlabSize * kSlabsPerRegion)) {
         if (meta) os::unmap(meta, sizeof(Region));
-        os::unmap(memory, kSlabSize * kSlabsPerRegion);
+        os::unmap(memory, kSlabSize * kSlabsPerRegion + kGuard);
         return nullptr;
     }
     auto* region = new (meta) Region;  // default-init: the storage stays untouched (mmap gave zeros)
@@ -125,6 +134,11 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
             if (got) break;  // serve what we have rather than open a new slab
             Globals* g = globals();
             s = slab_take(g->empty_pool);
+#ifdef BITSLAB_SECURE
+            // Free slots must read as zero (thread_cache.cpp); a pooled slab
+            // holds its previous class's links and marks at other offsets.
+            if (s) memset(reinterpret_cast<void*>(s->base), 0, kSlabSize);
+#endif
             if (!s) s = carve_slab(g);
             if (!s) s = map_region(g);
             if (!s) { errno = ENOMEM; break; }

@@ -45,6 +45,8 @@ void* map_aligned(size_t size, size_t align) {
 
 void unmap(void* p, size_t size) { munmap(p, size); }
 
+void protect_none(void* p, size_t size) { mprotect(p, size, PROT_NONE); }
+
 bool remap_in_place(void* p, size_t old_size, size_t new_size) {
     return mremap(p, old_size, new_size, 0) != MAP_FAILED;
 }

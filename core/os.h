@@ -14,6 +14,8 @@ void* map(size_t size);
 // (a power of two >= the page size). Over-maps and trims the excess.
 void* map_aligned(size_t size, size_t align);
 void unmap(void* p, size_t size);
+// Makes [p, p + size) inaccessible (guard pages).
+void protect_none(void* p, size_t size);
 // Grows or shrinks a mapping in place; false if it cannot be done in place.
 bool remap_in_place(void* p, size_t old_size, size_t new_size);
 // Moves (and resizes) a mapping onto `target`, a range of new_size bytes the

@@ -9,6 +9,18 @@
 
 namespace bitslab {
 
+#ifdef BITSLAB_SECURE
+uint64_t secure_random() {
+    static __thread uint64_t state __attribute__((tls_model("initial-exec")));
+    if (state == 0) state = g_free_mark ^ reinterpret_cast<uintptr_t>(&state);
+    // xorshift64*: enough to make slot choice unpredictable without the seed.
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return state * 0x2545f4914f6cdd1dull;
+}
+#endif
+
 void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->cls = cls;
     s->slot_size = kClassSize[cls];
@@ -34,10 +46,24 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
     // churn keeps reusing its first pages instead of cycling through all of
     // them, so the pages it touches (its resident memory) track its live
     // blocks, not its history.
-    unsigned w = 0;
-    for (; w < words && got < want; ++w) {
+#ifdef BITSLAB_SECURE
+    // Hardened: start at a random word and prefer a random subset of its free
+    // slots, so the address the next malloc returns cannot be predicted from
+    // the previous one (heap grooming for an overflow gets harder).
+    uint64_t random = secure_random();
+    unsigned start = static_cast<unsigned>(random % words);
+#else
+    unsigned start = 0;
+#endif
+    for (unsigned i = 0; i < words && got < want; ++i) {
+        unsigned w = start + i < words ? start + i : start + i - words;
         uint64_t bits = s->free_slots.load(w);
         if (!bits) continue;
+#ifdef BITSLAB_SECURE
+        random = random * 6364136223846793005ull + 1442695040888963407ull;  // next step (LCG)
+        uint64_t picked = bits & (random >> 7 | random << 57);
+        if (picked) bits = picked;
+#endif
         uint64_t mask = lockfree::lowest_set_bits(bits, want - got);
         uint64_t taken = s->free_slots.take_bits(w, mask);
         while (taken) {
@@ -49,7 +75,6 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
             out.tail = node;
             ++got;
         }
-        if (got == want) break;
     }
     out.count += got;
     // acq_rel: ordered after the bit takes; freers only add, so this never underflows.

@@ -88,6 +88,9 @@ void slab_assign(Slab* s, uint32_t heap, unsigned cls);
 // Holder: claims up to `want` free slots, appending them to `out` in address
 // order. Returns how many it claimed.
 uint32_t slab_claim(Slab* s, uint32_t want, Chain& out);
+#ifdef BITSLAB_SECURE
+uint64_t secure_random();  // per-thread pseudo-random numbers seeded from the free mark
+#endif
 // Holder: gives up the hold; the slab goes back on its owner's partial list,
 // or becomes DETACHED if it has no free slot.
 void slab_release_hold(Slab* s);

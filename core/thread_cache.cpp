@@ -1,6 +1,7 @@
 #include "core/thread_cache.h"
 
 #include <errno.h>
+#include <string.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -196,7 +197,12 @@ static void* malloc_small_slow(unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
     if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
+#ifdef BITSLAB_SECURE
+        secure_check_reuse(block, cls);
+        tc.heads[cls] = secure_checked_next(block, cls);
+#else
         tc.heads[cls] = lockfree::link_next(block);
+#endif
         ++tc.rooms[cls];
         hand_out(block, cls);
         return block;
@@ -216,6 +222,9 @@ static void* malloc_small_slow(unsigned cls) {
     Chain chain;
     if (heap_take(h, cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
     lockfree::StackNode* block = chain.head;
+#ifdef BITSLAB_SECURE
+    secure_check_reuse(block, cls);  // the chain's links were just made by slab_claim
+#endif
     tc.heads[cls] = lockfree::link_next(block);
     tc.rooms[cls] -= chain.count - 1;
     hand_out(block, cls);
@@ -325,6 +334,44 @@ void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
     }
     free_fast(p);
 }
+
+#ifdef BITSLAB_SECURE
+// Hardened build. A free block is zero past its two words (link and free
+// mark): free wipes it, and a slab that comes back from the pool is zeroed
+// before it gets a class (heap.cpp). malloc checks the zeros before handing
+// the block out, which catches a write to freed memory (use after free, or an
+// overflow from the block before) at the block's next reuse at the latest.
+void secure_wipe(void* block, unsigned cls) {
+    if (kClassSize[cls] > 2 * sizeof(uint64_t))
+        memset(static_cast<char*>(block) + 2 * sizeof(uint64_t), 0, kClassSize[cls] - 2 * sizeof(uint64_t));
+}
+
+void secure_check_reuse(void* block, unsigned cls) {
+    const auto* words = static_cast<const uint64_t*>(block);
+    size_t n = kClassSize[cls] / sizeof(uint64_t);
+    uint64_t any = 0;
+    for (size_t i = 2; i < n; ++i) any |= words[i];
+    if (BITSLAB_UNLIKELY(any != 0)) {
+        report_fault(Fault::kWriteAfterFree, block, kClassSize[cls]);
+        secure_wipe(block, cls);  // (report mode) the new owner still gets clean memory
+    }
+}
+
+lockfree::StackNode* secure_checked_next(lockfree::StackNode* block, unsigned cls) {
+    lockfree::StackNode* next = lockfree::link_next(block);
+    auto a = reinterpret_cast<uintptr_t>(next);
+    // The page map, not the class map: a bin may still hold blocks of the heap
+    // the thread used before its last refill.
+    if (BITSLAB_LIKELY(next == nullptr || ((page_map_get(a) & kEntryClassMask) == cls && is_slot_start(a, cls))))
+        return next;
+    // The link was overwritten (a write to the freed block): the rest of the
+    // bin cannot be trusted. Leak it; the caller's ++room then makes the bin
+    // count zero blocks.
+    report_fault(Fault::kCorruptList, next, kClassSize[cls]);
+    t_cache.rooms[cls] = t_cache.limits[cls] - 1;
+    return nullptr;
+}
+#endif
 
 void thread_cache_flush_all() {
     ThreadCache& tc = t_cache;

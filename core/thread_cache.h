@@ -64,15 +64,15 @@ void free_slow(void* p);
 // wiped when it is handed out again.
 void secure_wipe(void* block, unsigned cls);
 void secure_check_reuse(void* block, unsigned cls);
+// The link malloc is about to follow must name a slot of the same class;
+// else the bin is dropped (leaked) and nullptr returned.
+lockfree::StackNode* secure_checked_next(lockfree::StackNode* block, unsigned cls);
 #endif
 
-// A block leaves the allocator: clear the free mark (and, hardened, check
-// that nobody wrote to it while it was free).
+// A block leaves the allocator: clear the free mark. (Hardened, its callers
+// first check that nobody wrote to it while it was free.)
 BITSLAB_HOT void hand_out(void* block, uintptr_t cls) {
     unpoison_memory(block, kClassSize[cls]);
-#ifdef BITSLAB_SECURE
-    secure_check_reuse(block, static_cast<unsigned>(cls));
-#endif
     mark_set(block, 0);
 }
 
@@ -107,7 +107,13 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
         uintptr_t cls = size_class_of(size);
         lockfree::StackNode* block = t_cache.heads[cls];
         if (BITSLAB_LIKELY(block != nullptr)) {
+#ifdef BITSLAB_SECURE
+            // The block first (a write to it is reported as such), then its link.
+            secure_check_reuse(block, static_cast<unsigned>(cls));
+            t_cache.heads[cls] = secure_checked_next(block, static_cast<unsigned>(cls));
+#else
             t_cache.heads[cls] = lockfree::link_next(block);
+#endif
             ++t_cache.rooms[cls];
             hand_out(block, cls);
             return block;
