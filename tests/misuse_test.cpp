@@ -1,0 +1,299 @@
+// Misuse detection in process, through the fault hook: each misuse is
+// reported once, with the right kind, pointer and class, the block is left
+// alone, and the heap checker finds every invariant intact afterwards.
+// (tests/misuse/run.py checks the default outcome, abort with a message, in
+// child processes.)
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "core/bitslab.h"
+#include "core/fault.h"
+#include "core/heap.h"
+#include "core/page_map.h"
+#include "core/poison.h"
+#include "core/slab.h"
+#include "test_util.h"
+
+using namespace bitslab;
+
+namespace {
+
+struct Recorded {
+    int kind;
+    const void* ptr;
+    size_t class_size;
+    size_t detail;
+};
+
+// The hook runs inside the allocator: it records into a fixed array.
+struct Recorder {
+    static constexpr int kMax = 64;
+    Recorded faults[kMax];
+    int count = 0;
+    static void hook(int kind, const void* ptr, size_t class_size, size_t detail, void* context) {
+        auto* self = static_cast<Recorder*>(context);
+        if (self->count < kMax) self->faults[self->count] = {kind, ptr, class_size, detail};
+        ++self->count;
+    }
+};
+
+// Installs a recorder for one test and removes it after.
+class Misuse : public ::testing::Test {
+protected:
+    void SetUp() override {
+        bitslab_test_set_cpu(0);
+        bitslab_set_fault_hook(&Recorder::hook, &rec);
+    }
+    void TearDown() override {
+        bitslab_set_fault_hook(nullptr, nullptr);
+        bitslab_test_set_cpu(-1);
+    }
+    // Exactly one fault was reported, and it is this one.
+    void expect_one(int kind, const void* ptr, size_t class_size, size_t detail = 0) {
+        ASSERT_EQ(rec.count, 1) << "faults reported";
+        EXPECT_EQ(rec.faults[0].kind, kind);
+        EXPECT_EQ(rec.faults[0].ptr, ptr);
+        EXPECT_EQ(rec.faults[0].class_size, class_size);
+        EXPECT_EQ(rec.faults[0].detail, detail);
+    }
+    // The heap is intact: flush this thread's cache, check every invariant.
+    void expect_heap_intact() {
+        bitslab_thread_flush();
+        EXPECT_HEAP_OK();
+    }
+    Recorder rec;
+};
+
+}  // namespace
+
+TEST_F(Misuse, DoubleFreeOnTheSameThreadIsReportedAndTheBlockIsNotCachedTwice) {
+    void* p = bitslab_malloc(64);
+    bitslab_free(p);
+    bitslab_free(p);
+    expect_one(BITSLAB_FAULT_DOUBLE_FREE, p, 64);
+    // The block was cached once: two mallocs of its class never both return it.
+    void* a = bitslab_malloc(64);
+    void* b = bitslab_malloc(64);
+    EXPECT_NE(a, b);
+    bitslab_free(a);
+    bitslab_free(b);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, DoubleFreeFromAnotherThreadIsReported) {
+    void* p = bitslab_malloc(48);
+    std::thread([&] { bitslab_test_set_cpu(1); bitslab_free(p); bitslab_thread_flush(); }).join();
+    std::thread([&] { bitslab_test_set_cpu(1); bitslab_free(p); bitslab_thread_flush(); }).join();
+    expect_one(BITSLAB_FAULT_DOUBLE_FREE, p, 48);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, DoubleFreeAfterTheBlockReachedItsBitmapIsReported) {
+    void* p = bitslab_malloc(256);
+    bitslab_free(p);
+    bitslab_thread_flush();  // p is in its slab's bitmap now
+    bitslab_free(p);
+    expect_one(BITSLAB_FAULT_DOUBLE_FREE, p, 256);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, InteriorAndMisalignedFreesAreReportedAndLeaveTheBlockLive) {
+    auto* p = static_cast<char*>(bitslab_malloc(96));
+    memset(p, 0x5a, 96);
+    bitslab_free(p + 32);
+    expect_one(BITSLAB_FAULT_INTERIOR_FREE, p + 32, 96);
+    bitslab_free(p + 5);
+    ASSERT_EQ(rec.count, 2);
+    EXPECT_EQ(rec.faults[1].kind, BITSLAB_FAULT_MISALIGNED_FREE);
+    for (int i = 0; i < 96; ++i) ASSERT_EQ(p[i], 0x5a) << "the live block was touched at byte " << i;
+    bitslab_free(p);  // and it is still a live block: its real free is fine
+    EXPECT_EQ(rec.count, 2);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, FreeOfMemoryBitslabNeverReturnedIsReported) {
+    static char in_data[64];
+    char on_stack[64];
+    void* from_glibc = malloc(64);
+    bitslab_free(in_data);
+    bitslab_free(on_stack);
+    bitslab_free(from_glibc);
+    ASSERT_EQ(rec.count, 3);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(rec.faults[i].kind, BITSLAB_FAULT_INVALID_FREE);
+    EXPECT_EQ(rec.faults[1].ptr, on_stack);
+    free(from_glibc);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, LargeBlockDoubleAndInteriorFreesAreReported) {
+    auto* p = static_cast<char*>(bitslab_malloc(1 << 20));
+    bitslab_free(p + 4096);
+    expect_one(BITSLAB_FAULT_INTERIOR_FREE, p + 4096, 0);
+    bitslab_free(p);
+    bitslab_free(p);
+    ASSERT_EQ(rec.count, 2);
+    EXPECT_EQ(rec.faults[1].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[1].ptr, p);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, SizedFreesWithTheWrongSizeAreReported) {
+    void* p = bitslab_malloc(100);  // class 112
+    bitslab_free_sized(p, 1000);
+    expect_one(BITSLAB_FAULT_SIZE_MISMATCH, p, 112, 1000);
+    bitslab_delete_sized(p, 8);
+    ASSERT_EQ(rec.count, 2);
+    EXPECT_EQ(rec.faults[1].detail, 8u);
+    bitslab_free_sized(p, 100);  // the right size frees it
+    EXPECT_EQ(rec.count, 2);
+
+    void* big = bitslab_malloc(100000);
+    bitslab_free_sized(big, 99999);
+    ASSERT_EQ(rec.count, 3);
+    EXPECT_EQ(rec.faults[2].kind, BITSLAB_FAULT_SIZE_MISMATCH);
+    EXPECT_EQ(rec.faults[2].class_size, 0u);
+    bitslab_free_sized(big, 100000);
+    EXPECT_EQ(rec.count, 3);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, SizedFreeAcceptsTheSizesReallocCanLeave) {
+    // realloc keeps a block that shrinks by less than half, and gives one
+    // that grows by small steps headroom: free_sized with the size last asked
+    // for is right in both cases.
+    void* p = bitslab_malloc(1000);
+    p = bitslab_realloc(p, 600);
+    bitslab_free_sized(p, 600);
+    void* q = bitslab_malloc(1000);
+    q = bitslab_realloc(q, 1100);
+    bitslab_free_sized(q, 1100);
+    EXPECT_EQ(rec.count, 0);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, AlignedFreeWithAnAlignmentTheBlockLacksIsReported) {
+    void* p = bitslab_aligned_alloc(64, 64);
+    while ((reinterpret_cast<uintptr_t>(p) & 4095) == 0) p = bitslab_aligned_alloc(64, 64);
+    bitslab_free_aligned_sized(p, 4096, 64);
+    expect_one(BITSLAB_FAULT_ALIGN_MISMATCH, p, 64, 4096);
+    bitslab_free_aligned_sized(p, 64, 64);
+    EXPECT_EQ(rec.count, 1);
+    void* q = bitslab_aligned_alloc(256, 1000);
+    bitslab_delete_aligned_sized(q, 1000, 256);
+    EXPECT_EQ(rec.count, 1);
+    expect_heap_intact();
+}
+
+TEST_F(Misuse, ReallocAndUsableSizeOfAFreedBlockAreReported) {
+    void* p = bitslab_malloc(64);
+    bitslab_free(p);
+    errno = 0;
+    EXPECT_EQ(bitslab_realloc(p, 32), nullptr);
+    EXPECT_EQ(errno, EINVAL);
+    expect_one(BITSLAB_FAULT_INVALID_REALLOC, p, 64);
+    EXPECT_EQ(bitslab_malloc_usable_size(p), 0u);
+    ASSERT_EQ(rec.count, 2);
+    EXPECT_EQ(rec.faults[1].kind, BITSLAB_FAULT_INVALID_USABLE_SIZE);
+    expect_heap_intact();
+}
+
+#ifndef BITSLAB_ASAN
+// The bitmap's own check, for a double free that got past the free mark (a
+// race, or the program overwrote the mark): a block already free in its
+// bitmap that comes back in a chain is reported, and not counted again
+// (free_count == set bits, which the heap checker verifies).
+TEST_F(Misuse, ABlockReturnedAgainAfterReachingItsBitmapIsReportedNotCounted) {
+    void* p = bitslab_malloc(32);
+    bitslab_free(p);
+    bitslab_thread_flush();  // p is free in its bitmap
+    auto* node = static_cast<lockfree::StackNode*>(p);
+    lockfree::link_set(node, nullptr);
+    heap_return_chain(current_heap(g_globals.load()), node);
+    expect_one(BITSLAB_FAULT_DOUBLE_FREE, p, 32);
+    EXPECT_HEAP_OK();
+}
+
+// A block pushed twice onto a remote-free stack makes a cycle; the drain
+// must stop (not loop forever) and report it, freeing each block once.
+TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
+    void* p = bitslab_malloc(32);
+    void* q = bitslab_malloc(32);
+    Heap& h = current_heap(g_globals.load());
+    auto* np = static_cast<lockfree::StackNode*>(p);
+    auto* nq = static_cast<lockfree::StackNode*>(q);
+    lockfree::link_set(np, nq);
+    h.remote.push_chain(np, nq);  // links q to the stack's old head (empty: drained at malloc)
+    lockfree::link_set(nq, np);   // p -> q -> p -> ...: what pushing p a second time makes
+    heap_drain_remote(h);
+    ASSERT_GE(rec.count, 1);
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, p);
+    EXPECT_HEAP_OK();
+}
+#endif
+
+// Property: any interleaving of valid operations and misuses (double frees,
+// interior frees, wrong sizes, frees of foreign memory) reports exactly the
+// misuses, never disturbs a live block's contents, and leaves the heap intact.
+RC_GTEST_PROP(MisuseProperty, MisuseIsReportedAndNeverCorruptsLiveBlocks, ()) {
+    Recorder rec;
+    bitslab_set_fault_hook(&Recorder::hook, &rec);
+    std::map<char*, size_t> live;  // block -> size
+    std::vector<char*> freed;
+    uint64_t seed = 1;
+    int expected_faults = 0;
+    int steps = *rc::gen::inRange(1, 200);
+    for (int i = 0; i < steps; ++i) {
+        int op = *rc::gen::inRange(0, 10);
+        if (op < 4 || live.empty()) {
+            size_t size = *rc::gen::oneOf(rc::gen::inRange<size_t>(1, 2000), rc::gen::inRange<size_t>(16000, 70000));
+            auto* p = static_cast<char*>(bitslab_malloc(size));
+            RC_ASSERT(p != nullptr);
+            fill_pattern(p, size, seed + reinterpret_cast<uintptr_t>(p));
+            live[p] = size;
+            // A freed block handed out again is live, not freed.
+            std::erase(freed, p);
+        } else {
+            auto it = live.begin();
+            std::advance(it, *rc::gen::inRange<size_t>(0, live.size()));
+            char* p = it->first;
+            size_t size = it->second;
+            if (op < 7) {  // a valid free
+                RC_ASSERT(check_pattern(p, size, seed + reinterpret_cast<uintptr_t>(p)));
+                bitslab_free_sized(p, size);
+                live.erase(it);
+                // Small blocks only: a freed large block's address may come
+                // back as a slab's fresh slot (no free mark to find).
+                if (size <= 16384) freed.push_back(p);
+            } else if (op == 7 && !freed.empty()) {  // double free of a small block freed before
+                char* f = freed[*rc::gen::inRange<size_t>(0, freed.size())];
+                bitslab_free(f);
+                ++expected_faults;
+            } else if (op == 8) {  // interior free (16 to 48 bytes in: inside any block over 64 bytes)
+                if (bitslab_malloc_usable_size(p) > 64) {
+                    bitslab_free(p + 16 * *rc::gen::inRange(1, 4));
+                    ++expected_faults;
+                }
+            } else {  // sized free with a size far off
+                bitslab_free_sized(p, size * 4 + 100000);
+                ++expected_faults;
+            }
+        }
+        RC_ASSERT(rec.count == expected_faults);
+    }
+    for (auto& [p, size] : live) {
+        RC_ASSERT(check_pattern(p, size, seed + reinterpret_cast<uintptr_t>(p)));
+        bitslab_free(p);
+    }
+    RC_ASSERT(rec.count == expected_faults);
+    bitslab_set_fault_hook(nullptr, nullptr);
+    bitslab_thread_flush();
+    char report[512] = "";
+    RC_ASSERT(bitslab_heap_check(report, sizeof report, nullptr) == 0);
+}
