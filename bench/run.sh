@@ -17,6 +17,10 @@ declare -A PRELOAD=(
   [mimalloc]="$libdir/libmimalloc.so.2"
 )
 ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc)
+# Other variants to compare (bench/cost.sh): BENCH_VARIANTS="name=lib.so ..."
+# adds them, BENCH_ALLOCATORS="name ..." picks which run.
+for v in ${BENCH_VARIANTS:-}; do PRELOAD[${v%%=*}]=${v#*=}; done
+if [ -n "${BENCH_ALLOCATORS:-}" ]; then read -r -a ALLOCATORS <<< "$BENCH_ALLOCATORS"; fi
 T=${BENCH_THREADS:-2}
 
 # name | full arguments | quick arguments  (each full run takes about 0.5-3 s with glibc)
