@@ -336,34 +336,14 @@ void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
 }
 
 #ifdef BITSLAB_SECURE
-// Hardened build. A free block is zero past its two words (link and free
-// mark): free wipes it, and a slab that comes back from the pool is zeroed
-// before it gets a class (heap.cpp). malloc checks the zeros before handing
-// the block out, which catches a write to freed memory (use after free, or an
-// overflow from the block before) at the block's next reuse at the latest.
-void secure_wipe(void* block, unsigned cls) {
-    if (kClassSize[cls] > 2 * sizeof(uint64_t))
-        memset(static_cast<char*>(block) + 2 * sizeof(uint64_t), 0, kClassSize[cls] - 2 * sizeof(uint64_t));
+void secure_report_write(void* block, unsigned cls) {
+    report_fault(Fault::kWriteAfterFree, block, kClassSize[cls]);
+    secure_wipe(block, cls);  // (report mode) the new owner still gets clean memory
 }
 
-void secure_check_reuse(void* block, unsigned cls) {
-    const auto* words = static_cast<const uint64_t*>(block);
-    size_t n = kClassSize[cls] / sizeof(uint64_t);
-    uint64_t any = 0;
-    for (size_t i = 2; i < n; ++i) any |= words[i];
-    if (BITSLAB_UNLIKELY(any != 0)) {
-        report_fault(Fault::kWriteAfterFree, block, kClassSize[cls]);
-        secure_wipe(block, cls);  // (report mode) the new owner still gets clean memory
-    }
-}
-
-lockfree::StackNode* secure_checked_next(lockfree::StackNode* block, unsigned cls) {
-    lockfree::StackNode* next = lockfree::link_next(block);
+lockfree::StackNode* secure_next_slow(lockfree::StackNode* next, unsigned cls) {
     auto a = reinterpret_cast<uintptr_t>(next);
-    // The page map, not the class map: a bin may still hold blocks of the heap
-    // the thread used before its last refill.
-    if (BITSLAB_LIKELY(next == nullptr || ((page_map_get(a) & kEntryClassMask) == cls && is_slot_start(a, cls))))
-        return next;
+    if ((page_map_get(a) & kEntryClassMask) == cls && is_slot_start(a, cls)) return next;
     // The link was overwritten (a write to the freed block): the rest of the
     // bin cannot be trusted. Leak it; the caller's ++room then makes the bin
     // count zero blocks.
