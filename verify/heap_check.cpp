@@ -5,7 +5,9 @@
 #include <stdlib.h>
 
 #include "core/arena.h"
+#include "core/fault.h"
 #include "core/heap.h"
+#include "core/poison.h"
 #include "core/large.h"
 #include "core/page_map.h"
 #include "core/slab.h"
@@ -151,6 +153,7 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
             if (!check_not_free(c, node, "the thread cache")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
             if (s->cls != cls) c.fail("thread cache bin %u holds %p of class %u", cls, (void*)node, s->cls);
+            if (mark_get(node) != g_free_mark) c.fail("thread cache bin %u holds %p without the free mark", cls, (void*)node);
             if (++n > limit) c.fail("thread cache bin %u holds more than its limit %u", cls, limit);
         }
         if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
@@ -177,6 +180,7 @@ extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitsl
             lockfree::StackNode* last = nullptr;
             for (auto* node = t_cache.foreign_heads[cls]; node && !c.failed; node = lockfree::link_next(node)) {
                 if (!check_not_free(c, node, "the thread's foreign batch")) break;
+                if (mark_get(node) != g_free_mark) c.fail("foreign batch holds %p without the free mark", (void*)node);
                 Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
                 if (s->cls != cls) c.fail("foreign batch list %u holds %p of class %u", cls, (void*)node, s->cls);
                 if (++n > t_cache.foreign_count) c.fail("foreign batch holds more than its count %u", t_cache.foreign_count);
