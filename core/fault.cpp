@@ -10,24 +10,27 @@
 
 namespace bitslab {
 
-// Nonzero from the start, so a block freed before free_mark_init (none can
-// exist: init runs before the first slab) would still be marked.
-uint64_t g_free_mark = 0x9e3779b97f4a7c15ull;
+// The value before free_mark_init; nonzero, so a zeroed block never looks freed.
+static constexpr uint64_t kUnsetMark = 0x9e3779b97f4a7c15ull;
+uint64_t g_free_mark = kUnsetMark;
 
 void free_mark_init() {
-    static std::atomic<bool> done{false};
-    if (done.load(std::memory_order_acquire)) return;
+    // acquire: pairs with the CAS below, so a caller that sees the mark set
+    // (and goes on to publish the globals) makes it visible to their readers.
+    if (__atomic_load_n(&g_free_mark, __ATOMIC_ACQUIRE) != kUnsetMark) return;
     uint64_t value = 0;
     // GRND_NONBLOCK: never wait for the entropy pool at start-up; without
-    // randomness, mix addresses (ASLR) and time-independent constants.
-    if (getrandom(&value, sizeof value, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof value)) {
-        value = reinterpret_cast<uintptr_t>(&value) * 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(&done);
-    }
-    value |= 1;  // never 0: a zeroed block must not look freed
-    // Racing initializers may each store their own value: both run before any
-    // block exists (globals_slow), and the last store wins for everyone.
-    __atomic_store_n(&g_free_mark, value, __ATOMIC_RELAXED);
-    done.store(true, std::memory_order_release);
+    // randomness, mix addresses (ASLR).
+    if (getrandom(&value, sizeof value, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof value))
+        value = reinterpret_cast<uintptr_t>(&value) * 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(&g_free_mark);
+    if (value == kUnsetMark || value == 0) value = ~kUnsetMark;
+    // Only the first initializer's value sticks. acq_rel, and acquire on
+    // failure: either way this thread then happens-after the one store, and
+    // so do the threads that acquire the globals it publishes. Every reader
+    // of the mark comes after the globals exist, and it is never written
+    // again, so they read it with plain loads.
+    uint64_t expected = kUnsetMark;
+    __atomic_compare_exchange_n(&g_free_mark, &expected, value, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
 enum Mode : int { kModeUnread = 0, kModeAbort, kModeReport, kModeIgnore };
