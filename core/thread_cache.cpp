@@ -51,6 +51,19 @@ static void return_budget(ThreadCache& tc, size_t bytes) {
     g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);
 }
 
+// In a child after fork only the forking thread exists; the others' caches
+// went with them (their blocks are unreachable: a leak, never a corruption,
+// since no path holds a lock or leaves a list half-linked). Their budget
+// grants were only numbers: the child gets them back, or its threads would
+// cache less for every thread the parent had. Async-signal-safe (a store),
+// as fork may run in a signal handler.
+static void after_fork_in_child() {
+    g_budget_pool.store(kCacheGrantPoolBytes - t_cache.budget_granted, std::memory_order_relaxed);
+}
+__attribute__((constructor)) static void register_fork_handler() {
+    pthread_atfork(nullptr, nullptr, after_fork_in_child);
+}
+
 // The pthread key whose destructor flushes a thread's cache at exit. Created
 // lock-free: racing creators each make one, the loser deletes its own.
 static std::atomic<unsigned> g_key_plus_one{0};
