@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "core/fault.h"
+#include "core/heap.h"
+#include "core/purge.h"
 #include "core/large.h"
 #include "core/os.h"
 #include "core/page_map.h"
@@ -120,6 +122,12 @@ void* api_memalign(size_t align, size_t size) {
     if (align > (size_t{1} << 62)) { errno = EINVAL; return nullptr; }
     if (!is_power_of_two(align)) align = align ? size_t{1} << (64 - __builtin_clzll(align)) : 1;
     return api_aligned(align, size);
+}
+
+size_t api_trim() {
+    thread_cache_flush_all();
+    heap_trim_all();
+    return purge_pass(true);
 }
 
 void* api_valloc(size_t size) { return api_aligned(os::kPageSize, size); }

@@ -32,5 +32,6 @@ void* api_memalign(size_t align, size_t size);
 void* api_valloc(size_t size);
 void* api_pvalloc(size_t size);
 size_t api_usable_size(const void* p);
+size_t api_trim();
 
 }  // namespace bitslab

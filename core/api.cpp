@@ -24,4 +24,5 @@ BITSLAB_EXPORT void bitslab_free_aligned_sized(void* p, size_t align, size_t siz
 BITSLAB_EXPORT void bitslab_delete_sized(void* p, size_t size) { api_delete_sized(p, size); }
 BITSLAB_EXPORT void bitslab_delete_aligned_sized(void* p, size_t size, size_t align) { api_delete_aligned_sized(p, size, align); }
 BITSLAB_EXPORT void bitslab_thread_flush(void) { thread_cache_flush_all(); }
+BITSLAB_EXPORT size_t bitslab_trim(void) { return api_trim(); }
 BITSLAB_EXPORT void bitslab_test_set_cpu(int cpu) { set_fake_cpu(cpu); }

@@ -52,6 +52,11 @@ int bitslab_fault_mode(void);
 void bitslab_delete_sized(void* p, size_t size);
 void bitslab_delete_aligned_sized(void* p, size_t size, size_t align);
 
+/* malloc_trim(0): returns the calling thread's cached blocks, sends every
+ * empty slab to the pool and gives the pages of pooled slabs and cached large
+ * mappings back to the OS at once. Returns the bytes given back. */
+size_t bitslab_trim(void);
+
 /* Returns every block cached by the calling thread to the heaps. */
 void bitslab_thread_flush(void);
 /* Tests: make the calling thread use the heap of `cpu` (-1: the real CPU). */

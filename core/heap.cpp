@@ -7,6 +7,7 @@
 
 #include "core/arena.h"
 #include "core/fault.h"
+#include "core/purge.h"
 #include "core/os.h"
 #include "core/page_map.h"
 
@@ -119,7 +120,9 @@ static Slab* map_region(Globals* g) {
         for (;;) {
             uint32_t i = previous->carved.fetch_add(1, std::memory_order_relaxed);
             if (i >= kSlabsPerRegion) break;
-            slab_list(g->empty_pool, construct_slab(previous, i), kWherePooled);
+            Slab* untouched = construct_slab(previous, i);
+            untouched->purged = true;  // never used: no resident page to give back
+            slab_list(g->clean_pool, untouched, kWherePooled);
         }
     }
     return first;
@@ -133,12 +136,18 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
         if (!s) {
             if (got) break;  // serve what we have rather than open a new slab
             Globals* g = globals();
+            // Dirty slabs first (their pages are resident already), then
+            // purged ones, then new memory.
             s = slab_take(g->empty_pool);
+            if (s) {
+                purge_note_reused();
 #ifdef BITSLAB_SECURE
-            // Free slots must read as zero (thread_cache.cpp); a pooled slab
-            // holds its previous class's links and marks at other offsets.
-            if (s) memset(reinterpret_cast<void*>(s->base), 0, kSlabSize);
+                // Free slots must read as zero (thread_cache.cpp); a used slab
+                // holds its previous class's links and marks at other offsets.
+                memset(reinterpret_cast<void*>(s->base), 0, kSlabSize);
 #endif
+            }
+            if (!s) s = slab_take(g->clean_pool);
             if (!s) s = carve_slab(g);
             if (!s) s = map_region(g);
             if (!s) { errno = ENOMEM; break; }
@@ -221,7 +230,7 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
 
 // Takes every slab off (heap, cls)'s partial list, keeps kEmptySlabsKept empty
 // ones, sends the other empty ones to the global pool, and relists the rest.
-static void sweep_empty_slabs(Heap& h, unsigned cls) {
+static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabsKept) {
     Slab* held = nullptr;
     while (Slab* s = slab_take(h.partial[cls])) {
         s->holder_next = held;
@@ -232,19 +241,32 @@ static void sweep_empty_slabs(Heap& h, unsigned cls) {
     while (held) {
         Slab* s = held;
         held = s->holder_next;
-        if (s->free_count() == s->capacity && kept_empty >= kEmptySlabsKept) {
+        if (s->free_count() == s->capacity && kept_empty >= keep) {
             // Every slot is free and we hold the slab: no block of it is live or
             // pending anywhere, so it can change hands.
             page_map_set(s->base, 0);
             heap_map_slab(s->base, h.index, 0);
             s->owner.store(kNoOwner, std::memory_order_relaxed);
+            s->pooled_at_ms = now_ms();
+            s->purged = false;
             slab_list(g->empty_pool, s, kWherePooled);  // release inside: publishes the reset above
+            purge_note_cached();
             continue;
         }
         if (s->free_count() == s->capacity) ++kept_empty;
         slab_list(h.partial[cls], s, kWhereListed);
     }
     h.empty_slabs[cls].store(kept_empty, std::memory_order_relaxed);
+}
+
+void heap_trim_all() {
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    if (!g) return;
+    for (uint32_t i = 0; i < g->num_heaps; ++i) {
+        Heap& h = g->heaps[i];
+        heap_drain_remote(h);
+        for (unsigned cls = 1; cls <= kNumClasses; ++cls) sweep_empty_slabs(h, cls, 0);
+    }
 }
 
 void heap_note_empty_slab(uint32_t heap, unsigned cls) {

@@ -52,7 +52,8 @@ struct alignas(64) Heap {
 
 struct Globals {
     uint32_t num_heaps = 0;
-    lockfree::NodePool<Slab> empty_pool;
+    lockfree::NodePool<Slab> empty_pool;  // empty slabs whose pages may be resident
+    lockfree::NodePool<Slab> clean_pool;  // empty slabs purged or never touched (purge.h)
     std::atomic<Region*> regions{nullptr};
     std::atomic<Region*> carving{nullptr};  // the region whose slabs are being carved
     Heap* heaps = nullptr;
@@ -99,5 +100,9 @@ void heap_drain_remote(Heap& h);
 
 // Called when a free made a slab of (heap, cls) entirely free.
 void heap_note_empty_slab(uint32_t heap, unsigned cls);
+
+// malloc_trim: drains every heap's remote-free stack and sends every empty
+// slab (the ones heaps keep, too) to the global pool.
+void heap_trim_all();
 
 }  // namespace bitslab

@@ -10,6 +10,7 @@
 #include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
+#include "core/purge.h"
 
 namespace bitslab {
 
@@ -85,6 +86,7 @@ size_t large_requested(const void* p, uintptr_t entry) {
 // checked against the header only once an exchange made the mapping ours.
 static std::atomic<LargeHeader*> g_cache[kLargeCacheSlots];
 static std::atomic<size_t> g_cache_size[kLargeCacheSlots];
+static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint, like the size)
 static std::atomic<size_t> g_cache_bytes{0};
 
 size_t large_cache_bytes() { return g_cache_bytes.load(std::memory_order_relaxed); }
@@ -97,6 +99,8 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
     // moment the CAS succeeds, another thread may own h: do not touch it.
     if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
     g_cache_size[i].store(size, std::memory_order_relaxed);  // hint only (see above)
+    g_cache_since[i].store(now_ms(), std::memory_order_relaxed);
+    purge_note_cached();
     return true;
 }
 
@@ -133,9 +137,27 @@ static LargeHeader* cache_take(size_t map_size) {
         LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;  // another thread took it first
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+        purge_note_reused();
         return h;  // a stale hint only means more or less growing for the caller
     }
     return nullptr;
+}
+
+size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped) {
+    size_t released = 0;
+    for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
+        if (!g_cache[i].load(std::memory_order_relaxed)) continue;
+        if (!everything && now - g_cache_since[i].load(std::memory_order_relaxed) < delay) continue;
+        // acquire: pairs with cache_put_at's release; the mapping is ours now.
+        LargeHeader* h = g_cache[i].exchange(nullptr, std::memory_order_acquire);
+        if (!h) continue;
+        size_t size = h->map_size;
+        g_cache_bytes.fetch_sub(size, std::memory_order_relaxed);
+        os::unmap(h, size);
+        released += size;
+        ++*unmapped;
+    }
+    return released;
 }
 
 // Bytes of mapping tails that live blocks hold beyond what they need, and

@@ -41,6 +41,9 @@ inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 void* large_alloc(size_t size, size_t align, bool zero = false);
 // Mapping bytes held in the cache now (statistics and tests).
 size_t large_cache_bytes();
+// Unmaps the cached mappings cached at least `delay` ms before `now` (all if
+// `everything`); returns the bytes unmapped and adds their count to *unmapped.
+size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped);
 // Frees a large block; `entry` is its page map entry (the header address).
 void large_free(void* p, uintptr_t entry);
 // 0 (after reporting the fault) if p is not the start of the large block named by `entry`.

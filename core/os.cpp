@@ -47,6 +47,8 @@ void unmap(void* p, size_t size) { munmap(p, size); }
 
 void protect_none(void* p, size_t size) { mprotect(p, size, PROT_NONE); }
 
+void purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+
 bool remap_in_place(void* p, size_t old_size, size_t new_size) {
     return mremap(p, old_size, new_size, 0) != MAP_FAILED;
 }

@@ -14,6 +14,9 @@ void* map(size_t size);
 // (a power of two >= the page size). Over-maps and trims the excess.
 void* map_aligned(size_t size, size_t align);
 void unmap(void* p, size_t size);
+// Gives the pages of [p, p + size) back to the OS (madvise MADV_DONTNEED):
+// the range stays mapped and reads as zeros.
+void purge(void* p, size_t size);
 // Makes [p, p + size) inaccessible (guard pages).
 void protect_none(void* p, size_t size);
 // Grows or shrinks a mapping in place; false if it cannot be done in place.

@@ -44,12 +44,13 @@ BITSLAB_EXPORT void* __libc_reallocarray(void* p, size_t count, size_t size) { r
 BITSLAB_EXPORT int __posix_memalign(void** out, size_t align, size_t size) { return api_posix_memalign(out, align, size); }
 
 // glibc's malloc.o surface, so a -static program links against bitslab alone.
-// Minimal for now: bitslab has no tunables yet and keeps no statistics, so
-// these report nothing rather than invent numbers (the production issue
-// gives them real content).
+// malloc_trim is real (purge.h). The others are minimal for now: bitslab
+// keeps no statistics yet, so they report nothing rather than invent numbers
+// (issue 6 gives them content).
 BITSLAB_EXPORT int mallopt(int, int) { return 1; }
 BITSLAB_EXPORT int __libc_mallopt(int, int) { return 1; }
-BITSLAB_EXPORT int malloc_trim(size_t) { return 0; }
+// malloc_trim gives memory back at once (docs/TUNING.md); 1 if any was.
+BITSLAB_EXPORT int malloc_trim(size_t) { return api_trim() > 0 ? 1 : 0; }
 BITSLAB_EXPORT struct mallinfo2 mallinfo2(void) { struct mallinfo2 m; memset(&m, 0, sizeof m); return m; }
 BITSLAB_EXPORT struct mallinfo mallinfo(void) { struct mallinfo m; memset(&m, 0, sizeof m); return m; }
 BITSLAB_EXPORT void malloc_stats(void) {}

@@ -54,6 +54,8 @@ struct alignas(256) Slab : lockfree::PoolNode {
 
     // Holder-only state.
     Slab* holder_next = nullptr;  // links slabs a holder has in hand (sweeps)
+    uint64_t pooled_at_ms = 0;    // when it last entered the pool of dirty slabs (purge.h)
+    bool purged = false;          // its pages were given back since it was last used
 
     alignas(64) std::atomic<uint64_t> anchor{0};
     alignas(64) lockfree::AtomicBitmap<kMaxSlotsPerSlab / 64> free_slots;

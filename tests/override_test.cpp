@@ -167,7 +167,8 @@ TEST(Override, ThreadsUsingLibcAndCxx) {
 
 TEST(Override, StaticSurfaceExists) {
     EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 1);
-    EXPECT_EQ(malloc_trim(0), 0);
+    int trimmed = malloc_trim(0);  // 1 if it gave memory back, else 0 (tests/purge_test.cpp checks it does)
+    EXPECT_TRUE(trimmed == 0 || trimmed == 1);
     struct mallinfo2 mi = mallinfo2();
     (void)mi;
     malloc_stats();

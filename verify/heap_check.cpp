@@ -8,6 +8,7 @@
 #include "core/fault.h"
 #include "core/heap.h"
 #include "core/poison.h"
+#include "core/purge.h"
 #include "core/large.h"
 #include "core/page_map.h"
 #include "core/slab.h"
@@ -82,7 +83,17 @@ static bool class_maps_agree(Checker& c, Globals* g, const Slab& s, uint32_t own
     return true;
 }
 
+static int check_census(char* report, size_t report_size, bitslab_heap_census* census);
+
+// The purger thread (core/purge.h) is paused while the checker reads.
 extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitslab_heap_census* census) {
+    purge_pause();
+    int rc = check_census(report, report_size, census);
+    purge_resume();
+    return rc;
+}
+
+static int check_census(char* report, size_t report_size, bitslab_heap_census* census) {
     Checker c{report, report_size};
     size_t live = 0, pending = 0, cached = 0, large = 0;
     *census = bitslab_heap_census{};
