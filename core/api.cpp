@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/heap.h"
+#include "core/stats.h"
 
 using namespace bitslab;
 
@@ -25,4 +26,5 @@ BITSLAB_EXPORT void bitslab_delete_sized(void* p, size_t size) { api_delete_size
 BITSLAB_EXPORT void bitslab_delete_aligned_sized(void* p, size_t size, size_t align) { api_delete_aligned_sized(p, size, align); }
 BITSLAB_EXPORT void bitslab_thread_flush(void) { thread_cache_flush_all(); }
 BITSLAB_EXPORT size_t bitslab_trim(void) { return api_trim(); }
+BITSLAB_EXPORT void bitslab_stats_print(int fd, int json) { stats_print(fd, json != 0); }
 BITSLAB_EXPORT void bitslab_test_set_cpu(int cpu) { set_fake_cpu(cpu); }

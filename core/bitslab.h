@@ -57,6 +57,12 @@ void bitslab_delete_aligned_sized(void* p, size_t size, size_t align);
  * mappings back to the OS at once. Returns the bytes given back. */
 size_t bitslab_trim(void);
 
+/* Writes statistics to file descriptor `fd`: text, or one JSON object if
+ * `json` (docs/TUNING.md). Per size class and per CPU heap: slabs, blocks in
+ * use and free, remote frees; in all: OS mappings, purged bytes, large
+ * blocks. BITSLAB_SHOW_STATS=1 (or =json) prints them on stderr at exit. */
+void bitslab_stats_print(int fd, int json);
+
 /* Returns every block cached by the calling thread to the heaps. */
 void bitslab_thread_flush(void);
 /* Tests: make the calling thread use the heap of `cpu` (-1: the real CPU). */

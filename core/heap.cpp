@@ -187,7 +187,12 @@ void heap_drain_remote(Heap& h) {
 void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     // Remote blocks are grouped per owner heap, so each owner gets one push.
     constexpr unsigned kGroups = 8;
-    struct Group { uint32_t owner; lockfree::StackNode* head; lockfree::StackNode* tail; };
+    struct Group { uint32_t owner; lockfree::StackNode* head; lockfree::StackNode* tail; uint32_t count; };
+    auto push_group = [](const Group& group) {
+        Heap& owner = heap_at(group.owner);
+        owner.remote.push_chain(group.head, group.tail);
+        owner.remote_frees.fetch_add(group.count, std::memory_order_relaxed);
+    };
     Group groups[kGroups];
     unsigned used = 0;
     LocalFreeBatch batch;
@@ -212,20 +217,21 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
             while (i < used && groups[i].owner != owner) ++i;
             if (i == used) {
                 if (used == kGroups) {  // rare: many owners in one flush; send the oldest group now
-                    heap_at(groups[0].owner).remote.push_chain(groups[0].head, groups[0].tail);
+                    push_group(groups[0]);
                     for (unsigned j = 1; j < used; ++j) groups[j - 1] = groups[j];
                     i = --used;
                 }
-                groups[i] = {owner, nullptr, chain};
+                groups[i] = {owner, nullptr, chain, 0};
                 ++used;
             }
             lockfree::link_set(chain, groups[i].head);
             groups[i].head = chain;
+            ++groups[i].count;
         }
         chain = next;
     }
     batch.finish();
-    for (unsigned i = 0; i < used; ++i) heap_at(groups[i].owner).remote.push_chain(groups[i].head, groups[i].tail);
+    for (unsigned i = 0; i < used; ++i) push_group(groups[i]);
 }
 
 // Takes every slab off (heap, cls)'s partial list, keeps kEmptySlabsKept empty

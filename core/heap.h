@@ -47,6 +47,7 @@ struct alignas(64) Heap {
     alignas(64) lockfree::NodePool<Slab> partial[kNumClasses + 1];
     // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
+    std::atomic<uint64_t> remote_frees{0};  // blocks pushed onto `remote` (statistics; relaxed)
     uint32_t index = 0;
 };
 

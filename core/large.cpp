@@ -183,8 +183,20 @@ static void unpin(LargeHeader* h) {
 }
 
 // A live block's needed bytes: its mapping without the pinned tail.
-static void count_live(const LargeHeader* h) { g_live_bytes.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed); }
-static void uncount_live(const LargeHeader* h) { g_live_bytes.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed); }
+static std::atomic<size_t> g_live_count{0};
+static void count_live(const LargeHeader* h) {
+    g_live_bytes.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed);
+    g_live_count.fetch_add(1, std::memory_order_relaxed);
+}
+static void uncount_live(const LargeHeader* h) {
+    g_live_bytes.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed);
+    g_live_count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+LargeStats large_stats() {
+    return {g_live_count.load(std::memory_order_relaxed), g_live_bytes.load(std::memory_order_relaxed),
+            g_pinned_bytes.load(std::memory_order_relaxed), g_cache_bytes.load(std::memory_order_relaxed)};
+}
 
 // Keeps an owned mapping of `size` bytes (chunk-aligned) for reuse, or unmaps
 // it if the cache is full.

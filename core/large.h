@@ -41,6 +41,13 @@ inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 void* large_alloc(size_t size, size_t align, bool zero = false);
 // Mapping bytes held in the cache now (statistics and tests).
 size_t large_cache_bytes();
+struct LargeStats {
+    size_t live_blocks;   // large blocks allocated now
+    size_t live_bytes;    // their mappings, less pinned tails
+    size_t pinned_bytes;  // tails of reused mappings live blocks hold
+    size_t cached_bytes;  // freed mappings kept for reuse
+};
+LargeStats large_stats();
 // Unmaps the cached mappings cached at least `delay` ms before `now` (all if
 // `everything`); returns the bytes unmapped and adds their count to *unmapped.
 size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped);

@@ -19,9 +19,19 @@ extern const unsigned int __rseq_size __attribute__((weak));
 
 namespace bitslab::os {
 
+// Bytes bitslab has mapped now, and mappings made in all (statistics).
+// relaxed: counters only.
+static std::atomic<size_t> g_mapped_bytes{0};
+static std::atomic<size_t> g_map_calls{0};
+size_t mapped_bytes() { return g_mapped_bytes.load(std::memory_order_relaxed); }
+size_t map_calls() { return g_map_calls.load(std::memory_order_relaxed); }
+
 void* map(size_t size) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
+    if (p == MAP_FAILED) return nullptr;
+    g_mapped_bytes.fetch_add(size, std::memory_order_relaxed);
+    g_map_calls.fetch_add(1, std::memory_order_relaxed);
+    return p;
 }
 
 void* map_aligned(size_t size, size_t align) {
@@ -32,29 +42,36 @@ void* map_aligned(size_t size, size_t align) {
     char* exact = static_cast<char*>(map(size));
     if (!exact) return nullptr;
     if ((reinterpret_cast<uintptr_t>(exact) & (align - 1)) == 0) return exact;
-    munmap(exact, size);
+    unmap(exact, size);
     char* raw = static_cast<char*>(map(size + align));
     if (!raw) return nullptr;
     uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(align - 1);
     char* p = reinterpret_cast<char*>(start);
-    if (p > raw) munmap(raw, static_cast<size_t>(p - raw));
+    if (p > raw) unmap(raw, static_cast<size_t>(p - raw));
     size_t tail = static_cast<size_t>((raw + size + align) - (p + size));
-    if (tail) munmap(p + size, tail);
+    if (tail) unmap(p + size, tail);
     return p;
 }
 
-void unmap(void* p, size_t size) { munmap(p, size); }
+void unmap(void* p, size_t size) {
+    if (munmap(p, size) == 0) g_mapped_bytes.fetch_sub(size, std::memory_order_relaxed);
+}
 
 void protect_none(void* p, size_t size) { mprotect(p, size, PROT_NONE); }
 
 void purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
 bool remap_in_place(void* p, size_t old_size, size_t new_size) {
-    return mremap(p, old_size, new_size, 0) != MAP_FAILED;
+    if (mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
+    g_mapped_bytes.fetch_add(new_size - old_size, std::memory_order_relaxed);  // wraps right when shrinking
+    return true;
 }
 
 bool move_mapping(void* p, size_t old_size, size_t new_size, void* target) {
-    return mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) != MAP_FAILED;
+    // The target range (new_size, counted when mapped) is replaced; the old one goes.
+    if (mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) return false;
+    g_mapped_bytes.fetch_sub(old_size, std::memory_order_relaxed);
+    return true;
 }
 
 unsigned possible_cpus() {
@@ -100,9 +117,11 @@ int current_cpu() {
     return cpu < 0 ? 0 : cpu;
 }
 
-void write_stderr(const char* msg, size_t len) {
+void write_stderr(const char* msg, size_t len) { write_fd(2, msg, len); }
+
+void write_fd(int fd, const char* msg, size_t len) {
     while (len > 0) {
-        ssize_t n = write(2, msg, len);
+        ssize_t n = write(fd, msg, len);
         if (n <= 0) { if (n < 0 && errno == EINTR) continue; return; }
         msg += n;
         len -= static_cast<size_t>(n);

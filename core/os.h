@@ -14,6 +14,9 @@ void* map(size_t size);
 // (a power of two >= the page size). Over-maps and trims the excess.
 void* map_aligned(size_t size, size_t align);
 void unmap(void* p, size_t size);
+// Bytes mapped now through this layer, and map calls made (statistics).
+size_t mapped_bytes();
+size_t map_calls();
 // Gives the pages of [p, p + size) back to the OS (madvise MADV_DONTNEED):
 // the range stays mapped and reads as zeros.
 void purge(void* p, size_t size);
@@ -34,6 +37,8 @@ int current_cpu();
 
 // Writes a message to stderr with one write(2); never allocates.
 void write_stderr(const char* msg, size_t len);
+// Writes all of buf to fd (retrying short writes); never allocates.
+void write_fd(int fd, const char* buf, size_t len);
 // Formats "bitslab: <what> <ptr>\n" into `out`; returns its length.
 size_t format_fault(char* out, size_t cap, const char* what, const void* ptr);
 [[noreturn]] void fatal(const char* what, const void* ptr);

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/os.h"
+#include "core/stats.h"
 
 using namespace bitslab;
 
@@ -43,19 +44,57 @@ BITSLAB_EXPORT void* __libc_pvalloc(size_t size) { return api_pvalloc(size); }
 BITSLAB_EXPORT void* __libc_reallocarray(void* p, size_t count, size_t size) { return api_reallocarray(p, count, size); }
 BITSLAB_EXPORT int __posix_memalign(void** out, size_t align, size_t size) { return api_posix_memalign(out, align, size); }
 
-// glibc's malloc.o surface, so a -static program links against bitslab alone.
-// malloc_trim is real (purge.h). The others are minimal for now: bitslab
-// keeps no statistics yet, so they report nothing rather than invent numbers
-// (issue 6 gives them content).
+// glibc's malloc.o surface, so a -static program links against bitslab alone,
+// backed by bitslab's statistics (core/stats.h). mallopt accepts and ignores
+// glibc's tunables (they name glibc's arenas and thresholds; bitslab's
+// options are BITSLAB_* variables, docs/TUNING.md).
 BITSLAB_EXPORT int mallopt(int, int) { return 1; }
 BITSLAB_EXPORT int __libc_mallopt(int, int) { return 1; }
 // malloc_trim gives memory back at once (docs/TUNING.md); 1 if any was.
 BITSLAB_EXPORT int malloc_trim(size_t) { return api_trim() > 0 ? 1 : 0; }
-BITSLAB_EXPORT struct mallinfo2 mallinfo2(void) { struct mallinfo2 m; memset(&m, 0, sizeof m); return m; }
-BITSLAB_EXPORT struct mallinfo mallinfo(void) { struct mallinfo m; memset(&m, 0, sizeof m); return m; }
-BITSLAB_EXPORT void malloc_stats(void) {}
-BITSLAB_EXPORT int malloc_info(int, FILE* out) {
-    return fputs("<malloc version=\"bitslab-1\"></malloc>\n", out) < 0 ? -1 : 0;
+// glibc's fields, as bitslab fills them:
+//   arena     bytes of slab memory mapped (4 MiB regions)
+//   ordblks   empty slabs in the global pools
+//   hblks, hblkhd  large blocks allocated, and their bytes
+//   uordblks  bytes in use: small blocks handed out (incl. thread caches) + large blocks
+//   fordblks  bytes free: free slots of owned slabs + large mappings cached for reuse
+BITSLAB_EXPORT struct mallinfo2 mallinfo2(void) {
+    Stats s;
+    stats_snapshot(s);
+    struct mallinfo2 m;
+    memset(&m, 0, sizeof m);
+    m.arena = s.regions * kSlabSize * kSlabsPerRegion;
+    m.ordblks = s.slabs_pooled_dirty + s.slabs_pooled_clean;
+    m.hblks = s.large_blocks;
+    m.hblkhd = s.large_bytes;
+    m.uordblks = s.small_used_bytes + s.large_bytes;
+    m.fordblks = s.small_free_bytes + s.large_cached_bytes;
+    return m;
+}
+BITSLAB_EXPORT struct mallinfo mallinfo(void) {  // the int version: saturated
+    struct mallinfo2 m2 = mallinfo2();
+    auto clip = [](size_t v) { return v > 0x7fffffff ? 0x7fffffff : static_cast<int>(v); };
+    struct mallinfo m;
+    memset(&m, 0, sizeof m);
+    m.arena = clip(m2.arena);
+    m.ordblks = clip(m2.ordblks);
+    m.hblks = clip(m2.hblks);
+    m.hblkhd = clip(m2.hblkhd);
+    m.uordblks = clip(m2.uordblks);
+    m.fordblks = clip(m2.fordblks);
+    return m;
+}
+BITSLAB_EXPORT void malloc_stats(void) { stats_print(2, false); }  // glibc prints to stderr too
+BITSLAB_EXPORT int malloc_info(int options, FILE* out) {
+    if (options != 0) { errno = EINVAL; return -1; }
+    struct mallinfo2 m = mallinfo2();
+    return fprintf(out,
+                   "<malloc version=\"bitslab-1\">\n"
+                   "<total type=\"small\" size=\"%zu\" free=\"%zu\"/>\n"
+                   "<total type=\"large\" count=\"%zu\" size=\"%zu\"/>\n"
+                   "<system type=\"current\" size=\"%zu\"/>\n"
+                   "</malloc>\n",
+                   m.uordblks - m.hblkhd, m.fordblks, m.hblks, m.hblkhd, os::mapped_bytes()) < 0 ? -1 : 0;
 }
 
 }  // extern "C"

@@ -144,6 +144,9 @@ void purge_start() {
     pthread_attr_destroy(&attr);
 }
 
+static std::atomic<size_t> g_purged_bytes{0};
+size_t purged_bytes() { return g_purged_bytes.load(std::memory_order_relaxed); }
+
 size_t purge_pass(bool everything) {
     Globals* g = g_globals.load(std::memory_order_acquire);
     size_t released = 0;
@@ -183,6 +186,7 @@ size_t purge_pass(bool everything) {
     size_t mappings = 0;
     released += large_cache_purge(everything, now, delay, &mappings);
     g_waiting.fetch_sub(static_cast<int64_t>(mappings), std::memory_order_relaxed);
+    g_purged_bytes.fetch_add(released, std::memory_order_relaxed);
     return released;
 }
 

@@ -48,5 +48,7 @@ void purge_resume();
 // One pass: purges the pooled slabs and cached large mappings that have
 // waited the delay (all of them if `everything`). Returns the bytes released.
 size_t purge_pass(bool everything);
+// Bytes given back to the OS by purge passes so far (statistics).
+size_t purged_bytes();
 
 }  // namespace bitslab

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -169,7 +170,21 @@ TEST(Override, StaticSurfaceExists) {
     EXPECT_EQ(mallopt(M_ARENA_MAX, 1), 1);
     int trimmed = malloc_trim(0);  // 1 if it gave memory back, else 0 (tests/purge_test.cpp checks it does)
     EXPECT_TRUE(trimmed == 0 || trimmed == 1);
-    struct mallinfo2 mi = mallinfo2();
-    (void)mi;
-    malloc_stats();
+    struct mallinfo2 before = mallinfo2();
+    void* big = malloc(size_t{10} << 20);
+    struct mallinfo2 during = mallinfo2();
+    EXPECT_EQ(during.hblks, before.hblks + 1);
+    EXPECT_GE(during.hblkhd - before.hblkhd, size_t{10} << 20);
+    EXPECT_GE(during.uordblks - before.uordblks, size_t{10} << 20);
+    free(big);
+    char* text = nullptr;
+    size_t len = 0;
+    FILE* f = open_memstream(&text, &len);
+    ASSERT_EQ(malloc_info(0, f), 0);
+    fclose(f);
+    std::string xml(text, len);
+    free(text);
+    EXPECT_EQ(xml.rfind("<malloc version=\"bitslab-1\">", 0), 0u) << xml;
+    EXPECT_NE(xml.find("</malloc>"), std::string::npos) << xml;
+    malloc_stats();  // prints bitslab's statistics on stderr
 }
