@@ -6,6 +6,7 @@
 
 #include <atomic>
 
+#include "core/options.h"
 #include "core/os.h"
 
 namespace bitslab {
@@ -33,23 +34,13 @@ void free_mark_init() {
     __atomic_compare_exchange_n(&g_free_mark, &expected, value, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-enum Mode : int { kModeUnread = 0, kModeAbort, kModeReport, kModeIgnore };
-static std::atomic<int> g_mode{kModeUnread};
+enum Mode : int { kModeAbort = kOnErrorAbort, kModeReport = kOnErrorReport, kModeIgnore = kOnErrorIgnore };
 static std::atomic<bitslab_fault_hook> g_hook{nullptr};
 static std::atomic<void*> g_hook_context{nullptr};
 
-static int read_mode() {
-    int mode = g_mode.load(std::memory_order_relaxed);
-    if (mode != kModeUnread) return mode;
-    // secure_getenv: null in setuid/setgid programs, which then always abort.
-    // It reads the environment in place; nothing is allocated.
-    const char* value = secure_getenv("BITSLAB_ON_ERROR");
-    mode = kModeAbort;
-    if (value && strcmp(value, "report") == 0) mode = kModeReport;
-    if (value && strcmp(value, "ignore") == 0) mode = kModeIgnore;
-    g_mode.store(mode, std::memory_order_relaxed);
-    return mode;
-}
+// BITSLAB_ON_ERROR (core/options.h; not read in setuid/setgid programs,
+// which always abort).
+static int read_mode() { return options().on_error; }
 
 namespace {
 // Appends to a fixed buffer; never allocates (the heap may be what is broken).
@@ -149,6 +140,6 @@ BITSLAB_EXPORT void bitslab_set_fault_hook(bitslab_fault_hook hook, void* contex
 }
 
 BITSLAB_EXPORT int bitslab_fault_mode(void) {
-    static const int kPublic[] = {0, BITSLAB_ON_ERROR_ABORT, BITSLAB_ON_ERROR_REPORT, BITSLAB_ON_ERROR_IGNORE};
+    static const int kPublic[] = {BITSLAB_ON_ERROR_ABORT, BITSLAB_ON_ERROR_ABORT, BITSLAB_ON_ERROR_REPORT, BITSLAB_ON_ERROR_IGNORE};
     return kPublic[read_mode()];
 }

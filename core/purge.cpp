@@ -12,6 +12,7 @@
 
 #include "core/heap.h"
 #include "core/large.h"
+#include "core/options.h"
 #include "core/os.h"
 
 namespace bitslab {
@@ -22,36 +23,8 @@ uint64_t now_ms() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-// Options, read once without allocating (secure_getenv: ignored in setuid
-// programs). relaxed: plain values; racing readers compute the same ones.
-static std::atomic<int64_t> g_delay_ms{-1};
-static std::atomic<int> g_background{-1};
-
-static uint64_t read_number(const char* name, uint64_t fallback) {
-    const char* v = secure_getenv(name);
-    if (!v || !*v) return fallback;
-    uint64_t n = 0;
-    for (; *v >= '0' && *v <= '9'; ++v) n = n * 10 + static_cast<uint64_t>(*v - '0');
-    return *v ? fallback : n;
-}
-
-uint64_t purge_delay_ms() {
-    int64_t d = g_delay_ms.load(std::memory_order_relaxed);
-    if (d < 0) {
-        d = static_cast<int64_t>(read_number("BITSLAB_PURGE_DELAY_MS", 1000));
-        g_delay_ms.store(d, std::memory_order_relaxed);
-    }
-    return static_cast<uint64_t>(d);
-}
-
-static bool background_enabled() {
-    int b = g_background.load(std::memory_order_relaxed);
-    if (b < 0) {
-        b = read_number("BITSLAB_BACKGROUND_PURGE", 1) != 0;
-        g_background.store(b, std::memory_order_relaxed);
-    }
-    return b != 0;
-}
+uint64_t purge_delay_ms() { return options().purge_delay_ms; }
+static bool background_enabled() { return options().background_purge; }
 
 // The purger sleeps on g_events while there is nothing to purge; each cached
 // slab or mapping bumps it and wakes the purger if it sleeps.

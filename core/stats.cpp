@@ -8,6 +8,7 @@
 
 #include "core/heap.h"
 #include "core/large.h"
+#include "core/options.h"
 #include "core/os.h"
 #include "core/purge.h"
 
@@ -153,9 +154,8 @@ void stats_print(int fd, bool json) {
 
 // BITSLAB_SHOW_STATS=1 (text) or =json: print the statistics on stderr at exit.
 __attribute__((destructor)) static void show_stats_at_exit() {
-    const char* v = secure_getenv("BITSLAB_SHOW_STATS");
-    if (!v || !*v || strcmp(v, "0") == 0) return;
-    stats_print(2, strcmp(v, "json") == 0);
+    int show = options().show_stats;
+    if (show != kShowStatsNone) stats_print(2, show == kShowStatsJson);
 }
 
 }  // namespace bitslab

@@ -1,0 +1,118 @@
+#include "core/options.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+
+#include "core/heap.h"
+#include "core/os.h"
+
+namespace bitslab {
+
+namespace {
+
+// A value: the text from `v` up to `end` (a ',' in BITSLAB_CONF, or the end).
+bool equals(const char* v, const char* end, const char* word) {
+    size_t n = strlen(word);
+    return static_cast<size_t>(end - v) == n && strncmp(v, word, n) == 0;
+}
+
+bool parse_number(const char* v, const char* end, uint64_t& out) {
+    if (v == end) return false;
+    uint64_t n = 0;
+    for (; v < end; ++v) {
+        if (*v < '0' || *v > '9') return false;
+        n = n * 10 + static_cast<uint64_t>(*v - '0');
+    }
+    out = n;
+    return true;
+}
+
+// Applies option `name` = [v, end) to o; unknown names and bad values are ignored.
+void apply(Options& o, const char* name, size_t name_len, const char* v, const char* end) {
+    auto is = [&](const char* option) { return strlen(option) == name_len && strncmp(name, option, name_len) == 0; };
+    uint64_t n;
+    if (is("on_error")) {
+        if (equals(v, end, "abort")) o.on_error = kOnErrorAbort;
+        if (equals(v, end, "report")) o.on_error = kOnErrorReport;
+        if (equals(v, end, "ignore")) o.on_error = kOnErrorIgnore;
+    } else if (is("purge_delay_ms")) {
+        if (parse_number(v, end, n)) o.purge_delay_ms = n;
+    } else if (is("background_purge")) {
+        if (parse_number(v, end, n)) o.background_purge = n != 0;
+    } else if (is("show_stats")) {
+        if (equals(v, end, "json")) o.show_stats = kShowStatsJson;
+        else if (parse_number(v, end, n)) o.show_stats = n ? kShowStatsText : kShowStatsNone;
+    } else if (is("verbose")) {
+        if (parse_number(v, end, n)) o.verbose = n != 0;
+    }
+}
+
+const char* const kNames[] = {"on_error", "purge_delay_ms", "background_purge", "show_stats", "verbose"};
+
+Options read_options() {
+    Options o;
+    // BITSLAB_CONF first: "name=value,name=value".
+    if (const char* conf = secure_getenv("BITSLAB_CONF")) {
+        for (const char* p = conf; *p;) {
+            const char* item_end = strchr(p, ',');
+            if (!item_end) item_end = p + strlen(p);
+            const char* eq = static_cast<const char*>(memchr(p, '=', static_cast<size_t>(item_end - p)));
+            if (eq) apply(o, p, static_cast<size_t>(eq - p), eq + 1, item_end);
+            p = *item_end ? item_end + 1 : item_end;
+        }
+    }
+    // Then BITSLAB_<NAME>, which win.
+    for (const char* name : kNames) {
+        char var[40] = "BITSLAB_";
+        size_t k = 8;
+        for (const char* c = name; *c && k + 1 < sizeof var; ++c) var[k++] = (*c >= 'a' && *c <= 'z') ? static_cast<char>(*c - 32) : *c;
+        var[k] = '\0';
+        if (const char* v = secure_getenv(var)) apply(o, name, strlen(name), v, v + strlen(v));
+    }
+    return o;
+}
+
+Options g_options;
+std::atomic<int> g_options_state{0};  // 0 unread, 1 reading, 2 ready
+
+}  // namespace
+
+Options options() {
+    // acquire: pairs with the release below; the options are complete.
+    if (g_options_state.load(std::memory_order_acquire) == 2) return g_options;
+    int expected = 0;
+    if (g_options_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        g_options = read_options();
+        g_options_state.store(2, std::memory_order_release);
+        return g_options;
+    }
+    // Another thread is reading them (a few microseconds): read our own copy
+    // rather than wait, so no caller ever blocks. Same environment, same result.
+    return read_options();
+}
+
+// BITSLAB_VERBOSE=1: one line at load that confirms bitslab is the allocator
+// and shows its settings.
+__attribute__((constructor)) static void announce() {
+    Options o = options();
+    if (!o.verbose) return;
+    static const char* const kOnError[] = {"?", "abort", "report", "ignore"};
+    static const char* const kStats[] = {"0", "1", "json"};
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "bitslab %s loaded%s: %u CPU heaps; on_error=%s purge_delay_ms=%llu background_purge=%d show_stats=%s\n",
+                     "0.1.0",
+#ifdef BITSLAB_SECURE
+                     " (hardened build)",
+#else
+                     "",
+#endif
+                     os::possible_cpus(), kOnError[o.on_error], static_cast<unsigned long long>(o.purge_delay_ms),
+                     o.background_purge ? 1 : 0, kStats[o.show_stats]);
+    if (n > 0) os::write_stderr(line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
+}
+
+}  // namespace bitslab

@@ -1,0 +1,32 @@
+// Run-time options, from the environment: BITSLAB_<OPTION> variables and a
+// BITSLAB_CONF string ("option=value,option=value"); a variable wins over
+// the same option in BITSLAB_CONF. Read once, on first use, without
+// allocating (secure_getenv: none of them is read in setuid or setgid
+// programs, which get the defaults).
+//
+//   option            variable                   default  values
+//   on_error          BITSLAB_ON_ERROR           abort    abort | report | ignore   (docs/MISUSE.md)
+//   purge_delay_ms    BITSLAB_PURGE_DELAY_MS     1000     milliseconds              (core/purge.h)
+//   background_purge  BITSLAB_BACKGROUND_PURGE   1        0 | 1
+//   show_stats        BITSLAB_SHOW_STATS         0        0 | 1 | json              (core/stats.h)
+//   verbose           BITSLAB_VERBOSE            0        0 | 1: one line on stderr at load
+#pragma once
+#include <cstdint>
+
+namespace bitslab {
+
+enum OnError : int { kOnErrorAbort = 1, kOnErrorReport = 2, kOnErrorIgnore = 3 };
+enum ShowStats : int { kShowStatsNone = 0, kShowStatsText = 1, kShowStatsJson = 2 };
+
+struct Options {
+    int on_error = kOnErrorAbort;
+    uint64_t purge_delay_ms = 1000;
+    bool background_purge = true;
+    int show_stats = kShowStatsNone;
+    bool verbose = false;
+};
+
+// A copy: cheap (a few words), and racing first readers never wait.
+Options options();
+
+}  // namespace bitslab

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Options from the environment (core/options.h): BITSLAB_VERBOSE prints one
+# line, BITSLAB_CONF sets options, a BITSLAB_<OPTION> variable wins over it.
+#   tests/options.sh LIBBITSLAB MISUSE_PROGRAM
+set -u
+lib=$1; prog=$2; fail=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+
+line=$(BITSLAB_VERBOSE=1 LD_PRELOAD=$lib /bin/true 2>&1)
+check "BITSLAB_VERBOSE=1 prints the load line" \
+  'echo "$line" | grep -Eqx "bitslab [0-9.]+ loaded: [0-9]+ CPU heaps; on_error=abort purge_delay_ms=1000 background_purge=1 show_stats=0"'
+
+line=$(BITSLAB_CONF="verbose=1,purge_delay_ms=250,show_stats=0,on_error=ignore" LD_PRELOAD=$lib /bin/true 2>&1)
+check "BITSLAB_CONF sets options" 'echo "$line" | grep -q "on_error=ignore purge_delay_ms=250"'
+
+line=$(BITSLAB_CONF="verbose=1,purge_delay_ms=250" BITSLAB_PURGE_DELAY_MS=40 LD_PRELOAD=$lib /bin/true 2>&1)
+check "a variable wins over BITSLAB_CONF" 'echo "$line" | grep -q "purge_delay_ms=40 "'
+
+line=$(BITSLAB_CONF="verbose=1,nonsense=3,purge_delay_ms=abc" LD_PRELOAD=$lib /bin/true 2>&1)
+check "unknown options and bad values are ignored" 'echo "$line" | grep -q "purge_delay_ms=1000 "'
+
+out=$(BITSLAB_CONF=on_error=report LD_PRELOAD=$lib "$prog" 2>/dev/null); rc=$?
+check "on_error=report from BITSLAB_CONF carries on" '[ $rc -eq 0 ] && echo "$out" | grep -q survived'
+
+BITSLAB_CONF=on_error=report BITSLAB_ON_ERROR=abort LD_PRELOAD=$lib "$prog" >/dev/null 2>&1; rc=$?
+check "BITSLAB_ON_ERROR=abort wins over BITSLAB_CONF" '[ $rc -eq 134 ]'
+exit $fail
