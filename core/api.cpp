@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/heap.h"
+#include "core/os.h"
 #include "core/stats.h"
 
 using namespace bitslab;
@@ -28,3 +29,4 @@ BITSLAB_EXPORT void bitslab_thread_flush(void) { thread_cache_flush_all(); }
 BITSLAB_EXPORT size_t bitslab_trim(void) { return api_trim(); }
 BITSLAB_EXPORT void bitslab_stats_print(int fd, int json) { stats_print(fd, json != 0); }
 BITSLAB_EXPORT void bitslab_test_set_cpu(int cpu) { set_fake_cpu(cpu); }
+BITSLAB_EXPORT void bitslab_test_fail_maps(unsigned permille) { os::set_failure_rate(permille); }

@@ -62,6 +62,7 @@ void* arena_take(size_t size) {
     // memory usable and the caller publishes the region with release.
     size_t offset = g_arena_used.fetch_add(size, std::memory_order_relaxed);
     if (offset + size > arena_size) return nullptr;  // full: the caller maps elsewhere
+    if (os::injected_failure()) return nullptr;  // (tests; the range is lost, as if the arena were full there)
     void* p = reinterpret_cast<void*>(g_arena_start.load(std::memory_order_acquire) + offset);
     if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) return nullptr;
     return p;

@@ -67,6 +67,9 @@ void bitslab_stats_print(int fd, int json);
 void bitslab_thread_flush(void);
 /* Tests: make the calling thread use the heap of `cpu` (-1: the real CPU). */
 void bitslab_test_set_cpu(int cpu);
+/* Tests: make `permille`/1000 of bitslab's requests for memory from the OS
+ * fail as if the OS had none (0: none fail). */
+void bitslab_test_fail_maps(unsigned permille);
 
 #ifdef __cplusplus
 }

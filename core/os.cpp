@@ -10,6 +10,8 @@
 
 #include <atomic>
 
+#include "core/config.h"
+
 extern "C" {
 // Exported by glibc >= 2.35, which registers rseq for every thread itself.
 // Weak so that bitslab still loads on an older glibc (then both are absent).
@@ -26,7 +28,26 @@ static std::atomic<size_t> g_map_calls{0};
 size_t mapped_bytes() { return g_mapped_bytes.load(std::memory_order_relaxed); }
 size_t map_calls() { return g_map_calls.load(std::memory_order_relaxed); }
 
+// Tests: make this fraction (per mille) of mapping requests fail as if the
+// OS had no memory (bitslab_test_fail_maps). relaxed: a test knob.
+static std::atomic<uint32_t> g_fail_permille{0};
+static std::atomic<uint64_t> g_fail_state{0x243f6a8885a308d3ull};
+void set_failure_rate(unsigned permille) { g_fail_permille.store(permille, std::memory_order_relaxed); }
+bool injected_failure() {
+    uint32_t permille = g_fail_permille.load(std::memory_order_relaxed);
+    if (BITSLAB_LIKELY(permille == 0)) return false;
+    uint64_t x = g_fail_state.load(std::memory_order_relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    g_fail_state.store(x, std::memory_order_relaxed);  // races only make it more random
+    if (x % 1000 >= permille) return false;
+    errno = ENOMEM;
+    return true;
+}
+
 void* map(size_t size) {
+    if (injected_failure()) return nullptr;
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return nullptr;
     g_mapped_bytes.fetch_add(size, std::memory_order_relaxed);
@@ -62,6 +83,7 @@ void protect_none(void* p, size_t size) { mprotect(p, size, PROT_NONE); }
 void purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
 bool remap_in_place(void* p, size_t old_size, size_t new_size) {
+    if (new_size > old_size && injected_failure()) return false;
     if (mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
     g_mapped_bytes.fetch_add(new_size - old_size, std::memory_order_relaxed);  // wraps right when shrinking
     return true;

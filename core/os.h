@@ -14,6 +14,9 @@ void* map(size_t size);
 // (a power of two >= the page size). Over-maps and trims the excess.
 void* map_aligned(size_t size, size_t align);
 void unmap(void* p, size_t size);
+// Tests: the fraction (per mille) of mapping requests that fail with ENOMEM.
+void set_failure_rate(unsigned permille);
+bool injected_failure();
 // Bytes mapped now through this layer, and map calls made (statistics).
 size_t mapped_bytes();
 size_t map_calls();

@@ -2,6 +2,7 @@
 // handoff with 64 threads on 2 cores, and thread churn.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -87,33 +88,36 @@ TEST(Threads, ProducerConsumerEveryFreeIsRemote) {
 }
 
 // 64 threads pass blocks round-robin to each other; each frees what it receives.
-TEST(Threads, AllToAllHandoffWith64Threads) {
-    constexpr int kThreads = 64, kRounds = 3000;
-    std::vector<Mailbox> boxes(kThreads);
+// Every thread hands its blocks to another through mailboxes, so nearly
+// every free is of a block another thread made; `cpu_base` >= 0 pins thread
+// t to fake CPU cpu_base + t (ids far past the possible count are folded).
+void all_to_all(int n_threads, int rounds, int cpu_base = -1) {
+    std::vector<Mailbox> boxes(static_cast<size_t>(n_threads));
     std::atomic<int> finished{0};
     std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t)
+    for (int t = 0; t < n_threads; ++t)
         threads.emplace_back([&, t] {
-            for (int r = 0; r < kRounds; ++r) {
+            if (cpu_base >= 0) bitslab_test_set_cpu(cpu_base + t);
+            for (int r = 0; r < rounds; ++r) {
                 uint64_t seed = uint64_t(t) * 1000003 + r;
                 size_t size = size_for(seed);
                 void* p = bitslab_malloc(size);
                 ASSERT_NE(p, nullptr);
                 fill_pattern(p, size < 128 ? size : 128, seed);
-                boxes[(t + 1 + r) % kThreads].put({p, size, seed});
+                boxes[static_cast<size_t>((t + 1 + r) % n_threads)].put({p, size, seed});
                 Block b;
-                while (boxes[t].take(b)) {
+                while (boxes[static_cast<size_t>(t)].take(b)) {
                     ASSERT_TRUE(check_pattern(b.p, b.size < 128 ? b.size : 128, b.seed));
                     bitslab_free(b.p);
                 }
             }
             finished.fetch_add(1);
             Block b;
-            while (finished.load() < kThreads) {
-                while (boxes[t].take(b)) bitslab_free(b.p);
-                std::this_thread::yield();  // 64 threads on 2 cores: do not spin
+            while (finished.load() < n_threads) {
+                while (boxes[static_cast<size_t>(t)].take(b)) bitslab_free(b.p);
+                std::this_thread::yield();  // many threads on 2 cores: do not spin
             }
-            while (boxes[t].take(b)) bitslab_free(b.p);
+            while (boxes[static_cast<size_t>(t)].take(b)) bitslab_free(b.p);
         });
     for (auto& t : threads) t.join();
     for (auto& box : boxes) { Block b; while (box.take(b)) bitslab_free(b.p); }
@@ -121,6 +125,15 @@ TEST(Threads, AllToAllHandoffWith64Threads) {
     drain_all_heaps();
     EXPECT_HEAP_OK();
 }
+
+int cpus() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+TEST(Threads, AllToAllHandoffWith64Threads) { all_to_all(64, 3000); }
+TEST(Threads, AllToAllWithFourTimesMoreThreadsThanCpus) { all_to_all(4 * cpus(), 5000); }
+TEST(Threads, AllToAllWith64TimesMoreThreadsThanCpus) { all_to_all(64 * cpus(), 500); }
+// taskset to high CPU numbers: ids beyond the possible count (and beyond the
+// heap table) fold onto the heaps; everything stays correct.
+TEST(Threads, AllToAllOnHighCpuIds) { all_to_all(8, 2000, 100000); }
 
 // Threads that come and go, each leaving a few blocks for the next to free,
 // and whose caches must be flushed at exit (the heap checker counts them).
