@@ -27,8 +27,14 @@ int main(void) {
     char* big = calloc(1, 10 << 20);
     big = realloc(big, 40 << 20);
     free(big);
-    malloc_trim(0);
-    (void)mallinfo2();
+    if (malloc_trim(0) != 1) { printf("FAIL: malloc_trim gave nothing back\n"); return 1; }
+    void* kept = malloc(1 << 20);
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.hblks < 1 || mi.hblkhd < (1 << 20)) { printf("FAIL: mallinfo2 does not count a large block\n"); return 1; }
+    free(kept);
+    if (mallopt(M_ARENA_MAX, 1) != 1) return 1;
+    malloc_stats();
+    if (malloc_info(0, stderr) != 0) return 1;
     printf("static ok\n");
     return 0;
 }
