@@ -57,19 +57,20 @@ static void sleep_ms(uint64_t ms) {
 // Dekker-style handshake with the checker (seq_cst both sides): the purger
 // announces a pass, then checks the pause; the checker announces the pause,
 // then waits for no pass.
-static std::atomic<bool> g_paused{false};
+// A count, so that pauses of several threads nest.
+static std::atomic<int> g_paused{0};
 static std::atomic<bool> g_in_pass{false};
 
 void purge_pause() {
-    g_paused.store(true, std::memory_order_seq_cst);
+    g_paused.fetch_add(1, std::memory_order_seq_cst);
     while (g_in_pass.load(std::memory_order_seq_cst)) sched_yield();
 }
 
-void purge_resume() { g_paused.store(false, std::memory_order_seq_cst); }
+void purge_resume() { g_paused.fetch_sub(1, std::memory_order_seq_cst); }
 
 static void background_pass() {
     g_in_pass.store(true, std::memory_order_seq_cst);
-    if (!g_paused.load(std::memory_order_seq_cst)) purge_pass(false);
+    if (g_paused.load(std::memory_order_seq_cst) == 0) purge_pass(false);
     g_in_pass.store(false, std::memory_order_seq_cst);
 }
 

@@ -14,7 +14,17 @@
 
 namespace bitslab {
 
+static void snapshot_walk(Stats& out);
+
+// The purger (a thread of bitslab's own) is paused during the walk, so the
+// picture is consistent whenever the program's own threads are quiet.
 void stats_snapshot(Stats& out) {
+    purge_pause();
+    snapshot_walk(out);
+    purge_resume();
+}
+
+static void snapshot_walk(Stats& out) {
     HeapStats* heaps = out.heaps;
     uint32_t room = out.num_heaps;
     out = Stats{};
