@@ -22,22 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include "resident.h"
+
 namespace {
 
-long resident_kib() {
-    char buf[4096];
-    int fd = open("/proc/self/smaps_rollup", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    auto field = [&](const char* name) -> long {
-        const char* at = strstr(buf, name);
-        return at ? strtol(at + strlen(name), nullptr, 10) : 0;
-    };
-    return field("\nRss:") - field("\nLazyFree:");
-}
 
 // What one short-lived thread does: 200 blocks of 16 B to 4 KiB, written,
 // freed; one block handed on to the next thread, which frees it.
