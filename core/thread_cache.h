@@ -77,7 +77,6 @@ no_room:
 #endif
 }
 
-
 // Class of p in the calling thread's class map: nonzero only for a small block
 // of the thread's own heap in the arena.
 BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
@@ -98,8 +97,7 @@ BITSLAB_COLD void secure_report_write(void* block, unsigned cls);
 BITSLAB_COLD lockfree::StackNode* secure_next_slow(lockfree::StackNode* next, unsigned cls);
 
 BITSLAB_HOT void secure_wipe(void* block, uintptr_t cls) {
-    // 16-byte stores (sizes are multiples of 16), inline: a memset call
-    // costs more than the wipe for the small blocks most programs free.
+    // Bytes 16 to the end, in 16-byte stores (sizes are multiples of 16).
     typedef uint64_t Pair __attribute__((vector_size(16), aligned(16)));
     auto* pairs = static_cast<Pair*>(block);
     for (size_t i = 1, n = kClassSize[cls] / sizeof(Pair); i < n; ++i) pairs[i] = Pair{0, 0};
@@ -109,8 +107,8 @@ BITSLAB_HOT void secure_wipe(void* block, uintptr_t cls) {
 // the block before lands, and where most objects keep the fields a dangling
 // pointer writes. The whole block is checked only in the first line, because
 // the loads of a block wiped just before stall on the wipe's stores: checking
-// every byte made the hardened build 4.6x slower than the default on
-// shortlived, this 2.5x (docs/MISUSE.md).
+// every byte made shortlived 4.6x slower than the default build, this about
+// 3x (docs/MISUSE.md).
 inline constexpr size_t kSecureCheckedBytes = 64;
 BITSLAB_HOT void secure_check_reuse(void* block, uintptr_t cls) {
     const auto* words = static_cast<const uint64_t*>(block);
