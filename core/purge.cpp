@@ -38,11 +38,15 @@ static std::atomic<int> g_purger_state{kPurgerNone};
 static std::atomic<int64_t> g_waiting{0};
 
 void purge_note_cached() {
-    g_waiting.fetch_add(1, std::memory_order_relaxed);
-    g_events.fetch_add(1, std::memory_order_release);
+    // seq_cst on g_waiting, g_events and g_purger_idle, here and in the
+    // purger: either the purger's re-check sees this note, or this load sees
+    // the purger idle and wakes it (and a futex wait that started after the
+    // g_events bump returns at once).
+    g_waiting.fetch_add(1, std::memory_order_seq_cst);
+    g_events.fetch_add(1, std::memory_order_seq_cst);
     if (g_purger_state.load(std::memory_order_relaxed) == kPurgerNone) {
         g_purger_wanted.store(true, std::memory_order_relaxed);
-    } else if (g_purger_idle.load(std::memory_order_acquire)) {
+    } else if (g_purger_idle.load(std::memory_order_seq_cst)) {
         syscall(SYS_futex, &g_events, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     }
 }
@@ -80,7 +84,7 @@ static void* purger_main(void*) {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     for (;;) {
-        uint32_t seen = g_events.load(std::memory_order_acquire);
+        uint32_t seen = g_events.load(std::memory_order_seq_cst);
         if (g_waiting.load(std::memory_order_relaxed) <= 0) {
             // Nothing to purge: sleep until something is cached. idle is set
             // before the re-check, so a note either sees it and wakes us or
