@@ -34,13 +34,8 @@ void free_mark_init() {
     __atomic_compare_exchange_n(&g_free_mark, &expected, value, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-enum Mode : int { kModeAbort = kOnErrorAbort, kModeReport = kOnErrorReport, kModeIgnore = kOnErrorIgnore };
 static std::atomic<bitslab_fault_hook> g_hook{nullptr};
 static std::atomic<void*> g_hook_context{nullptr};
-
-// BITSLAB_ON_ERROR (core/options.h; not read in setuid/setgid programs,
-// which always abort).
-static int read_mode() { return options().on_error; }
 
 namespace {
 // Appends to a fixed buffer; never allocates (the heap may be what is broken).
@@ -121,12 +116,14 @@ void report_fault(Fault kind, const void* ptr, size_t class_size, size_t detail)
         hook(static_cast<int>(kind), ptr, class_size, detail, g_hook_context.load(std::memory_order_relaxed));
         return;
     }
-    int mode = read_mode();
-    if (mode == kModeIgnore) return;
+    // BITSLAB_ON_ERROR (core/options.h; not read in setuid/setgid programs,
+    // which always abort).
+    int mode = options().on_error;
+    if (mode == kOnErrorIgnore) return;
     char line[256];
     size_t len = format_fault_line(line, sizeof line, kind, ptr, class_size, detail);
     os::write_stderr(line, len);
-    if (mode == kModeAbort) abort();
+    if (mode == kOnErrorAbort) abort();
 }
 
 }  // namespace bitslab
@@ -139,7 +136,4 @@ BITSLAB_EXPORT void bitslab_set_fault_hook(bitslab_fault_hook hook, void* contex
     g_hook.store(hook, std::memory_order_release);
 }
 
-BITSLAB_EXPORT int bitslab_fault_mode(void) {
-    static const int kPublic[] = {BITSLAB_ON_ERROR_ABORT, BITSLAB_ON_ERROR_ABORT, BITSLAB_ON_ERROR_REPORT, BITSLAB_ON_ERROR_IGNORE};
-    return kPublic[read_mode()];
-}
+BITSLAB_EXPORT int bitslab_fault_mode(void) { return options().on_error; }

@@ -89,7 +89,6 @@ static std::atomic<size_t> g_cache_size[kLargeCacheSlots];
 static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint, like the size)
 static std::atomic<size_t> g_cache_bytes{0};
 
-size_t large_cache_bytes() { return g_cache_bytes.load(std::memory_order_relaxed); }
 
 // Puts an owned mapping into slot i if it is empty.
 static bool cache_put_at(unsigned i, LargeHeader* h) {

@@ -39,8 +39,6 @@ inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 // Returns a block of at least `size` bytes aligned to `align` (a power of two),
 // zeroed if `zero`, or nullptr with errno = ENOMEM.
 void* large_alloc(size_t size, size_t align, bool zero = false);
-// Mapping bytes held in the cache now (statistics and tests).
-size_t large_cache_bytes();
 struct LargeStats {
     size_t live_blocks;   // large blocks allocated now
     size_t live_bytes;    // their mappings, less pinned tails

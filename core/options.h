@@ -13,9 +13,16 @@
 #pragma once
 #include <cstdint>
 
+#include "core/bitslab.h"
+
 namespace bitslab {
 
-enum OnError : int { kOnErrorAbort = 1, kOnErrorReport = 2, kOnErrorIgnore = 3 };
+// The C API's values (bitslab_fault_mode returns them as they are).
+enum OnError : int {
+    kOnErrorAbort = BITSLAB_ON_ERROR_ABORT,
+    kOnErrorReport = BITSLAB_ON_ERROR_REPORT,
+    kOnErrorIgnore = BITSLAB_ON_ERROR_IGNORE
+};
 enum ShowStats : int { kShowStatsNone = 0, kShowStatsText = 1, kShowStatsJson = 2 };
 
 struct Options {

@@ -171,21 +171,27 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
 // block, which so goes to the slow path too) and must not carry the free mark
 // (a block freed twice). Either failure goes to the slow path, which checks
 // again and reports.
+// Caches p (of class cls in this thread's map) in its bin; false, touching
+// nothing, if a check fails or the bin is full (then free_slow takes over).
+BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
+    uint64_t mark = g_free_mark;
+    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
+                       take_room(t_cache.rooms[cls]))) {
+        auto* block = static_cast<lockfree::StackNode*>(p);
+        take_back(block, cls, mark);
+        lockfree::link_set(block, t_cache.heads[cls]);
+        t_cache.heads[cls] = block;
+        return true;
+    }
+    return false;
+}
+
 BITSLAB_HOT void free_fast(void* p) {
     uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
-    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks)) {
-        // relaxed: see thread_class_of.
-        uintptr_t cls = t_cache.class_map[chunk].load(std::memory_order_relaxed);
-        uint64_t mark = g_free_mark;
-        if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
-                           take_room(t_cache.rooms[cls]))) {
-            auto* block = static_cast<lockfree::StackNode*>(p);
-            take_back(block, cls, mark);
-            lockfree::link_set(block, t_cache.heads[cls]);
-            t_cache.heads[cls] = block;
-            return;
-        }
-    }
+    // relaxed: see thread_class_of.
+    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks) &&
+        BITSLAB_LIKELY(free_to_bin(p, t_cache.class_map[chunk].load(std::memory_order_relaxed))))
+        return;
     free_slow(p);
 }
 
@@ -198,8 +204,12 @@ void free_checked_slow(void* p, size_t size, size_t align, bool from_c);
 bool small_block_is_live(const void* p, unsigned cls);
 BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
     uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) free_fast(p);
-    else free_checked_slow(p, size, 0, from_c);
+    if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) {
+        if (BITSLAB_LIKELY(free_to_bin(p, cls))) return;
+        free_slow(p);  // the size was right; the slow path does the rest
+        return;
+    }
+    free_checked_slow(p, size, 0, from_c);
 }
 
 BITSLAB_HOT void free_aligned_fast(void* p, size_t align) {

@@ -63,12 +63,12 @@ TEST(Large, FreedBlocksAreCachedAndReused) {
     void* p = bitslab_malloc(3 << 20);
     ASSERT_NE(p, nullptr);
     memset(p, 0xab, 3 << 20);
-    size_t cached_before = large_cache_bytes();
+    size_t cached_before = large_stats().cached_bytes;
     bitslab_free(p);
-    ASSERT_GE(large_cache_bytes(), cached_before + (size_t{3} << 20)) << "the freed mapping must be cached";
+    ASSERT_GE(large_stats().cached_bytes, cached_before + (size_t{3} << 20)) << "the freed mapping must be cached";
     auto* q = static_cast<unsigned char*>(bitslab_calloc(1, 3 << 20));
     ASSERT_EQ(static_cast<void*>(q), p) << "the cached mapping must be reused";
-    EXPECT_EQ(large_cache_bytes(), cached_before);
+    EXPECT_EQ(large_stats().cached_bytes, cached_before);
     for (size_t i = 0; i < (size_t{3} << 20); i += 4093) ASSERT_EQ(q[i], 0) << "calloc must zero a reused block";
     bitslab_free(q);
 }

@@ -26,18 +26,23 @@
 
 namespace {
 
+// Makes `count` blocks of 16 to 16 + spread - 1 bytes, writes them, frees them
+// (into the calling thread's cache).
+void make_and_free(int count, size_t spread, unsigned seed) {
+    void* blocks[200];
+    for (int i = 0; i < count; ++i) {
+        seed = seed * 1103515245u + 12345u;
+        size_t size = 16 + (seed >> 8) % spread;
+        blocks[i] = malloc(size);
+        memset(blocks[i], 1, size);
+    }
+    for (int i = 0; i < count; ++i) free(blocks[i]);
+}
 
 // What one short-lived thread does: 200 blocks of 16 B to 4 KiB, written,
 // freed; one block handed on to the next thread, which frees it.
 void churn_once(void** handoff, unsigned seed) {
-    void* blocks[200];
-    for (int i = 0; i < 200; ++i) {
-        seed = seed * 1103515245u + 12345u;
-        size_t size = 16 + (seed >> 8) % 4081;
-        blocks[i] = malloc(size);
-        memset(blocks[i], 1, size);
-    }
-    for (void* p : blocks) free(p);
+    make_and_free(200, 4081, seed);
     free(*handoff);
     *handoff = malloc(48);
 }
@@ -71,15 +76,7 @@ TEST(ThreadMemory, AThousandThreadsAliveAtOnceStayWithinTheCacheBound) {
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t)
         threads.emplace_back([&, t] {
-            unsigned seed = 5u + static_cast<unsigned>(t);
-            void* blocks[100];
-            for (int i = 0; i < 100; ++i) {
-                seed = seed * 1103515245u + 12345u;
-                size_t size = 16 + (seed >> 8) % 2033;
-                blocks[i] = malloc(size);
-                memset(blocks[i], 1, size);
-            }
-            for (void* p : blocks) free(p);  // into this thread's cache
+            make_and_free(100, 2033, 5u + static_cast<unsigned>(t));  // 100 blocks into this thread's cache
             if (arrived.fetch_add(1) + 1 == kThreads) {
                 peak = resident_kib();
                 arrived.notify_all();
