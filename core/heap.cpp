@@ -98,13 +98,16 @@ static Slab* map_region(Globals* g) {
     if (kGuard) os::protect_none(static_cast<char*>(memory) + kSlabSize * kSlabsPerRegion, kGuard);
     auto base = reinterpret_cast<uintptr_t>(memory);
     void* meta = os::map(sizeof(Region));
-    if (!meta || !page_map_reserve(base, kSlabSize * kSlabsPerRegion)) {
+    uint32_t first_index = 0;
+    if (!meta || !page_map_reserve(base, kSlabSize * kSlabsPerRegion) ||
+        (first_index = slab_table_take_region()) == 0) {
         if (meta) os::unmap(meta, sizeof(Region));
         os::unmap(memory, kSlabSize * kSlabsPerRegion + kGuard);
         return nullptr;
     }
-    auto* region = new (meta) Region;  // default-init: the storage stays untouched (mmap gave zeros)
+    auto* region = new (meta) Region;
     region->base = base;
+    region->first_index = first_index;  // its descriptors' pages stay untouched until carved
     region->carved.store(1, std::memory_order_relaxed);  // slab 0 is ours
     Slab* first = construct_slab(region, 0);
     // Publish on the region list (push-only, so plain CAS; release publishes the

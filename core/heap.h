@@ -12,14 +12,16 @@
 
 #include "core/arena.h"
 #include "core/slab.h"
+#include "core/slab_table.h"
 #include "lockfree/node_pool.h"
 #include "lockfree/remote_free_stack.h"
 
 namespace bitslab {
 
 // Slab memory comes from the OS a region (kSlabsPerRegion slabs) at a time;
-// the descriptors live in a separate mapping that is never unmapped, which the
-// pool's algorithm requires and which keeps metadata away from user data.
+// the region's descriptors are a block of consecutive entries of the slab
+// table (core/slab_table.h), which is never unmapped, as the pool's algorithm
+// requires, and keeps metadata away from user data.
 //
 // A region's slabs are carved one at a time, when a heap needs a slab and the
 // pool has none: a descriptor is constructed (its page touched) only then, so
@@ -27,12 +29,12 @@ namespace bitslab {
 struct Region {
     Region* next = nullptr;  // all regions, newest first (never removed)
     uintptr_t base = 0;
+    uint32_t first_index = 0;  // slab i's descriptor is the table's entry first_index + i
     // Slabs claimed for carving so far (may run past kSlabsPerRegion: those
     // claims failed). Slots below min(carved, kSlabsPerRegion) are constructed.
     std::atomic<uint32_t> carved{0};
-    alignas(Slab) unsigned char slab_storage[kSlabsPerRegion * sizeof(Slab)];
 
-    Slab* slab(unsigned i) { return reinterpret_cast<Slab*>(slab_storage) + i; }
+    Slab* slab(unsigned i) const { return SlabIndex::node(first_index + i); }
     unsigned carved_count() const {
         uint32_t n = carved.load(std::memory_order_acquire);
         return n < kSlabsPerRegion ? n : kSlabsPerRegion;
@@ -44,7 +46,7 @@ struct alignas(64) Heap {
     // This heap's class map (see arena.h), made with the heap; null if the OS
     // refused it (then this heap's threads free through the slow path).
     ClassMap* class_map = nullptr;
-    alignas(64) lockfree::NodePool<Slab> partial[kNumClasses + 1];
+    alignas(64) SlabList partial[kNumClasses + 1];
     // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
     std::atomic<uint64_t> remote_frees{0};  // blocks pushed onto `remote` (statistics; relaxed)
@@ -53,8 +55,8 @@ struct alignas(64) Heap {
 
 struct Globals {
     uint32_t num_heaps = 0;
-    lockfree::NodePool<Slab> empty_pool;  // empty slabs whose pages may be resident
-    lockfree::NodePool<Slab> clean_pool;  // empty slabs purged or never touched (purge.h)
+    SlabList empty_pool;  // empty slabs whose pages may be resident
+    SlabList clean_pool;  // empty slabs purged or never touched (purge.h)
     std::atomic<Region*> regions{nullptr};
     std::atomic<Region*> carving{nullptr};  // the region whose slabs are being carved
     Heap* heaps = nullptr;

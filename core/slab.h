@@ -67,6 +67,25 @@ struct alignas(256) Slab : lockfree::PoolNode {
     uintptr_t slot_address(uint32_t slot) const { return base + static_cast<uintptr_t>(slot) * slot_size; }
 };
 
+// Every descriptor lives in the slab table (core/slab_table.h) at its slab
+// index, and the pools name slabs by that index. Index 0 is never a slab.
+// The table's start | log2 of its size in regions (the start is page aligned,
+// so one word, published by one CAS, says both); 0 until reserved.
+extern std::atomic<uintptr_t> g_slab_table BITSLAB_INTERNAL;
+inline constexpr uintptr_t kSlabTableSizeBits = 0xfff;
+struct SlabIndex {
+    // relaxed: the word is published once, before any slab index is handed
+    // out; whoever holds an index got it after (through a pool's acquire or
+    // the region list's), so it reads the word.
+    static uintptr_t start() { return g_slab_table.load(std::memory_order_relaxed) & ~kSlabTableSizeBits; }
+    static Slab* node(uint32_t index) { return reinterpret_cast<Slab*>(start() + size_t{index} * sizeof(Slab)); }
+    static uint32_t index(const Slab* s) {
+        return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(s) - start()) / sizeof(Slab));
+    }
+};
+// A list of slabs: a heap's partial list of a class, or a global pool.
+using SlabList = lockfree::NodePool<Slab, SlabIndex>;
+
 // A chain of free blocks, linked through their first word.
 struct Chain {
     lockfree::StackNode* head = nullptr;
@@ -75,11 +94,11 @@ struct Chain {
 };
 
 // Moving slabs on and off lists, keeping `where` true.
-inline void slab_list(lockfree::NodePool<Slab>& list, Slab* s, SlabWhere w) {
+inline void slab_list(SlabList& list, Slab* s, SlabWhere w) {
     s->mark(w);
     list.put(s);
 }
-inline Slab* slab_take(lockfree::NodePool<Slab>& list) {
+inline Slab* slab_take(SlabList& list) {
     Slab* s = list.get();
     if (s) s->mark(kWhereHeld);
     return s;
