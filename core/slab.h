@@ -35,6 +35,7 @@ inline constexpr uint64_t kDetached = 1;
 // the allocator's decisions never read it.
 enum SlabWhere : uint8_t { kWhereNew = 0, kWherePooled, kWhereListed, kWhereHeld, kWhereDetached };
 
+// 256-aligned: a page map entry packs the class into the descriptor address's low byte.
 struct alignas(256) Slab : lockfree::PoolNode {
     // Fixed for the slab's life.
     uintptr_t base = 0;      // the slab memory, kSlabSize aligned
