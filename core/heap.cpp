@@ -141,15 +141,13 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
             Globals* g = globals();
             // Dirty slabs first (their pages are resident already), then
             // purged ones, then new memory.
-            s = slab_take(g->empty_pool);
-            if (s) {
-                purge_note_reused();
+            s = slab_take(g->dirty_pool);
+            if (!s) s = slab_take(g->aging_pool);
 #ifdef BITSLAB_SECURE
-                // Free slots must read as zero (thread_cache.cpp); a used slab
-                // holds its previous class's links and marks at other offsets.
-                memset(reinterpret_cast<void*>(s->base), 0, kSlabSize);
+            // Free slots must read as zero (thread_cache.cpp); a used slab
+            // holds its previous class's links and marks at other offsets.
+            if (s && !s->purged) memset(reinterpret_cast<void*>(s->base), 0, kSlabSize);
 #endif
-            }
             if (!s) s = slab_take(g->clean_pool);
             if (!s) s = carve_slab(g);
             if (!s) s = map_region(g);
@@ -235,37 +233,55 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     }
     batch.finish();
     for (unsigned i = 0; i < used; ++i) push_group(groups[i]);
+    // An idle owner never drains its stack: the purger does (purge.h).
+    if (used) purge_note_work();
 }
 
-// Takes every slab off (heap, cls)'s partial list, keeps kEmptySlabsKept empty
-// ones, sends the other empty ones to the global pool, and relists the rest.
+size_t heap_slab_count(Globals* g) {
+    size_t n = 0;
+    for (Region* r = g->regions.load(std::memory_order_acquire); r; r = r->next) n += r->carved_count();
+    return n;
+}
+
+// Sends the empty slabs of (heap, cls)'s partial list beyond `keep` to the
+// global pool and relists the others. It looks at kSweepHeld slabs at a time
+// (held, so out of every other thread's reach), and goes on to the next ones
+// only while the last round found empty slabs to pool: a list is a stack, and
+// the relisted ones come first again.
 static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabsKept) {
-    Slab* held = nullptr;
-    while (Slab* s = slab_take(h.partial[cls])) {
-        s->holder_next = held;
-        held = s;
-    }
-    uint32_t kept_empty = 0;
+    constexpr unsigned kMaxRounds = 64;
     Globals* g = globals();
-    while (held) {
-        Slab* s = held;
-        held = s->holder_next;
-        if (s->free_count() == s->capacity && kept_empty >= keep) {
-            // Every slot is free and we hold the slab: no block of it is live or
-            // pending anywhere, so it can change hands.
-            page_map_set(s->base, 0);
-            heap_map_slab(s->base, h.index, 0);
-            s->owner.store(kNoOwner, std::memory_order_relaxed);
-            s->pooled_at_ms = now_ms();
-            s->purged = false;
-            slab_list(g->empty_pool, s, kWherePooled);  // release inside: publishes the reset above
-            purge_note_cached();
-            continue;
+    uint32_t kept_empty = 0;
+    bool pooled_any = false;
+    for (unsigned round = 0; round < kMaxRounds; ++round) {
+        Slab* held[kSweepHeld];
+        unsigned n = 0;
+        while (n < kSweepHeld && (held[n] = slab_take(h.partial[cls])) != nullptr) ++n;
+        if (n) hold_point(kHoldSweep);
+        uint32_t pooled = 0;
+        kept_empty = 0;
+        for (unsigned i = n; i-- > 0;) {  // relist in the order they were found
+            Slab* s = held[i];
+            if (s->free_count() == s->capacity && kept_empty >= keep) {
+                // Every slot is free and we hold the slab: no block of it is
+                // live or pending anywhere, so it can change hands.
+                page_map_set(s->base, 0);
+                heap_map_slab(s->base, h.index, 0);
+                s->owner.store(kNoOwner, std::memory_order_relaxed);
+                s->pooled_at_ms = now_ms();
+                s->purged = false;
+                slab_list(g->dirty_pool, s, kWherePooled);  // release inside: publishes the reset above
+                ++pooled;
+                continue;
+            }
+            if (s->free_count() == s->capacity) ++kept_empty;
+            slab_list(h.partial[cls], s, kWhereListed);
         }
-        if (s->free_count() == s->capacity) ++kept_empty;
-        slab_list(h.partial[cls], s, kWhereListed);
+        if (pooled) pooled_any = true;
+        if (n < kSweepHeld || pooled == 0) break;
     }
     h.empty_slabs[cls].store(kept_empty, std::memory_order_relaxed);
+    if (pooled_any) purge_note_work();
 }
 
 void heap_trim_all() {

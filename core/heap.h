@@ -55,8 +55,12 @@ struct alignas(64) Heap {
 
 struct Globals {
     uint32_t num_heaps = 0;
-    SlabList empty_pool;  // empty slabs whose pages may be resident
-    SlabList clean_pool;  // empty slabs purged or never touched (purge.h)
+    // Empty slabs: swept ones arrive dirty (pages resident); a purge pass
+    // moves those not yet due to the aging pool and back (purge.cpp), and
+    // purges the due ones into the clean pool, as do never-used ones.
+    SlabList dirty_pool;
+    SlabList aging_pool;
+    SlabList clean_pool;
     std::atomic<Region*> regions{nullptr};
     std::atomic<Region*> carving{nullptr};  // the region whose slabs are being carved
     Heap* heaps = nullptr;
@@ -103,6 +107,13 @@ void heap_drain_remote(Heap& h);
 
 // Called when a free made a slab of (heap, cls) entirely free.
 void heap_note_empty_slab(uint32_t heap, unsigned cls);
+
+// Slabs carved so far (an upper bound for walks over pools).
+size_t heap_slab_count(Globals* g);
+
+// A sweep holds at most this many slabs at once (so a sweeper that is
+// stopped keeps at most 1 MiB of slabs from the other threads).
+inline constexpr unsigned kSweepHeld = 16;
 
 // malloc_trim: drains every heap's remote-free stack and sends every empty
 // slab (the ones heaps keep, too) to the global pool.

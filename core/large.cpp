@@ -99,7 +99,7 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
     if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
     g_cache_size[i].store(size, std::memory_order_relaxed);  // hint only (see above)
     g_cache_since[i].store(now_ms(), std::memory_order_relaxed);
-    purge_note_cached();
+    purge_note_work();
     return true;
 }
 
@@ -136,7 +136,6 @@ static LargeHeader* cache_take(size_t map_size) {
         LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;  // another thread took it first
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
-        purge_note_reused();
         return h;  // a stale hint only means more or less growing for the caller
     }
     return nullptr;

@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "core/config.h"
+#include "core/syscall.h"
 
 extern "C" {
 // Exported by glibc >= 2.35, which registers rseq for every thread itself.
@@ -74,13 +75,17 @@ void* map_aligned(size_t size, size_t align) {
     return p;
 }
 
+// Raw system calls (no errno): the purger thread calls these (purge.h).
 void unmap(void* p, size_t size) {
-    if (munmap(p, size) == 0) g_mapped_bytes.fetch_sub(size, std::memory_order_relaxed);
+    if (sys::call(SYS_munmap, reinterpret_cast<long>(p), static_cast<long>(size)) == 0)
+        g_mapped_bytes.fetch_sub(size, std::memory_order_relaxed);
 }
 
 void protect_none(void* p, size_t size) { mprotect(p, size, PROT_NONE); }
 
-void purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+void purge(void* p, size_t size) {
+    sys::call(SYS_madvise, reinterpret_cast<long>(p), static_cast<long>(size), MADV_DONTNEED);
+}
 
 bool remap_in_place(void* p, size_t old_size, size_t new_size) {
     if (new_size > old_size && injected_failure()) return false;

@@ -22,8 +22,12 @@
 namespace bitslab {
 
 inline constexpr size_t kSlabTableBlockBytes = kSlabsPerRegion * sizeof(Slab);  // 48 KiB
-// 2^24 indices: 2^18 regions, 1 TiB of slab memory, 12 GiB of address space.
-inline constexpr size_t kSlabTableMaxBlocks = (size_t{1} << lockfree::kPoolIndexBits) / kSlabsPerRegion;
+// 2^21 indices: 2^15 regions, 128 GiB of slab memory (twice the arena), 1.5 GiB
+// of address space. (The index has room for 2^24; a 12 GiB reservation made
+// ThreadSanitizer's own mappings fail now and then, and no slab workload here
+// comes near 128 GiB.)
+inline constexpr size_t kSlabTableMaxBlocks = (size_t{1} << 21) / kSlabsPerRegion;
+static_assert(kSlabTableMaxBlocks * kSlabsPerRegion <= (size_t{1} << lockfree::kPoolIndexBits));
 static_assert(kSlabTableBlockBytes % os::kPageSize == 0, "a region's descriptors are whole pages");
 
 // Makes the descriptors of one new region usable: the index of its first

@@ -11,7 +11,6 @@
 #include "core/os.h"
 #include "core/page_map.h"
 #include "core/fault.h"
-#include "core/purge.h"
 
 namespace bitslab {
 
@@ -307,9 +306,6 @@ void free_slow(void* p) {
         // (its entry is cleared at free), or a pointer bitslab never returned.
         report_fault(large_recently_freed(p) ? Fault::kDoubleFree : Fault::kInvalidFree, p, 0);
     }
-    // The top of a slow path, with every structure consistent: where the
-    // purger thread may be started (pthread_create calls malloc).
-    purge_maybe_start();
 }
 
 bool small_block_is_live(const void* p, unsigned cls) {

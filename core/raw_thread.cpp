@@ -1,0 +1,145 @@
+#include "core/raw_thread.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "core/syscall.h"
+
+extern "C" {
+// glibc's size of the static TLS block (every thread's, below its thread
+// pointer); the sanitizers' runtimes size their thread areas with it too.
+// Weak: absent in static links and other C libraries (then a fixed guess).
+void _dl_get_tls_static_info(size_t* size, size_t* align) __attribute__((weak));
+}
+
+namespace bitslab {
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define BITSLAB_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define BITSLAB_SANITIZED 1
+#endif
+
+#if defined(__x86_64__) && !defined(BITSLAB_SANITIZED)
+
+bool raw_thread_supported() { return true; }
+
+namespace {
+constexpr size_t kPage = 4096;
+constexpr size_t kStackBytes = 64 * 1024;
+constexpr size_t kTcbBytes = 16 * 1024;  // glibc's struct pthread (about 2.3 KiB) lies above the thread pointer
+constexpr size_t kMinStaticTls = 64 * 1024;
+
+// The area, mapped at the first start: [guard page][stack][static TLS][TCB].
+// Written only by the one starter (the purger's state machine lets one
+// thread start at a time), so relaxed suffices.
+std::atomic<char*> g_area{nullptr};
+std::atomic<size_t> g_tls_bytes{0};
+
+bool map_area() {
+    if (g_area.load(std::memory_order_relaxed)) return true;
+    size_t tls = kMinStaticTls;
+    if (&_dl_get_tls_static_info != nullptr) {
+        size_t size = 0, align = 0;
+        _dl_get_tls_static_info(&size, &align);
+        if (size + kPage > tls) tls = (size + 2 * kPage - 1) & ~(kPage - 1);
+    }
+    size_t total = kPage + kStackBytes + tls + kTcbBytes;
+    // The stack is written at once (committed); the TLS part is zeros that
+    // are almost never touched (NORESERVE is only a hint for that part, but
+    // one mapping keeps this simple: it is at most a few hundred KiB).
+    long p = sys::call(SYS_mmap, 0, static_cast<long>(total), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p < 0 && p > -4096) return false;
+    char* area = reinterpret_cast<char*>(p);
+    sys::call(SYS_mprotect, p, static_cast<long>(kPage), PROT_NONE);  // stack overflow faults
+    g_tls_bytes.store(tls, std::memory_order_relaxed);
+    g_area.store(area, std::memory_order_relaxed);
+    return true;
+}
+
+// clone(2) that runs `entry` on the child with stack pointer `sp`, where the
+// caller stored `entry`. The child never returns into this function's frame
+// (that frame is on the parent's stack).
+long clone_thread(unsigned long flags, void** sp, void* tls) {
+    long ret;
+    register long r10 __asm__("r10") = 0;  // child tid pointer: unused
+    register void* r8 __asm__("r8") = tls;
+    __asm__ volatile(
+        "syscall\n\t"
+        "test %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        // Child: rsp = sp. Take entry and call it with an aligned stack.
+        "xor %%ebp, %%ebp\n\t"
+        "pop %%rax\n\t"
+        "call *%%rax\n\t"
+        "mov $60, %%eax\n\t"  // SYS_exit, should entry ever return
+        "xor %%edi, %%edi\n\t"
+        "syscall\n\t"
+        "hlt\n\t"
+        "1:\n\t"
+        : "=a"(ret)
+        : "a"(static_cast<long>(SYS_clone)), "D"(flags), "S"(sp), "d"(0), "r"(r10), "r"(r8)
+        : "rcx", "r11", "memory");
+    return ret;
+}
+}  // namespace
+
+bool raw_thread_start(void (*entry)()) {
+    if (!map_area()) return false;
+    char* area = g_area.load(std::memory_order_relaxed);
+    char* stack_top = area + kPage + kStackBytes;
+    char* tp = stack_top + g_tls_bytes.load(std::memory_order_relaxed);
+    // The TCB: x86-64 reads the thread's own address at %fs:0 and %fs:16.
+    auto* tcb = reinterpret_cast<void**>(tp);
+    tcb[0] = tp;
+    tcb[2] = tp;
+    // Entry on top, placed so that after the child pops it the stack is
+    // 16-byte aligned for the call (the System V ABI).
+    void** sp = reinterpret_cast<void**>(stack_top) - 1;
+    *sp = reinterpret_cast<void*>(entry);
+    // The child inherits this thread's signal mask: block everything around
+    // the clone so that no program signal handler ever runs on it.
+    uint64_t all = ~uint64_t{0}, old = 0;
+    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+    constexpr unsigned long kFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+                                     CLONE_SYSVSEM | CLONE_SETTLS;
+    long tid = clone_thread(kFlags, sp, tp);
+    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+    return tid > 0;
+}
+
+void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired) {
+    static_assert(sizeof(std::atomic<int>) == sizeof(int), "cmpxchg on the atomic's storage");
+    int seen = expected;
+    // lock cmpxchg: a sequentially consistent compare-and-swap. On success
+    // only registers are used until the exit system call, so the stack may
+    // be reused by a new raw thread the moment the store lands.
+    __asm__ volatile(
+        "lock cmpxchgl %2, %1\n\t"
+        "jnz 1f\n\t"
+        "mov $60, %%eax\n\t"  // SYS_exit: this thread only
+        "xor %%edi, %%edi\n\t"
+        "syscall\n\t"
+        "hlt\n\t"
+        "1:\n\t"
+        : "+a"(seen), "+m"(*reinterpret_cast<int*>(state))
+        : "r"(desired)
+        : "memory", "cc", "rdi", "rcx", "r11");
+}
+
+#else
+
+bool raw_thread_supported() { return false; }
+bool raw_thread_start(void (*)()) { return false; }
+void raw_thread_exit_if(std::atomic<int>*, int, int) {}
+
+#endif
+
+}  // namespace bitslab

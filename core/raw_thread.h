@@ -1,0 +1,38 @@
+// A thread that glibc does not know: made with the clone system call on a
+// stack and thread-pointer area of our own, with every signal blocked.
+//
+// Why not pthread_create: the purger must be startable from inside free and
+// malloc, and glibc calls free while it holds its own locks (pthread_join
+// frees a dead thread's TLS under the stack-cache lock that pthread_create
+// takes: a self-deadlock). A raw clone takes no lock and calls no libc. And
+// a pthread counts among the program's threads: a program whose main thread
+// calls pthread_exit would never end while it lives; glibc ends the process
+// when its last own thread ends, whatever raw threads remain.
+//
+// The thread's code must not rely on thread-local state: its thread pointer
+// names an area of zeros (a TCB whose self pointers point to itself, and
+// room for the static TLS below it), so a stray TLS access (errno in a libc
+// wrapper) lands in memory of its own instead of another thread's.
+//
+// One such thread at a time: the stack and area are mapped once and reused.
+// Only for builds without sanitizers (their runtimes must know every thread).
+#pragma once
+#include <atomic>
+
+namespace bitslab {
+
+// Whether raw threads can be made here (x86-64 Linux, no sanitizer).
+bool raw_thread_supported();
+
+// Starts `entry` on the raw thread. The previous raw thread must have left
+// through raw_thread_exit_if. Returns false if the OS refused (no memory,
+// seccomp, RLIMIT_NPROC). Raw system calls only: safe inside malloc and free.
+bool raw_thread_start(void (*entry)());
+
+// Atomically replaces `expected` by `desired` in *state and, if that
+// succeeded, ends the calling raw thread without touching its stack again
+// (so a new raw thread may take the stack the moment the store lands).
+// Returns (on the same thread) if *state held something else.
+void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired);
+
+}  // namespace bitslab
