@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/heap.h"
 #include "core/os.h"
+#include "core/purge.h"
 #include "core/stats.h"
 
 using namespace bitslab;
@@ -30,3 +31,7 @@ BITSLAB_EXPORT size_t bitslab_trim(void) { return api_trim(); }
 BITSLAB_EXPORT void bitslab_stats_print(int fd, int json) { stats_print(fd, json != 0); }
 BITSLAB_EXPORT void bitslab_test_set_cpu(int cpu) { set_fake_cpu(cpu); }
 BITSLAB_EXPORT void bitslab_test_fail_maps(unsigned permille) { os::set_failure_rate(permille); }
+BITSLAB_EXPORT void bitslab_test_set_hold_hook(void (*hook)(int kind)) {
+    g_hold_hook.store(hook, std::memory_order_relaxed);  // relaxed: set before the holders it stops run
+}
+BITSLAB_EXPORT int bitslab_test_purger_running(void) { return purger_running() ? 1 : 0; }

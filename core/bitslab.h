@@ -70,6 +70,12 @@ void bitslab_test_set_cpu(int cpu);
 /* Tests: make `permille`/1000 of bitslab's requests for memory from the OS
  * fail as if the OS had none (0: none fail). */
 void bitslab_test_fail_maps(unsigned permille);
+/* Tests: called with 1 while a purge pass holds a slab, 2 while a sweep holds
+ * slabs (a test may stop the holder there). The hook may run on the purger,
+ * a thread glibc does not know: it must use no libc and no thread-local. */
+void bitslab_test_set_hold_hook(void (*hook)(int kind));
+/* Tests: 1 while a background purger thread exists. */
+int bitslab_test_purger_running(void);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,7 @@ static Slab* construct_slab(Region* r, unsigned i) {
     Slab* s = new (r->slab(i)) Slab();
     s->base = r->base + i * kSlabSize;
     s->mark(kWhereHeld);
+    s->held_in_fork.store(g_forks.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return s;
 }
 

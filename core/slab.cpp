@@ -9,6 +9,8 @@
 
 namespace bitslab {
 
+std::atomic<uint32_t> g_forks{0};
+
 #ifdef BITSLAB_SECURE
 uint64_t secure_random() {
     static __thread uint64_t state __attribute__((tls_model("initial-exec")));

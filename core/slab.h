@@ -53,6 +53,11 @@ struct alignas(256) Slab : lockfree::PoolNode {
     std::atomic<uint8_t> where{kWhereNew};
     void mark(SlabWhere w) { where.store(w, std::memory_order_relaxed); }
 
+    // For the checker: the fork generation (g_forks) when the slab was last
+    // taken. A slab still held from an earlier generation was held by a
+    // thread that does not exist in this forked child: lost at the fork.
+    std::atomic<uint32_t> held_in_fork{0};
+
     // Holder-only state.
     Slab* holder_next = nullptr;  // links slabs a holder has in hand (sweeps)
     uint64_t pooled_at_ms = 0;    // when it last entered the pool of dirty slabs (purge.h)
@@ -99,9 +104,15 @@ inline void slab_list(SlabList& list, Slab* s, SlabWhere w) {
     s->mark(w);
     list.put(s);
 }
+// Forks this process's line has made (bumped in each child): see Slab::held_in_fork.
+extern std::atomic<uint32_t> g_forks;
 inline Slab* slab_take(SlabList& list) {
     Slab* s = list.get();
-    if (s) s->mark(kWhereHeld);
+    if (s) {
+        s->mark(kWhereHeld);
+        // relaxed: for the checker, which runs with no other thread active.
+        s->held_in_fork.store(g_forks.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
     return s;
 }
 

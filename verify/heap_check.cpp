@@ -106,6 +106,10 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
             uintptr_t entry = page_map_get(s.base);
             uint32_t owner = s.owner.load(std::memory_order_acquire);
             uint8_t where = s.where.load(std::memory_order_acquire);
+            if (where == kWhereHeld && s.held_in_fork.load(std::memory_order_relaxed) != g_forks.load(std::memory_order_relaxed)) {
+                ++census->lost_at_fork;  // held by a thread of the parent when this child was forked
+                continue;
+            }
             if (owner == kNoOwner) {
                 if (where != kWherePooled) c.fail("slab %p has no owner but is not in the pool (where=%u)", (void*)s.base, where);
                 else if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
@@ -219,7 +223,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
             else ++large;
         }
     }
-    *census = bitslab_heap_census{live, cached, pending, large};
+    *census = bitslab_heap_census{live, cached, pending, large, census->lost_at_fork};
     return c.failed ? 1 : 0;
 }
 

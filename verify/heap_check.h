@@ -24,6 +24,7 @@ struct bitslab_heap_census {
     size_t cached_here;     /* blocks in the calling thread's cache */
     size_t pending_remote;  /* blocks waiting on remote-free stacks */
     size_t large_blocks;    /* large blocks mapped */
+    size_t lost_at_fork;    /* slabs a thread of the parent held when this process was forked (lost to it) */
 };
 int bitslab_heap_check_census(char* report, size_t report_size, struct bitslab_heap_census* census);
 

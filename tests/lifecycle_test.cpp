@@ -1,0 +1,366 @@
+// Whole process lifecycles under LD_PRELOAD=libbitslab.so (set by ctest).
+// Each case runs in a fresh process (this program re-executed with the case's
+// name), so no earlier allocation has started a purger or warmed anything up,
+// and the parent kills it if it does not end: a hang is a failure, not a
+// stuck test run.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "resident.h"
+
+extern "C" {
+// libbitslab.so's own API (tests/override_test.cpp reaches it the same way).
+void bitslab_test_set_hold_hook(void (*hook)(int kind)) __attribute__((weak));
+int bitslab_test_purger_running(void) __attribute__((weak));
+void bitslab_stats_print(int fd, int json) __attribute__((weak));
+}
+
+namespace {
+
+std::string g_self;
+
+// Runs `name` in a fresh process; returns its exit status, or -1 if it had
+// not ended after `seconds` (then it is killed).
+int run_case(const char* name, int seconds = 60, const char* extra_env = nullptr) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (extra_env) putenv(const_cast<char*>(extra_env));
+        putenv(const_cast<char*>("BITSLAB_CHECK_AT_EXIT=1"));
+        execl(g_self.c_str(), g_self.c_str(), "--case", name, static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        usleep(10000);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// ---- the cases (each in its own process) -------------------------------
+
+void* do_nothing(void* arg) { return arg; }
+
+// A fresh process whose purger has never started: 1,000 threads that do
+// nothing, joined. (glibc frees each dead thread's TLS inside pthread_join
+// while holding its stack-cache lock; the old purger was started by that
+// free with pthread_create, which takes the same lock.)
+int case_join_1000() {
+    std::vector<pthread_t> threads(1000);
+    for (auto& t : threads)
+        if (pthread_create(&t, nullptr, do_nothing, nullptr) != 0) return 2;
+    for (auto& t : threads) pthread_join(t, nullptr);
+    return 0;
+}
+
+void churn() {
+    void* blocks[1000];
+    for (int round = 0; round < 20; ++round) {
+        for (int i = 0; i < 1000; ++i) blocks[i] = malloc(16 + (i * 37) % 2000);
+        for (int i = 0; i < 1000; ++i) free(blocks[i]);
+    }
+    free(malloc(size_t{4} << 20));  // a large block: the large cache has work for the purger
+}
+
+void* churn_thread(void* arg) {
+    churn();
+    return arg;
+}
+
+// main's pthread_exit: the process ends when its last thread does. (The old
+// purger was a detached pthread that never ended: the process lived forever,
+// with SIGTERM blocked.)
+int case_main_pthread_exit() {
+    pthread_t t;
+    pthread_create(&t, nullptr, churn_thread, nullptr);
+    pthread_join(t, nullptr);
+    churn();
+    pthread_exit(nullptr);
+}
+
+// Threads end in every way, each right after a malloc_trim (which empties
+// everything, so the next free may start a purger).
+struct FreesAndExits {
+    ~FreesAndExits() noexcept(false) {  // pthread_exit unwinds through it
+        free(malloc(100));
+        malloc_trim(0);
+        pthread_exit(nullptr);  // from a destructor
+    }
+};
+pthread_key_t g_key;
+void key_destructor(void* p) {
+    free(p);
+    malloc_trim(0);
+    free(malloc(64));
+}
+void* trim_and_end(void* arg) {
+    void* p = malloc(200);
+    pthread_setspecific(g_key, malloc(32));
+    free(p);
+    malloc_trim(0);
+    if (arg) { FreesAndExits e; }
+    return nullptr;
+}
+int case_thread_exits_after_trim() {
+    pthread_key_create(&g_key, key_destructor);
+    for (int i = 0; i < 200; ++i) {
+        pthread_t t;
+        // Joined.
+        if (pthread_create(&t, nullptr, trim_and_end, nullptr) != 0) return 2;
+        pthread_join(t, nullptr);
+        // pthread_exit from a destructor, joined.
+        if (pthread_create(&t, nullptr, trim_and_end, &t) != 0) return 2;
+        pthread_join(t, nullptr);
+        // Detached, on glibc's stack and on a stack of ours.
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, trim_and_end, nullptr) != 0) return 2;
+        static char stacks[4][256 * 1024] __attribute__((aligned(4096)));
+        pthread_attr_setstack(&attr, stacks[i % 4], sizeof stacks[0]);
+        if (pthread_create(&t, &attr, trim_and_end, nullptr) != 0) return 2;
+        pthread_attr_destroy(&attr);
+        // Let detached threads on our stacks finish before their stack is reused.
+        usleep(i % 4 == 3 ? 20000 : 0);
+        malloc_trim(0);
+    }
+    usleep(100000);
+    return 0;
+}
+
+// A holder stopped in the hook: the hook spins (no libc: it may run on the
+// purger, a thread glibc does not know) until released.
+std::atomic<int> g_park_kind{0};
+std::atomic<int> g_parked{0};
+std::atomic<bool> g_release{false};
+void park_hook(int kind) {
+    if (kind != g_park_kind.load(std::memory_order_acquire)) return;
+    if (g_parked.exchange(1, std::memory_order_acq_rel) != 0) return;  // park one holder only
+    while (!g_release.load(std::memory_order_acquire)) __builtin_ia32_pause();
+}
+
+// Every statistics entry point and the heap checker, in a forked child.
+int child_checks() {
+    int devnull = open("/dev/null", O_WRONLY);
+    struct mallinfo2 mi = mallinfo2();
+    (void)mi;
+    FILE* out = fdopen(dup(devnull), "w");
+    malloc_info(0, out);
+    fclose(out);
+    int saved = dup(2);
+    dup2(devnull, 2);
+    malloc_stats();
+    dup2(saved, 2);
+    bitslab_stats_print(devnull, 1);
+    bitslab_stats_print(devnull, 0);
+    void* blocks[100];
+    for (auto& b : blocks) b = malloc(48);
+    for (auto& b : blocks) free(b);
+    return 0;  // exit() runs the heap checker (BITSLAB_CHECK_AT_EXIT=1), which aborts on a fault
+}
+
+// Forks while the holder of `kind` is stopped mid-operation; the child must
+// run every statistics entry point and a clean heap check, and end.
+int fork_while_held(int kind, void (*make_holder)()) {
+    if (!bitslab_test_set_hold_hook) return 4;
+    g_park_kind.store(kind);
+    bitslab_test_set_hold_hook(park_hook);
+    std::thread holder(make_holder);
+    for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
+    if (!g_parked.load()) return 5;  // the holder never got there
+    int worst = 0;
+    for (int i = 0; i < 3; ++i) {
+        pid_t pid = fork();
+        if (pid == 0) exit(child_checks());
+        int status = 0;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() > deadline) { kill(pid, SIGKILL); waitpid(pid, &status, 0); return 6; }
+            usleep(1000);
+        }
+        int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+        if (rc > worst) worst = rc;
+    }
+    g_release.store(true);
+    holder.join();
+    return worst;
+}
+
+// The background purger's pass stopped while it holds a slab.
+int case_fork_during_pass() {
+    return fork_while_held(1, [] {
+        std::vector<void*> blocks(40000);
+        for (auto& b : blocks) b = malloc(256);
+        for (auto& b : blocks) free(b);
+        // The thread ends: its cache goes back, slabs empty, the sweep pools
+        // them dirty, and the background purger's pass takes them one by one.
+    });
+}
+
+// A sweep (in a thread of the program) stopped while it holds slabs.
+int case_fork_during_sweep() {
+    return fork_while_held(2, [] {
+        std::vector<void*> blocks(40000);
+        for (auto& b : blocks) b = malloc(128);
+        for (auto& b : blocks) free(b);
+        // The cache flush at thread exit empties slabs: the second empty
+        // slab of the class starts a sweep.
+    });
+}
+
+// A stats walk in progress in another thread while forking.
+int case_fork_during_stats() {
+    std::atomic<bool> stop{false};
+    std::thread walker([&] {
+        int devnull = open("/dev/null", O_WRONLY);
+        while (!stop.load()) bitslab_stats_print(devnull, 1);
+        close(devnull);
+    });
+    std::thread churner([&] { while (!stop.load()) churn(); });
+    int worst = 0;
+    for (int i = 0; i < 50; ++i) {
+        pid_t pid = fork();
+        if (pid == 0) exit(child_checks());
+        int status = 0;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() > deadline) { kill(pid, SIGKILL); waitpid(pid, &status, 0); worst = 6; break; }
+            usleep(1000);
+        }
+        if (worst == 6) break;
+        int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+        if (rc > worst) worst = rc;
+    }
+    stop.store(true);
+    walker.join();
+    churner.join();
+    return worst;
+}
+
+// Remote frees, then the program idles: resident memory must go back
+// without any further allocator call.
+void pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+int case_idle_after_remote_frees() {
+    constexpr size_t kBlocks = 2000000;
+    auto** blocks = static_cast<void**>(mmap(nullptr, kBlocks * sizeof(void*), PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    long before = resident_kib();
+    std::thread producer([&] {
+        pin_to(0);
+        for (size_t i = 0; i < kBlocks; ++i) { blocks[i] = malloc(100); memset(blocks[i], 1, 100); }
+    });
+    producer.join();
+    long peak = resident_kib();
+    std::thread consumer([&] {
+        pin_to(1);
+        for (size_t i = 0; i < kBlocks; ++i) free(blocks[i]);
+    });
+    consumer.join();
+    // Idle: no allocator call from here on. Poll (no timing assertion: the
+    // deadline only bounds a failing run).
+    long now = peak;
+    for (int i = 0; i < 300; ++i) {
+        usleep(100000);
+        now = resident_kib();
+        if (now - before < (peak - before) / 10) break;
+    }
+    printf("idle after remote frees: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
+    return now - before < (peak - before) / 10 ? 0 : 7;
+}
+
+// The purger's pass stopped while it holds a slab: the other threads must
+// still find every other pooled slab (the old pass held the whole pool, and
+// they mapped new memory for all of it).
+int case_stopped_pass_holder() {
+    constexpr size_t kBytes = size_t{64} << 20, kSize = 256, kCount = kBytes / kSize;
+    std::vector<void*> blocks(kCount);
+    g_park_kind.store(1);
+    bitslab_test_set_hold_hook(park_hook);
+    std::thread maker([&] {
+        pin_to(0);
+        for (auto& b : blocks) { b = malloc(kSize); memset(b, 1, kSize); }
+        for (auto& b : blocks) free(b);
+    });
+    maker.join();  // its cache flushed, its slabs pooled dirty: the purger's pass takes one and stops
+    for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
+    if (!g_parked.load()) return 5;
+    long before = resident_kib();
+    std::thread user([&] {
+        pin_to(0);
+        for (auto& b : blocks) { b = malloc(kSize); memset(b, 2, kSize); }
+    });
+    user.join();
+    long grown = resident_kib() - before;
+    printf("stopped pass holder: resident grew by %ld KiB while %zu KiB were reallocated\n", grown, kBytes >> 10);
+    g_release.store(true);
+    for (auto& b : blocks) free(b);
+    return grown < static_cast<long>(kBytes >> 10) / 10 ? 0 : 8;
+}
+
+}  // namespace
+
+// ---- the tests (in the parent) -----------------------------------------
+
+TEST(Lifecycle, ThousandThreadJoinInAFreshProcess) { EXPECT_EQ(run_case("join_1000"), 0); }
+TEST(Lifecycle, MainThreadPthreadExitEndsTheProcess) { EXPECT_EQ(run_case("main_pthread_exit"), 0); }
+TEST(Lifecycle, ThreadsEndingInEveryWayAfterTrim) { EXPECT_EQ(run_case("thread_exits_after_trim", 120), 0); }
+TEST(Lifecycle, ForkWhileAPurgePassHoldsASlab) {
+    EXPECT_EQ(run_case("fork_during_pass", 60, "BITSLAB_PURGE_DELAY_MS=40"), 0);
+}
+TEST(Lifecycle, ForkWhileASweepHoldsSlabs) { EXPECT_EQ(run_case("fork_during_sweep"), 0); }
+TEST(Lifecycle, ForkWhileStatisticsWalk) { EXPECT_EQ(run_case("fork_during_stats", 120), 0); }
+TEST(Lifecycle, AStoppedPassHoldsOneSlabOnly) {
+    EXPECT_EQ(run_case("stopped_pass_holder", 120, "BITSLAB_PURGE_DELAY_MS=60000"), 0);
+}
+TEST(Lifecycle, IdleProgramGivesBackMemoryFreedRemotely) {
+    if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs for remote frees";
+    EXPECT_EQ(run_case("idle_after_remote_frees", 120), 0);
+}
+
+int main(int argc, char** argv) {
+    g_self = "/proc/self/exe";
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) { path[n] = 0; g_self = path; }
+    if (argc == 3 && strcmp(argv[1], "--case") == 0) {
+        std::string c = argv[2];
+        if (c == "join_1000") return case_join_1000();
+        if (c == "main_pthread_exit") return case_main_pthread_exit();
+        if (c == "thread_exits_after_trim") return case_thread_exits_after_trim();
+        if (c == "fork_during_pass") return case_fork_during_pass();
+        if (c == "fork_during_sweep") return case_fork_during_sweep();
+        if (c == "fork_during_stats") return case_fork_during_stats();
+        if (c == "idle_after_remote_frees") return case_idle_after_remote_frees();
+        if (c == "stopped_pass_holder") return case_stopped_pass_holder();
+        return 99;
+    }
+    testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
