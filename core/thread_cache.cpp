@@ -111,7 +111,7 @@ static void free_one(void* p, unsigned cls) {
 }
 
 // Sends the blocks of other heaps this thread freed back to their owners, as
-// one chain of per-class runs.
+// one chain of per-class runs; their bytes of budget are unspent again.
 static void flush_foreign(ThreadCache& tc) {
     lockfree::StackNode* chain = nullptr;
     for (uint64_t classes = tc.foreign_classes; classes; classes &= classes - 1) {
@@ -123,19 +123,44 @@ static void flush_foreign(ThreadCache& tc) {
     }
     tc.foreign_classes = 0;
     tc.foreign_count = 0;
+    tc.budget_left += tc.foreign_bytes;
     tc.foreign_bytes = 0;
     if (chain) return_blocks(chain);
 }
 
+// If `cost` bytes exceed the thread's unspent budget, claims a grant from the
+// pool (at least kThreadCacheGrant), within the per-thread maximum.
+static void claim_grant(ThreadCache& tc, size_t cost) {
+    size_t held = kThreadCacheBaseBytes + tc.budget_granted;
+    if (cost <= tc.budget_left || held >= kThreadCacheMaxBytes) return;
+    size_t want = cost - tc.budget_left;
+    if (want < kThreadCacheGrant) want = kThreadCacheGrant;
+    if (want > kThreadCacheMaxBytes - held) want = kThreadCacheMaxBytes - held;
+    size_t got = claim_budget(want);
+    tc.budget_left += got;
+    tc.budget_granted += got;
+}
+
 // A freed block of another heap: batched, never cached (see thread_cache.h).
+// The batch is paid from the same budget as the bins, so the thread's bins
+// and batch together hold at most base + grants: a block is batched only if
+// it fits in the unspent budget (after flushing the batch and asking for a
+// grant), else it goes home alone.
 static void free_foreign(ThreadCache& tc, void* p, unsigned cls) {
+    size_t size = kClassSize[cls];
+    if (size > tc.budget_left) {
+        flush_foreign(tc);
+        claim_grant(tc, size);
+        if (size > tc.budget_left) { free_one(p, cls); return; }
+    }
+    tc.budget_left -= size;
     auto* node = static_cast<lockfree::StackNode*>(p);
     take_back(node, cls, g_free_mark);
     lockfree::link_set(node, tc.foreign_heads[cls]);
     if (!tc.foreign_heads[cls]) tc.foreign_tails[cls] = node;
     tc.foreign_heads[cls] = node;
     tc.foreign_classes |= uint64_t{1} << (cls - 1);
-    tc.foreign_bytes += kClassSize[cls];
+    tc.foreign_bytes += static_cast<uint32_t>(size);
     if (++tc.foreign_count >= kForeignBatchBlocks || tc.foreign_bytes >= kForeignBatchBytes) flush_foreign(tc);
 }
 
@@ -188,15 +213,9 @@ static bool grow_bin(ThreadCache& tc, unsigned cls) {
     if (start * kClassSize[cls] > kBinStartBytes) start = kClassSize[cls] >= kBinStartBytes ? 1 : static_cast<uint32_t>(kBinStartBytes / kClassSize[cls]);
     uint32_t target = limit == 0 ? start : (limit * 2 < max ? limit * 2 : max);
     size_t cost = size_t{target - limit} * kClassSize[cls];
-    size_t held = kThreadCacheBaseBytes + tc.budget_granted;
-    if (cost > tc.budget_left && held < kThreadCacheMaxBytes) {
-        size_t want = cost - tc.budget_left;
-        if (want < kThreadCacheGrant) want = kThreadCacheGrant;
-        if (want > kThreadCacheMaxBytes - held) want = kThreadCacheMaxBytes - held;
-        size_t got = claim_budget(want);
-        tc.budget_left += got;
-        tc.budget_granted += got;
-    }
+    claim_grant(tc, cost);
+    // The foreign batch spends budget too: sending it home frees that budget.
+    if (cost > tc.budget_left && cost <= tc.budget_left + tc.foreign_bytes) flush_foreign(tc);
     if (cost > tc.budget_left) {
         if (++tc.pressure >= kPressureRebalance) rebalance(tc);
         return false;

@@ -11,6 +11,9 @@
 // its bins; the class map it reads says 0 for every other block. Blocks of
 // other heaps collect in a short per-thread chain and go back to their owners
 // in batches, so a block is reused on the CPU that allocated its neighbours.
+// One budget pays for both: Σ limit × class size + foreign_bytes + budget_left
+// = kThreadCacheBaseBytes + budget_granted <= kThreadCacheMaxBytes, at all
+// times (the heap checker verifies it).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,7 +36,7 @@ struct ThreadCache {
     lockfree::StackNode* heads[kNumClasses + 1];  // LIFO of free blocks
     uint32_t rooms[kNumClasses + 1];   // blocks the bin may still take (limit - cached)
     uint32_t limits[kNumClasses + 1];  // blocks the bin may hold; grows with use, within the budget
-    size_t budget_left;  // bytes of limit this thread may still hand out to bins
+    size_t budget_left;  // bytes of budget not spent on bins' limits or the foreign batch
     size_t budget_granted;  // bytes of the budget that came from the shared pool
     uint32_t state;
     uint32_t pressure;   // times a bin wanted to grow beyond the budget
@@ -49,7 +52,7 @@ struct ThreadCache {
     lockfree::StackNode* foreign_tails[kNumClasses + 1];
     uint64_t foreign_classes;  // bit (c - 1) set: class c's list is not empty
     uint32_t foreign_count;
-    uint32_t foreign_bytes;
+    uint32_t foreign_bytes;  // paid from the budget, like the bins' limits
 };
 
 // __thread (not thread_local): a POD with no dynamic initializer, so other
