@@ -230,15 +230,8 @@ static void* malloc_small_slow(unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
     if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
-#ifdef BITSLAB_SECURE
-        secure_check_reuse(block, cls);
-        tc.heads[cls] = secure_checked_next(block, cls);
-#else
-        tc.heads[cls] = lockfree::link_next(block);
-#endif
-        ++tc.rooms[cls];
-        hand_out(block, cls);
-        return block;
+        if (pop_marked(block, cls)) return block;
+        return malloc_unmarked(block, cls, kClassSize[cls]);
     }
     if (tc.state == kThreadActive) grow_bin(tc, cls);
     // The bin is empty, so room == limit; keep half of it for the blocks we
@@ -262,6 +255,15 @@ static void* malloc_small_slow(unsigned cls) {
     tc.rooms[cls] -= chain.count - 1;
     hand_out(block, cls);
     return block;
+}
+
+void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
+    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
+    // The block is someone's, and the links after it cannot be trusted:
+    // leak the whole bin. It then holds nothing, so its room is its limit.
+    t_cache.heads[cls] = nullptr;
+    t_cache.rooms[cls] = t_cache.limits[cls];
+    return malloc_slow(size);
 }
 
 void* malloc_slow(size_t size) {
@@ -374,7 +376,10 @@ void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
 #ifdef BITSLAB_SECURE
 void secure_report_write(void* block, unsigned cls) {
     report_fault(Fault::kWriteAfterFree, block, kClassSize[cls]);
-    secure_wipe(block, cls);  // (report mode) the new owner still gets clean memory
+    // (report mode) The new owner still gets clean memory, and the write,
+    // also if it reached the free mark, is reported once: the mark goes back.
+    secure_wipe(block, cls);
+    mark_set(block, g_free_mark);
 }
 
 lockfree::StackNode* secure_next_slow(lockfree::StackNode* next, unsigned cls) {

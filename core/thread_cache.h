@@ -149,21 +149,41 @@ BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
     poison_memory(block, kClassSize[cls]);
 }
 
+// A block about to leave a bin has lost its free mark: it was handed out
+// already (a malloc in a signal handler that interrupted this thread's malloc
+// between its load of the bin's head and its store, or its free), or freed
+// memory was written. Reports it; if the report returns, drops (leaks) the
+// bin and allocates on the slow path.
+BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
+
+// Pops bin cls's head `block` unless it lacks the free mark (then false: see
+// malloc_unmarked). The check is the last step before the head moves on, so
+// a handler's malloc that took the block any time since the head was loaded
+// is caught; one that runs between the check and the store is not.
+BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
+#ifdef BITSLAB_SECURE
+    // The block first (a write to it is reported as such; the report
+    // restores the mark), then the mark, then its link.
+    secure_check_reuse(block, cls);
+    if (BITSLAB_UNLIKELY(mark_get(block) != g_free_mark)) return false;
+    t_cache.heads[cls] = secure_checked_next(block, cls);
+#else
+    lockfree::StackNode* next = lockfree::link_next(block);
+    if (BITSLAB_UNLIKELY(mark_get(block) != g_free_mark)) return false;
+    t_cache.heads[cls] = next;
+#endif
+    ++t_cache.rooms[cls];
+    hand_out(block, cls);
+    return true;
+}
+
 BITSLAB_HOT void* malloc_fast(size_t size) {
     if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
         uintptr_t cls = size_class_of(size);
         lockfree::StackNode* block = t_cache.heads[cls];
         if (BITSLAB_LIKELY(block != nullptr)) {
-#ifdef BITSLAB_SECURE
-            // The block first (a write to it is reported as such), then its link.
-            secure_check_reuse(block, cls);
-            t_cache.heads[cls] = secure_checked_next(block, cls);
-#else
-            t_cache.heads[cls] = lockfree::link_next(block);
-#endif
-            ++t_cache.rooms[cls];
-            hand_out(block, cls);
-            return block;
+            if (BITSLAB_LIKELY(pop_marked(block, cls))) return block;
+            return malloc_unmarked(block, static_cast<unsigned>(cls), size);
         }
     }
     return malloc_slow(size);
