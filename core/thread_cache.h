@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <atomic>
+
 #include "core/config.h"
 #include "core/fault.h"
 #include "core/poison.h"
@@ -149,29 +151,32 @@ BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
     poison_memory(block, kClassSize[cls]);
 }
 
-// A block about to leave a bin has lost its free mark: it was handed out
-// already (a malloc in a signal handler that interrupted this thread's malloc
-// between its load of the bin's head and its store, or its free), or freed
-// memory was written. Reports it; if the report returns, drops (leaks) the
-// bin and allocates on the slow path.
+// A block just taken from a bin had lost its free mark: it was handed out
+// already (by a malloc in a signal handler that interrupted this thread's
+// malloc or free while it had the bin's head in a register), or freed memory
+// was written. Reports it; if the report returns, drops (leaks) the bin and
+// allocates on the slow path.
 BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
 
-// Pops bin cls's head `block` unless it lacks the free mark (then false: see
-// malloc_unmarked). The check is the last step before the head moves on, so
-// a handler's malloc that took the block any time since the head was loaded
-// is caught; one that runs between the check and the store is not.
+// Pops bin cls's head `block`; false if it lacks the free mark (then see
+// malloc_unmarked). The mark is checked after the head has moved past the
+// block: a signal handler that took the block any time before that store
+// has cleared the mark (hand_out) and is caught, and after the store the
+// block is out of the bin, beyond any handler's reach.
 BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
 #ifdef BITSLAB_SECURE
     // The block first (a write to it is reported as such; the report
-    // restores the mark), then the mark, then its link.
+    // restores the mark), then its link.
     secure_check_reuse(block, cls);
-    if (BITSLAB_UNLIKELY(mark_get(block) != g_free_mark)) return false;
     t_cache.heads[cls] = secure_checked_next(block, cls);
 #else
-    lockfree::StackNode* next = lockfree::link_next(block);
-    if (BITSLAB_UNLIKELY(mark_get(block) != g_free_mark)) return false;
-    t_cache.heads[cls] = next;
+    t_cache.heads[cls] = lockfree::link_next(block);
 #endif
+    // A compiler barrier, no instruction: the mark is read after the store
+    // above as this thread's signal handlers see it (the compiler could else
+    // hoist the load above the store, reopening the window).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (BITSLAB_UNLIKELY(mark_get(block) != g_free_mark)) return false;
     ++t_cache.rooms[cls];
     hand_out(block, cls);
     return true;
