@@ -172,22 +172,43 @@ static void adopt_heap(ThreadCache& tc, Heap& h) {
     tc.map_chunks = map ? kArenaChunks : 0;
 }
 
+// The first `count` blocks of `chain`, cut off there, up to the first block
+// without the free mark (reported, and left out with the rest). Such a block
+// was handed out while it sat in the bin: a malloc or free in a signal
+// handler that interrupted this thread's own re-linked the bin
+// (malloc_unmarked). Sent home, it would be handed out again silently.
+static lockfree::StackNode* checked_chain(lockfree::StackNode* chain, uint32_t count, unsigned cls) {
+    lockfree::StackNode* last = nullptr;
+    uint32_t n = 0;
+    for (lockfree::StackNode* node = chain; node && n < count; node = lockfree::link_next(node), ++n) {
+        if (BITSLAB_UNLIKELY(mark_get(node) != g_free_mark)) {
+            report_fault(Fault::kHandedOutTwice, node, kClassSize[cls]);
+            break;
+        }
+        last = node;
+    }
+    if (!last) return nullptr;
+    lockfree::link_set(last, nullptr);
+    return chain;
+}
+
 // Flushes bin `cls` down to `keep` cached blocks (the most recently freed stay).
 static void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
     uint32_t cached = tc.limits[cls] - tc.rooms[cls];
     if (cached <= keep) return;
-    lockfree::StackNode* cut;
+    lockfree::StackNode* cut = nullptr;
     if (keep == 0) {
         cut = tc.heads[cls];
         tc.heads[cls] = nullptr;
-    } else {
-        lockfree::StackNode* last_kept = tc.heads[cls];
-        for (uint32_t i = 1; i < keep; ++i) last_kept = lockfree::link_next(last_kept);
-        cut = lockfree::link_next(last_kept);
-        lockfree::link_set(last_kept, nullptr);
+    } else if (lockfree::StackNode* last_kept = tc.heads[cls]) {
+        for (uint32_t i = 1; i < keep && last_kept; ++i) last_kept = lockfree::link_next(last_kept);
+        if (last_kept) {  // (null only in a bin a signal handler re-linked: see checked_chain)
+            cut = lockfree::link_next(last_kept);
+            lockfree::link_set(last_kept, nullptr);
+        }
     }
     tc.rooms[cls] += cached - keep;
-    return_blocks(cut);
+    if (lockfree::StackNode* home = checked_chain(cut, cached - keep, cls)) return_blocks(home);
 }
 
 static void rebalance(ThreadCache& tc) {
