@@ -287,6 +287,12 @@ void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
     return malloc_slow(size);
 }
 
+void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
+    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
+    t_cache.heads[cls] = nullptr;
+    t_cache.rooms[cls] = t_cache.limits[cls];
+}
+
 void* malloc_slow(size_t size) {
     if (size <= kMaxSmallSize) return malloc_small_slow(size_class_of(size));
     return large_alloc(size, kMinAlign);
@@ -325,9 +331,12 @@ static void free_small_slow(void* p, uintptr_t entry) {
     }
     auto* block = static_cast<lockfree::StackNode*>(p);
     take_back(block, cls, g_free_mark);
-    lockfree::link_set(block, tc.heads[cls]);
+    lockfree::StackNode* below = tc.heads[cls];
+    lockfree::link_set(block, below);
     tc.heads[cls] = block;
     --tc.rooms[cls];
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // see free_to_bin
+    if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
 }
 
 void free_slow(void* p) {

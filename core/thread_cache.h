@@ -201,14 +201,26 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
 // again and reports.
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
+// The block below a freed one had lost its free mark (see free_to_bin):
+// reports it and, if the report returns, drops (leaks) the bin.
+BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
+
 BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
     if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
                        take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         take_back(block, cls, mark);
-        lockfree::link_set(block, t_cache.heads[cls]);
+        lockfree::StackNode* below = t_cache.heads[cls];
+        lockfree::link_set(block, below);
         t_cache.heads[cls] = block;
+        // As in pop_marked: a signal handler's malloc that took `below`
+        // between the load of the head and this store left it linked under
+        // the freed block though it is handed out; its mark is gone. The
+        // check comes after the store (a compiler barrier keeps it there).
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
+            free_found_unmarked(below, static_cast<unsigned>(cls));
         return true;
     }
     return false;

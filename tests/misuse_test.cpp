@@ -229,6 +229,22 @@ TEST_F(Misuse, ABlockThatLostItsFreeMarkInABinIsReportedNotHandedOutAgain) {
     expect_heap_intact();
 }
 
+// The same handler interrupting a free between its load of the bin's head
+// and its store: the handler took the old head, which stays linked under
+// the freed block. The free finds the old head without its mark, reports it
+// once, and the bin is dropped: no malloc returns it.
+TEST_F(Misuse, AFreeThatFindsTheBlockBelowItUnmarkedReportsIt) {
+    void* a = bitslab_malloc(96);
+    void* b = bitslab_malloc(96);
+    bitslab_free(a);  // the head of its bin
+    mark_set(a, 0);   // the handler's hand_out of a
+    bitslab_free(b);  // links b over a
+    expect_one(BITSLAB_FAULT_HANDED_OUT_TWICE, a, 96);
+    for (int i = 0; i < 200; ++i) EXPECT_NE(bitslab_malloc(96), a);  // (leaked: the test's blocks)
+    EXPECT_EQ(rec.count, 1);
+    expect_heap_intact();
+}
+
 TEST(MisuseMessage, HandedOutTwiceNamesThePointerAndTheClass) {
     char line[256];
     format_fault_line(line, sizeof line, Fault::kHandedOutTwice, reinterpret_cast<void*>(0x7f0012345670), 96, 0);
