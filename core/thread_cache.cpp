@@ -279,18 +279,19 @@ static void* malloc_small_slow(unsigned cls) {
 }
 
 void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
-    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
     // The block is someone's, and the links after it cannot be trusted:
-    // leak the whole bin. It then holds nothing, so its room is its limit.
+    // leak the whole bin, before reporting (a handler must not pop a head
+    // read from the block). It then holds nothing, so its room is its limit.
     t_cache.heads[cls] = nullptr;
     t_cache.rooms[cls] = t_cache.limits[cls];
+    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
     return malloc_slow(size);
 }
 
 void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
-    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
-    t_cache.heads[cls] = nullptr;
+    t_cache.heads[cls] = nullptr;  // first, as in malloc_unmarked
     t_cache.rooms[cls] = t_cache.limits[cls];
+    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
 }
 
 void* malloc_slow(size_t size) {

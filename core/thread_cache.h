@@ -159,11 +159,15 @@ BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
 BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
 
 // Pops bin cls's head `block`; false if it lacks the free mark (then see
-// malloc_unmarked). The mark is checked after the head has moved past the
+// malloc_unmarked). The mark is checked twice. Before the head moves: a block
+// that lost its mark earlier has a link that may be anything (its holder's
+// data), which must not become the head. After the head has moved past the
 // block: a signal handler that took the block any time before that store
 // has cleared the mark (hand_out) and is caught, and after the store the
-// block is out of the bin, beyond any handler's reach.
+// block is out of the handler's reach.
 BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
+    uint64_t mark = g_free_mark;
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
 #ifdef BITSLAB_SECURE
     // The block first (a write to it is reported as such; the report
     // restores the mark), then its link.
@@ -172,11 +176,11 @@ BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
 #else
     t_cache.heads[cls] = lockfree::link_next(block);
 #endif
-    // A compiler barrier, no instruction: the mark is read after the store
-    // above as this thread's signal handlers see it (the compiler could else
-    // hoist the load above the store, reopening the window).
+    // A compiler barrier, no instruction: the mark is read again after the
+    // store above as this thread's signal handlers see it (the compiler
+    // could else reuse the first load, reopening the window).
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (BITSLAB_UNLIKELY(mark_get(block) != g_free_mark)) return false;
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     ++t_cache.rooms[cls];
     hand_out(block, cls);
     return true;
