@@ -167,13 +167,15 @@ BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, siz
 // block is out of the handler's reach.
 BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     uint64_t mark = g_free_mark;
-    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
 #ifdef BITSLAB_SECURE
-    // The block first (a write to it is reported as such; the report
-    // restores the mark), then its link.
+    // The block's bytes first (a write to it, the mark's word included, is
+    // reported as such; the report restores the mark), then the mark, then
+    // its link.
     secure_check_reuse(block, cls);
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     t_cache.heads[cls] = secure_checked_next(block, cls);
 #else
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     t_cache.heads[cls] = lockfree::link_next(block);
 #endif
     // A compiler barrier, no instruction: the mark is read again after the
