@@ -35,8 +35,9 @@ inline constexpr size_t kMaxSmallSize = 16384;
 // kThreadCacheBaseBytes that every thread has, plus grants of
 // kThreadCacheGrant bytes from a process-wide pool of kCacheGrantPoolBytes,
 // up to kThreadCacheMaxBytes in all; grants go back to the pool when a
-// thread rebalances or exits. So one busy thread may cache up to 1 MiB, and
-// N threads together at most N x 64 KiB + 32 MiB.
+// thread rebalances or exits. The foreign batch (below) is paid from the same
+// budget. So one busy thread may cache up to 1 MiB, and N live threads
+// together at most N x 64 KiB + 32 MiB, bins and batches included.
 inline constexpr size_t kThreadCacheBaseBytes = 64 * 1024;
 inline constexpr size_t kThreadCacheGrant = 64 * 1024;
 inline constexpr size_t kThreadCacheMaxBytes = 1024 * 1024;
@@ -46,7 +47,8 @@ inline constexpr size_t kBinMaxBytes = 64 * 1024;
 inline constexpr uint32_t kBinMaxBlocks = 1024;
 
 // Freed blocks of other heaps wait in a per-thread batch of at most this many
-// blocks and bytes before going back to their owners.
+// blocks and bytes (and no more than the thread's unspent cache budget)
+// before going back to their owners.
 inline constexpr uint32_t kForeignBatchBlocks = 512;
 inline constexpr uint32_t kForeignBatchBytes = 64 * 1024;
 

@@ -110,7 +110,7 @@ static void free_one(void* p, unsigned cls) {
 }
 
 // Sends the blocks of other heaps this thread freed back to their owners, as
-// one chain of per-class runs.
+// one chain of per-class runs; their bytes of budget are unspent again.
 static void flush_foreign(ThreadCache& tc) {
     lockfree::StackNode* chain = nullptr;
     for (uint64_t classes = tc.foreign_classes; classes; classes &= classes - 1) {
@@ -122,19 +122,44 @@ static void flush_foreign(ThreadCache& tc) {
     }
     tc.foreign_classes = 0;
     tc.foreign_count = 0;
+    tc.budget_left += tc.foreign_bytes;
     tc.foreign_bytes = 0;
     if (chain) return_blocks(chain);
 }
 
+// If `cost` bytes exceed the thread's unspent budget, claims a grant from the
+// pool (at least kThreadCacheGrant), within the per-thread maximum.
+static void claim_grant(ThreadCache& tc, size_t cost) {
+    size_t held = kThreadCacheBaseBytes + tc.budget_granted;
+    if (cost <= tc.budget_left || held >= kThreadCacheMaxBytes) return;
+    size_t want = cost - tc.budget_left;
+    if (want < kThreadCacheGrant) want = kThreadCacheGrant;
+    if (want > kThreadCacheMaxBytes - held) want = kThreadCacheMaxBytes - held;
+    size_t got = claim_budget(want);
+    tc.budget_left += got;
+    tc.budget_granted += got;
+}
+
 // A freed block of another heap: batched, never cached (see thread_cache.h).
+// The batch is paid from the same budget as the bins, so the thread's bins
+// and batch together hold at most base + grants: a block is batched only if
+// it fits in the unspent budget (after flushing the batch and asking for a
+// grant), else it goes home alone.
 static void free_foreign(ThreadCache& tc, void* p, unsigned cls) {
+    size_t size = kClassSize[cls];
+    if (size > tc.budget_left) {
+        flush_foreign(tc);
+        claim_grant(tc, size);
+        if (size > tc.budget_left) { free_one(p, cls); return; }
+    }
+    tc.budget_left -= size;
     auto* node = static_cast<lockfree::StackNode*>(p);
     take_back(node, cls, g_free_mark);
     lockfree::link_set(node, tc.foreign_heads[cls]);
     if (!tc.foreign_heads[cls]) tc.foreign_tails[cls] = node;
     tc.foreign_heads[cls] = node;
     tc.foreign_classes |= uint64_t{1} << (cls - 1);
-    tc.foreign_bytes += kClassSize[cls];
+    tc.foreign_bytes += static_cast<uint32_t>(size);
     if (++tc.foreign_count >= kForeignBatchBlocks || tc.foreign_bytes >= kForeignBatchBytes) flush_foreign(tc);
 }
 
@@ -146,22 +171,43 @@ static void adopt_heap(ThreadCache& tc, Heap& h) {
     tc.map_chunks = map ? kArenaChunks : 0;
 }
 
+// The first `count` blocks of `chain`, cut off there, up to the first block
+// without the free mark (reported, and left out with the rest). Such a block
+// was handed out while it sat in the bin: a malloc or free in a signal
+// handler that interrupted this thread's own re-linked the bin
+// (malloc_unmarked). Sent home, it would be handed out again silently.
+static lockfree::StackNode* checked_chain(lockfree::StackNode* chain, uint32_t count, unsigned cls) {
+    lockfree::StackNode* last = nullptr;
+    uint32_t n = 0;
+    for (lockfree::StackNode* node = chain; node && n < count; node = lockfree::link_next(node), ++n) {
+        if (BITSLAB_UNLIKELY(mark_get(node) != g_free_mark)) {
+            report_fault(Fault::kHandedOutTwice, node, kClassSize[cls]);
+            break;
+        }
+        last = node;
+    }
+    if (!last) return nullptr;
+    lockfree::link_set(last, nullptr);
+    return chain;
+}
+
 // Flushes bin `cls` down to `keep` cached blocks (the most recently freed stay).
 static void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
     uint32_t cached = tc.limits[cls] - tc.rooms[cls];
     if (cached <= keep) return;
-    lockfree::StackNode* cut;
+    lockfree::StackNode* cut = nullptr;
     if (keep == 0) {
         cut = tc.heads[cls];
         tc.heads[cls] = nullptr;
-    } else {
-        lockfree::StackNode* last_kept = tc.heads[cls];
-        for (uint32_t i = 1; i < keep; ++i) last_kept = lockfree::link_next(last_kept);
-        cut = lockfree::link_next(last_kept);
-        lockfree::link_set(last_kept, nullptr);
+    } else if (lockfree::StackNode* last_kept = tc.heads[cls]) {
+        for (uint32_t i = 1; i < keep && last_kept; ++i) last_kept = lockfree::link_next(last_kept);
+        if (last_kept) {  // (null only in a bin a signal handler re-linked: see checked_chain)
+            cut = lockfree::link_next(last_kept);
+            lockfree::link_set(last_kept, nullptr);
+        }
     }
     tc.rooms[cls] += cached - keep;
-    return_blocks(cut);
+    if (lockfree::StackNode* home = checked_chain(cut, cached - keep, cls)) return_blocks(home);
 }
 
 static void rebalance(ThreadCache& tc) {
@@ -187,15 +233,9 @@ static bool grow_bin(ThreadCache& tc, unsigned cls) {
     if (start * kClassSize[cls] > kBinStartBytes) start = kClassSize[cls] >= kBinStartBytes ? 1 : static_cast<uint32_t>(kBinStartBytes / kClassSize[cls]);
     uint32_t target = limit == 0 ? start : (limit * 2 < max ? limit * 2 : max);
     size_t cost = size_t{target - limit} * kClassSize[cls];
-    size_t held = kThreadCacheBaseBytes + tc.budget_granted;
-    if (cost > tc.budget_left && held < kThreadCacheMaxBytes) {
-        size_t want = cost - tc.budget_left;
-        if (want < kThreadCacheGrant) want = kThreadCacheGrant;
-        if (want > kThreadCacheMaxBytes - held) want = kThreadCacheMaxBytes - held;
-        size_t got = claim_budget(want);
-        tc.budget_left += got;
-        tc.budget_granted += got;
-    }
+    claim_grant(tc, cost);
+    // The foreign batch spends budget too: sending it home frees that budget.
+    if (cost > tc.budget_left && cost <= tc.budget_left + tc.foreign_bytes) flush_foreign(tc);
     if (cost > tc.budget_left) {
         if (++tc.pressure >= kPressureRebalance) rebalance(tc);
         return false;
@@ -210,15 +250,8 @@ static void* malloc_small_slow(unsigned cls) {
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
     if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
-#ifdef BITSLAB_SECURE
-        secure_check_reuse(block, cls);
-        tc.heads[cls] = secure_checked_next(block, cls);
-#else
-        tc.heads[cls] = lockfree::link_next(block);
-#endif
-        ++tc.rooms[cls];
-        hand_out(block, cls);
-        return block;
+        if (pop_marked(block, cls)) return block;
+        return malloc_unmarked(block, cls, kClassSize[cls]);
     }
     if (tc.state == kThreadActive) grow_bin(tc, cls);
     // The bin is empty, so room == limit; keep half of it for the blocks we
@@ -242,6 +275,22 @@ static void* malloc_small_slow(unsigned cls) {
     tc.rooms[cls] -= chain.count - 1;
     hand_out(block, cls);
     return block;
+}
+
+void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
+    // The block is someone's, and the links after it cannot be trusted:
+    // leak the whole bin, before reporting (a handler must not pop a head
+    // read from the block). It then holds nothing, so its room is its limit.
+    t_cache.heads[cls] = nullptr;
+    t_cache.rooms[cls] = t_cache.limits[cls];
+    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
+    return malloc_slow(size);
+}
+
+void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
+    t_cache.heads[cls] = nullptr;  // first, as in malloc_unmarked
+    t_cache.rooms[cls] = t_cache.limits[cls];
+    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
 }
 
 void* malloc_slow(size_t size) {
@@ -282,9 +331,12 @@ static void free_small_slow(void* p, uintptr_t entry) {
     }
     auto* block = static_cast<lockfree::StackNode*>(p);
     take_back(block, cls, g_free_mark);
-    lockfree::link_set(block, tc.heads[cls]);
+    lockfree::StackNode* below = tc.heads[cls];
+    lockfree::link_set(block, below);
     tc.heads[cls] = block;
     --tc.rooms[cls];
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // see free_to_bin
+    if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
 }
 
 void free_slow(void* p) {
@@ -351,7 +403,10 @@ void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
 #ifdef BITSLAB_SECURE
 void secure_report_write(void* block, unsigned cls) {
     report_fault(Fault::kWriteAfterFree, block, kClassSize[cls]);
-    secure_wipe(block, cls);  // (report mode) the new owner still gets clean memory
+    // (report mode) The new owner still gets clean memory, and the write,
+    // also if it reached the free mark, is reported once: the mark goes back.
+    secure_wipe(block, cls);
+    mark_set(block, g_free_mark);
 }
 
 lockfree::StackNode* secure_next_slow(lockfree::StackNode* next, unsigned cls) {

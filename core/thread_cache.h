@@ -11,9 +11,14 @@
 // its bins; the class map it reads says 0 for every other block. Blocks of
 // other heaps collect in a short per-thread chain and go back to their owners
 // in batches, so a block is reused on the CPU that allocated its neighbours.
+// One budget pays for both: Σ limit × class size + foreign_bytes + budget_left
+// = kThreadCacheBaseBytes + budget_granted <= kThreadCacheMaxBytes, at all
+// times (the heap checker verifies it).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+#include <atomic>
 
 #include "core/config.h"
 #include "core/fault.h"
@@ -33,7 +38,7 @@ struct ThreadCache {
     lockfree::StackNode* heads[kNumClasses + 1];  // LIFO of free blocks
     uint32_t rooms[kNumClasses + 1];   // blocks the bin may still take (limit - cached)
     uint32_t limits[kNumClasses + 1];  // blocks the bin may hold; grows with use, within the budget
-    size_t budget_left;  // bytes of limit this thread may still hand out to bins
+    size_t budget_left;  // bytes of budget not spent on bins' limits or the foreign batch
     size_t budget_granted;  // bytes of the budget that came from the shared pool
     uint32_t state;
     uint32_t pressure;   // times a bin wanted to grow beyond the budget
@@ -49,7 +54,7 @@ struct ThreadCache {
     lockfree::StackNode* foreign_tails[kNumClasses + 1];
     uint64_t foreign_classes;  // bit (c - 1) set: class c's list is not empty
     uint32_t foreign_count;
-    uint32_t foreign_bytes;
+    uint32_t foreign_bytes;  // paid from the budget, like the bins' limits
 };
 
 // __thread (not thread_local): a POD with no dynamic initializer, so other
@@ -146,21 +151,50 @@ BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
     poison_memory(block, kClassSize[cls]);
 }
 
+// A block just taken from a bin had lost its free mark: it was handed out
+// already (by a malloc in a signal handler that interrupted this thread's
+// malloc or free while it had the bin's head in a register), or freed memory
+// was written. Reports it; if the report returns, drops (leaks) the bin and
+// allocates on the slow path.
+BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
+
+// Pops bin cls's head `block`; false if it lacks the free mark (then see
+// malloc_unmarked). The mark is checked twice. Before the head moves: a block
+// that lost its mark earlier has a link that may be anything (its holder's
+// data), which must not become the head. After the head has moved past the
+// block: a signal handler that took the block any time before that store
+// has cleared the mark (hand_out) and is caught, and after the store the
+// block is out of the handler's reach.
+BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
+    uint64_t mark = g_free_mark;
+#ifdef BITSLAB_SECURE
+    // The block's bytes first (a write to it, the mark's word included, is
+    // reported as such; the report restores the mark), then the mark, then
+    // its link.
+    secure_check_reuse(block, cls);
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    t_cache.heads[cls] = secure_checked_next(block, cls);
+#else
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    t_cache.heads[cls] = lockfree::link_next(block);
+#endif
+    // A compiler barrier, no instruction: the mark is read again after the
+    // store above as this thread's signal handlers see it (the compiler
+    // could else reuse the first load, reopening the window).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    ++t_cache.rooms[cls];
+    hand_out(block, cls);
+    return true;
+}
+
 BITSLAB_HOT void* malloc_fast(size_t size) {
     if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
         uintptr_t cls = size_class_of(size);
         lockfree::StackNode* block = t_cache.heads[cls];
         if (BITSLAB_LIKELY(block != nullptr)) {
-#ifdef BITSLAB_SECURE
-            // The block first (a write to it is reported as such), then its link.
-            secure_check_reuse(block, cls);
-            t_cache.heads[cls] = secure_checked_next(block, cls);
-#else
-            t_cache.heads[cls] = lockfree::link_next(block);
-#endif
-            ++t_cache.rooms[cls];
-            hand_out(block, cls);
-            return block;
+            if (BITSLAB_LIKELY(pop_marked(block, cls))) return block;
+            return malloc_unmarked(block, static_cast<unsigned>(cls), size);
         }
     }
     return malloc_slow(size);
@@ -173,14 +207,26 @@ BITSLAB_HOT void* malloc_fast(size_t size) {
 // again and reports.
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
+// The block below a freed one had lost its free mark (see free_to_bin):
+// reports it and, if the report returns, drops (leaks) the bin.
+BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
+
 BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
     if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
                        take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         take_back(block, cls, mark);
-        lockfree::link_set(block, t_cache.heads[cls]);
+        lockfree::StackNode* below = t_cache.heads[cls];
+        lockfree::link_set(block, below);
         t_cache.heads[cls] = block;
+        // As in pop_marked: a signal handler's malloc that took `below`
+        // between the load of the head and this store left it linked under
+        // the freed block though it is handed out; its mark is gone. The
+        // check comes after the store (a compiler barrier keeps it there).
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
+            free_found_unmarked(below, static_cast<unsigned>(cls));
         return true;
     }
     return false;

@@ -183,20 +183,22 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
         if (!c.failed && n != limit - room) c.fail("thread cache bin %u holds %u blocks, limit - room says %u", cls, n, limit - room);
         cached += n;
     }
-    // The calling thread's budget: what its bins' limits cost plus what is
-    // unspent is exactly what it has (base + grants), within the maximum.
+    // The calling thread's budget: what its bins' limits cost plus its
+    // foreign batch plus what is unspent is exactly what it has (base +
+    // grants), within the maximum.
     if (!c.failed && t_cache.state == kThreadActive) {
         size_t spent = 0;
         for (unsigned cls = 1; cls <= kNumClasses; ++cls) spent += size_t{t_cache.limits[cls]} * kClassSize[cls];
         size_t has = kThreadCacheBaseBytes + t_cache.budget_granted;
-        if (spent + t_cache.budget_left != has || has > kThreadCacheMaxBytes)
-            c.fail("thread cache budget: limits cost %zu + unspent %zu, but the thread has %zu (max %zu)",
-                   spent, t_cache.budget_left, has, kThreadCacheMaxBytes);
+        if (spent + t_cache.foreign_bytes + t_cache.budget_left != has || has > kThreadCacheMaxBytes)
+            c.fail("thread cache budget: limits cost %zu + foreign batch %u + unspent %zu, but the thread has %zu (max %zu)",
+                   spent, t_cache.foreign_bytes, t_cache.budget_left, has, kThreadCacheMaxBytes);
     }
     // The calling thread's batch of other heaps' blocks: handed out from the
     // bitmaps' view, on their way back to their owners.
     {
         uint32_t n = 0;
+        size_t bytes = 0;
         for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
             bool listed = t_cache.foreign_classes & (uint64_t{1} << (cls - 1));
             if (listed != (t_cache.foreign_heads[cls] != nullptr))
@@ -208,11 +210,13 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
                 Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
                 if (s->cls != cls) c.fail("foreign batch list %u holds %p of class %u", cls, (void*)node, s->cls);
                 if (++n > t_cache.foreign_count) c.fail("foreign batch holds more than its count %u", t_cache.foreign_count);
+                bytes += kClassSize[cls];
                 last = node;
             }
             if (!c.failed && last != t_cache.foreign_tails[cls]) c.fail("foreign batch list %u: tail is not the last block", cls);
         }
         if (!c.failed && n != t_cache.foreign_count) c.fail("foreign batch holds %u blocks, its count says %u", n, t_cache.foreign_count);
+        if (!c.failed && bytes != t_cache.foreign_bytes) c.fail("foreign batch holds %zu bytes, its count says %u", bytes, t_cache.foreign_bytes);
         cached += n;
     }
     // Large blocks: every large entry names a well-formed header whose user
