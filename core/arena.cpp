@@ -1,7 +1,5 @@
 #include "core/arena.h"
 
-#include <sys/mman.h>
-
 #include "core/os.h"
 
 namespace bitslab {
@@ -20,17 +18,18 @@ static constexpr size_t kArenaMinSize = size_t{256} << 20;
 bool arena_reserve() {
     int state = g_arena_state.load(std::memory_order_acquire);
     if (state != 0) return state == 1;
-    // PROT_NONE + MAP_NORESERVE: address space only, no memory is committed.
+    // Address space only (os::reserve: PROT_NONE, charged nothing); each
+    // region carved from it is committed by arena_take.
     // Take the largest range the OS allows (RLIMIT_AS and valgrind limit it).
     // Chunks past a smaller reservation have class 0 in the map, so the fast
     // path's fixed-size range check stays correct whatever size we get.
     size_t size = kArenaSize;
-    void* raw = MAP_FAILED;
+    void* raw = nullptr;
     for (; size >= kArenaMinSize; size /= 2) {
-        raw = mmap(nullptr, size + kChunkSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (raw != MAP_FAILED) break;
+        raw = os::reserve(size + kChunkSize);
+        if (raw) break;
     }
-    if (raw == MAP_FAILED) {
+    if (!raw) {
         int expected = 0;
         g_arena_state.compare_exchange_strong(expected, 2, std::memory_order_acq_rel);
         return g_arena_state.load(std::memory_order_acquire) == 1;
@@ -43,7 +42,7 @@ bool arena_reserve() {
     if (g_arena_start.compare_exchange_strong(winner, start, std::memory_order_acq_rel)) {
         g_arena_size.store(size, std::memory_order_release);
     } else {
-        munmap(raw, size + kChunkSize);
+        os::unreserve(raw, size + kChunkSize);
         start = winner;
         // The winner stores its size right after its CAS; until then this
         // thread sees 0 and arena_take simply maps elsewhere for now.
@@ -58,20 +57,23 @@ void* arena_take(size_t size) {
     if (!arena_reserve()) return nullptr;
     size_t arena_size = g_arena_size.load(std::memory_order_acquire);
     if (arena_size == 0) return nullptr;  // a racing reserver has not published its size yet
-    // relaxed: the counter only partitions the range; mprotect below makes the
-    // memory usable and the caller publishes the region with release.
+    // relaxed: the counter only partitions the range; os::commit below makes
+    // the memory usable and the caller publishes the region with release.
     size_t offset = g_arena_used.fetch_add(size, std::memory_order_relaxed);
     if (offset + size > arena_size) return nullptr;  // full: the caller maps elsewhere
-    if (os::injected_failure()) return nullptr;  // (tests; the range is lost, as if the arena were full there)
     void* p = reinterpret_cast<void*>(g_arena_start.load(std::memory_order_acquire) + offset);
-    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) return nullptr;
+    // Committed, as glibc's memory is: the kernel's overcommit policy may
+    // refuse (ENOMEM). Then the range stays reserved but is lost, as if the
+    // arena were full there, and the caller maps elsewhere (which the policy
+    // will most likely refuse too: out of memory).
+    if (!os::commit(p, size)) return nullptr;
     return p;
 }
 
 ClassMap* arena_class_map_create() {
-    // 1 MiB of address space per heap (os::map is MAP_NORESERVE), of which
+    // 1 MiB of address space per heap (metadata: MAP_NORESERVE), of which
     // only the pages covering that heap's slabs are ever touched.
-    void* mem = os::map(kArenaChunks * sizeof(ClassMap));
+    void* mem = os::map_metadata(kArenaChunks * sizeof(ClassMap));
     return static_cast<ClassMap*>(mem);
 }
 

@@ -25,7 +25,7 @@ Globals* globals_slow() {
     if (n > kMaxHeaps) n = kMaxHeaps;
     size_t heaps_offset = (sizeof(Globals) + alignof(Heap) - 1) & ~(alignof(Heap) - 1);
     size_t bytes = heaps_offset + sizeof(Heap) * n;
-    void* mem = os::map(bytes);
+    void* mem = os::map_metadata(bytes);
     if (!mem) { errno = ENOMEM; return nullptr; }
     free_mark_init();  // before any block exists
     auto* fresh = new (mem) Globals();
@@ -94,11 +94,11 @@ static Slab* map_region(Globals* g) {
     constexpr size_t kGuard = 0;
 #endif
     void* memory = arena_take(kSlabSize * kSlabsPerRegion + kGuard);
-    if (!memory) memory = os::map_aligned(kSlabSize * kSlabsPerRegion + kGuard, kSlabSize);
+    if (!memory) memory = os::map_committed_aligned(kSlabSize * kSlabsPerRegion + kGuard, kSlabSize);
     if (!memory) return nullptr;
     if (kGuard) os::protect_none(static_cast<char*>(memory) + kSlabSize * kSlabsPerRegion, kGuard);
     auto base = reinterpret_cast<uintptr_t>(memory);
-    void* meta = os::map(sizeof(Region));
+    void* meta = os::map_metadata(sizeof(Region));
     uint32_t first_index = 0;
     if (!meta || !page_map_reserve(base, kSlabSize * kSlabsPerRegion) ||
         (first_index = slab_table_take_region()) == 0) {

@@ -33,9 +33,9 @@ static size_t map_size_for(size_t offset, size_t size) {
 // Maps `map_size` bytes starting on a chunk boundary such that start + offset
 // is `align`-aligned. nullptr when the OS refuses.
 static char* map_placed(size_t map_size, size_t align, size_t offset) {
-    if (align <= kChunkSize) return static_cast<char*>(os::map_aligned(map_size, kChunkSize));
+    if (align <= kChunkSize) return static_cast<char*>(os::map_committed_aligned(map_size, kChunkSize));
     if (map_size + align < map_size) return nullptr;
-    char* raw = static_cast<char*>(os::map_aligned(map_size + align, kChunkSize));
+    char* raw = static_cast<char*>(os::map_committed_aligned(map_size + align, kChunkSize));
     if (!raw) return nullptr;
     uintptr_t user = (reinterpret_cast<uintptr_t>(raw) + offset + align - 1) & ~(align - 1);
     char* start = reinterpret_cast<char*>(user - offset);
@@ -212,7 +212,7 @@ static void cache_or_unmap(char* start, size_t size) {
 static char* grow_mapping(LargeHeader* h, size_t map_size) {
     size_t old_size = h->map_size;
     if (os::remap_in_place(h, old_size, map_size)) return reinterpret_cast<char*>(h);
-    char* target = static_cast<char*>(os::map_aligned(map_size, kChunkSize));
+    char* target = static_cast<char*>(os::map_committed_aligned(map_size, kChunkSize));
     if (target && os::move_mapping(h, old_size, map_size, target)) return target;
     if (target) os::unmap(target, map_size);
     os::unmap(h, old_size);

@@ -47,25 +47,48 @@ bool injected_failure() {
     return true;
 }
 
-void* map(size_t size) {
+// Every mapping bitslab makes, counted for the statistics.
+static void* map_counted(size_t size, int prot, int extra_flags) {
     if (injected_failure()) return nullptr;
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = mmap(nullptr, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED) return nullptr;
     g_mapped_bytes.fetch_add(size, std::memory_order_relaxed);
     g_map_calls.fetch_add(1, std::memory_order_relaxed);
     return p;
 }
 
-void* map_aligned(size_t size, size_t align) {
+void* map_committed(size_t size) { return map_counted(size, PROT_READ | PROT_WRITE, 0); }
+
+void* map_metadata(size_t size) { return map_counted(size, PROT_READ | PROT_WRITE, MAP_NORESERVE); }
+
+void* reserve(size_t size) {
+    // A PROT_NONE private mapping is not charged (the kernel charges only
+    // writable ones). MAP_NORESERVE would make the later mprotect in commit()
+    // uncharged as well, so it is left out on purpose.
+    void* p = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+}
+
+void unreserve(void* p, size_t size) { munmap(p, size); }
+
+bool commit(void* p, size_t size) {
+    if (injected_failure()) return false;
+    // mprotect to writable charges the range against the overcommit policy
+    // (the mapping has no VM_NORESERVE) and fails with ENOMEM if refused; the
+    // range then stays reserved, so the arena keeps no hole.
+    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+void* map_committed_aligned(size_t size, size_t align) {
     if (size + align < size) { errno = ENOMEM; return nullptr; }
     // First the exact size: the kernel places mappings top-down next to each
     // other, so after one aligned mapping of whole chunks the next is usually
     // aligned too, and one system call does instead of three.
-    char* exact = static_cast<char*>(map(size));
+    char* exact = static_cast<char*>(map_committed(size));
     if (!exact) return nullptr;
     if ((reinterpret_cast<uintptr_t>(exact) & (align - 1)) == 0) return exact;
     unmap(exact, size);
-    char* raw = static_cast<char*>(map(size + align));
+    char* raw = static_cast<char*>(map_committed(size + align));
     if (!raw) return nullptr;
     uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(align - 1);
     char* p = reinterpret_cast<char*>(start);
@@ -88,6 +111,7 @@ void purge(void* p, size_t size) {
 }
 
 bool remap_in_place(void* p, size_t old_size, size_t new_size) {
+    // Growth of a committed mapping is charged by the kernel like a new one.
     if (new_size > old_size && injected_failure()) return false;
     if (mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
     g_mapped_bytes.fetch_add(new_size - old_size, std::memory_order_relaxed);  // wraps right when shrinking

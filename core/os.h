@@ -8,11 +8,30 @@ namespace bitslab::os {
 
 inline constexpr size_t kPageSize = 4096;
 
-// Anonymous read-write memory, or nullptr (errno left as the kernel set it).
-void* map(size_t size);
-// Anonymous memory of `size` bytes whose start is aligned to `align`
-// (a power of two >= the page size). Over-maps and trims the excess.
-void* map_aligned(size_t size, size_t align);
+// Two kinds of memory, and each call site says which it wants:
+//
+// Committed: memory handed to the program (slab regions, large blocks).
+// Mapped without MAP_NORESERVE, so the kernel charges it against its
+// overcommit policy when it is mapped, as it does glibc's: a request the
+// policy refuses fails here with ENOMEM instead of getting the program
+// OOM-killed when it touches the pages. Growing such a mapping with mremap
+// is charged too. nullptr on failure (errno left as the kernel set it).
+void* map_committed(size_t size);
+// As map_committed, with the start aligned to `align` (a power of two >= the
+// page size). Over-maps and trims the excess.
+void* map_committed_aligned(size_t size, size_t align);
+// Metadata: bitslab's own tables (globals, class maps, page-map leaves,
+// region descriptors). Read-write but MAP_NORESERVE: they are large and
+// sparse, only the pages bitslab touches cost anything, and none of it is
+// ever handed to the program.
+void* map_metadata(size_t size);
+// Reserved: address space only (PROT_NONE), charged nothing. Not
+// MAP_NORESERVE, so that commit() below is charged.
+void* reserve(size_t size);
+void unreserve(void* p, size_t size);
+// Makes [p, p + size) of a reserve()d range read-write, charged as
+// map_committed is; false (errno ENOMEM) if the overcommit policy refuses.
+bool commit(void* p, size_t size);
 void unmap(void* p, size_t size);
 // Tests: the fraction (per mille) of mapping requests that fail with ENOMEM.
 void set_failure_rate(unsigned permille);

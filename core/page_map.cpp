@@ -13,7 +13,7 @@ static PageMapLeaf* leaf_for(uintptr_t a, bool create) {
     if (root_index >= (uintptr_t{1} << kPageMapRootBits)) return nullptr;
     PageMapLeaf* leaf = g_page_map_root[root_index].load(std::memory_order_acquire);
     if (leaf || !create) return leaf;
-    auto* fresh = static_cast<PageMapLeaf*>(os::map(sizeof(PageMapLeaf)));
+    auto* fresh = static_cast<PageMapLeaf*>(os::map_metadata(sizeof(PageMapLeaf)));
     if (!fresh) return nullptr;
     // acq_rel: release publishes the zeroed leaf; acquire on failure lets us use
     // the winner's leaf. A racing thread may map a leaf too; the loser unmaps it.

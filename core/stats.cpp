@@ -101,7 +101,7 @@ double mib(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.
 // mapping, made for the print and unmapped after.
 void stats_print(int fd, bool json) {
     size_t bytes = sizeof(HeapStats) * kMaxHeaps;
-    auto* heaps = static_cast<HeapStats*>(os::map(bytes));
+    auto* heaps = static_cast<HeapStats*>(os::map_metadata(bytes));
     if (!heaps) return;
     Stats s;
     s.heaps = heaps;
