@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -30,6 +31,8 @@ extern "C" {
 void bitslab_test_set_hold_hook(void (*hook)(int kind)) __attribute__((weak));
 int bitslab_test_purger_running(void) __attribute__((weak));
 void bitslab_stats_print(int fd, int json) __attribute__((weak));
+void bitslab_test_set_cpu(int cpu) __attribute__((weak));
+void bitslab_thread_flush(void) __attribute__((weak));
 }
 
 namespace {
@@ -324,6 +327,67 @@ int case_stopped_pass_holder() {
     return grown < static_cast<long>(kBytes >> 10) / 10 ? 0 : 8;
 }
 
+// A sweep stopped while it holds slabs: the other threads must still find
+// the free slots of every other partial slab of that class (the old sweep
+// held the whole partial list, and they mapped new slabs for all of it).
+int case_stopped_sweep_holder() {
+    constexpr size_t kSize = 128, kPerSlab = 65536 / kSize, kSlabs = 200;
+    if (!bitslab_test_set_cpu || !bitslab_thread_flush) return 4;
+    g_park_kind.store(2);
+    bitslab_test_set_hold_hook(park_hook);
+    // One heap for every thread here: heap 0.
+    std::vector<void*> kept;     // one block per slab: the slab stays partial
+    std::vector<void*> to_empty; // every block of two slabs: freeing them starts a sweep
+    std::thread maker([&] {
+        bitslab_test_set_cpu(0);
+        std::vector<void*> all(kSlabs * kPerSlab + 2 * kPerSlab);
+        for (auto& b : all) { b = malloc(kSize); memset(b, 1, kSize); }
+        // Group by slab (64 KiB aligned). Two slabs wholly ours are kept
+        // whole (to be emptied later); of the others one block stays.
+        std::sort(all.begin(), all.end());
+        size_t whole = 0;
+        for (size_t i = 0; i < all.size();) {
+            uintptr_t slab = reinterpret_cast<uintptr_t>(all[i]) >> 16;
+            size_t j = i;
+            while (j < all.size() && reinterpret_cast<uintptr_t>(all[j]) >> 16 == slab) ++j;
+            if (j - i == kPerSlab && whole < 2) {
+                ++whole;
+                to_empty.insert(to_empty.end(), all.begin() + i, all.begin() + j);
+            } else {
+                kept.push_back(all[i]);
+                for (size_t k = i + 1; k < j; ++k) free(all[k]);
+            }
+            i = j;
+        }
+        bitslab_thread_flush();
+    });
+    maker.join();
+    std::thread sweeper([&] {
+        bitslab_test_set_cpu(0);
+        for (void* b : to_empty) free(b);
+        bitslab_thread_flush();  // the two slabs empty: the second starts a sweep, which stops in the hook
+    });
+    for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
+    if (!g_parked.load()) { g_release.store(true); sweeper.join(); return 5; }
+    long before = resident_kib();
+    size_t want = (kept.size()) * (kPerSlab - 1);
+    std::vector<void*> again(want);
+    std::thread user([&] {
+        bitslab_test_set_cpu(0);
+        for (auto& b : again) { b = malloc(kSize); memset(b, 2, kSize); }
+    });
+    user.join();
+    long grown = resident_kib() - before;
+    printf("stopped sweep holder: resident grew by %ld KiB while %zu KiB of free slots in %zu partial slabs were reused\n",
+           grown, want * kSize >> 10, kept.size());
+    g_release.store(true);
+    sweeper.join();
+    for (void* b : again) free(b);
+    for (void* b : kept) free(b);
+    // Allowed: the slabs the sweep holds (kSweepHeld = 16, 1 MiB) and slack.
+    return grown < 4 * 1024 ? 0 : 8;
+}
+
 }  // namespace
 
 // ---- the tests (in the parent) -----------------------------------------
@@ -339,6 +403,7 @@ TEST(Lifecycle, ForkWhileStatisticsWalk) { EXPECT_EQ(run_case("fork_during_stats
 TEST(Lifecycle, AStoppedPassHoldsOneSlabOnly) {
     EXPECT_EQ(run_case("stopped_pass_holder", 120, "BITSLAB_PURGE_DELAY_MS=60000"), 0);
 }
+TEST(Lifecycle, AStoppedSweepHoldsSixteenSlabsAtMost) { EXPECT_EQ(run_case("stopped_sweep_holder", 120), 0); }
 TEST(Lifecycle, IdleProgramGivesBackMemoryFreedRemotely) {
     if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs for remote frees";
     EXPECT_EQ(run_case("idle_after_remote_frees", 120), 0);
@@ -359,6 +424,7 @@ int main(int argc, char** argv) {
         if (c == "fork_during_stats") return case_fork_during_stats();
         if (c == "idle_after_remote_frees") return case_idle_after_remote_frees();
         if (c == "stopped_pass_holder") return case_stopped_pass_holder();
+        if (c == "stopped_sweep_holder") return case_stopped_sweep_holder();
         return 99;
     }
     testing::InitGoogleTest(&argc, argv);
