@@ -1,13 +1,17 @@
 #include "core/fault.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <atomic>
 
 #include "core/options.h"
 #include "core/os.h"
+#include "core/raw_thread.h"
+#include "core/syscall.h"
 
 namespace bitslab {
 
@@ -114,7 +118,29 @@ size_t format_fault_line(char* out, size_t cap, Fault kind, const void* ptr, siz
     return l.len;
 }
 
+// A fault found by the purger (a raw thread: no libc, no thread-local, no
+// hook): the line goes out with a raw write; to abort, SIGABRT goes to the
+// process (this thread blocks it, so a program thread takes it) and this
+// thread waits for the end.
+static void report_on_raw_thread(Fault kind, const void* ptr, size_t class_size, size_t detail) {
+    int mode = options().on_error;
+    if (mode == kOnErrorIgnore) return;
+    char line[256];
+    size_t len = format_fault_line(line, sizeof line, kind, ptr, class_size, detail);
+    sys::call(SYS_write, 2, reinterpret_cast<long>(line), static_cast<long>(len));
+    if (mode != kOnErrorAbort) return;
+    sys::call(SYS_kill, sys::call(SYS_getpid), SIGABRT);
+    for (;;) {
+        struct timespec ts = {1, 0};
+        sys::call(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+    }
+}
+
 void report_fault(Fault kind, const void* ptr, size_t class_size, size_t detail) {
+    if (BITSLAB_UNLIKELY(on_raw_thread())) {
+        report_on_raw_thread(kind, ptr, class_size, detail);
+        return;
+    }
     // acquire: the context stored before the hook is visible with it.
     if (bitslab_fault_hook hook = g_hook.load(std::memory_order_acquire)) {
         hook(static_cast<int>(kind), ptr, class_size, detail, g_hook_context.load(std::memory_order_relaxed));

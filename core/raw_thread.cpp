@@ -41,6 +41,9 @@ constexpr size_t kMinStaticTls = 64 * 1024;
 // thread start at a time), so relaxed suffices.
 std::atomic<char*> g_area{nullptr};
 std::atomic<size_t> g_tls_bytes{0};
+// The raw thread's thread pointer (fixed once the area exists). relaxed: a
+// thread compares it with its own, which only the raw thread can match.
+std::atomic<void*> g_raw_tp{nullptr};
 
 bool map_area() {
     if (g_area.load(std::memory_order_relaxed)) return true;
@@ -100,6 +103,7 @@ bool raw_thread_start(void (*entry)()) {
     auto* tcb = reinterpret_cast<void**>(tp);
     tcb[0] = tp;
     tcb[2] = tp;
+    g_raw_tp.store(tp, std::memory_order_relaxed);
     // Entry on top, placed so that after the child pops it the stack is
     // 16-byte aligned for the call (the System V ABI).
     void** sp = reinterpret_cast<void**>(stack_top) - 1;
@@ -113,6 +117,11 @@ bool raw_thread_start(void (*entry)()) {
     long tid = clone_thread(kFlags, sp, tp);
     sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
     return tid > 0;
+}
+
+bool on_raw_thread() {
+    void* tp = g_raw_tp.load(std::memory_order_relaxed);
+    return tp != nullptr && __builtin_thread_pointer() == tp;
 }
 
 void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired) {
@@ -138,6 +147,7 @@ void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired) {
 
 bool raw_thread_supported() { return false; }
 bool raw_thread_start(void (*)()) { return false; }
+bool on_raw_thread() { return false; }
 void raw_thread_exit_if(std::atomic<int>*, int, int) {}
 
 #endif

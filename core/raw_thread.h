@@ -29,6 +29,11 @@ bool raw_thread_supported();
 // seccomp, RLIMIT_NPROC). Raw system calls only: safe inside malloc and free.
 bool raw_thread_start(void (*entry)());
 
+// Whether the caller is the raw thread (its thread pointer is the area's):
+// code it shares with program threads (fault reports) then keeps to raw
+// system calls.
+bool on_raw_thread();
+
 // Atomically replaces `expected` by `desired` in *state and, if that
 // succeeded, ends the calling raw thread without touching its stack again
 // (so a new raw thread may take the stack the moment the store lands).

@@ -27,7 +27,7 @@ PROGRAMS = [
     "invalid_free_stack", "invalid_free_static", "invalid_free_interior", "invalid_free_misaligned",
     "invalid_free_interior_large", "free_sized_mismatch", "free_aligned_sized_mismatch",
     "sized_delete_mismatch", "realloc_after_free", "write_after_free", "overflow_next_slot",
-    "handed_out_twice",
+    "handed_out_twice", "remote_link_overwritten",
 ]
 
 
