@@ -137,6 +137,7 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
     uint32_t got = 0;
     while (got < want) {
         Slab* s = slab_take(h.partial[cls]);
+        if (!s) s = slab_take(h.partial_swept[cls]);
         if (!s) {
             if (got) break;  // serve what we have rather than open a new slab
             Globals* g = globals();
@@ -244,26 +245,30 @@ size_t heap_slab_count(Globals* g) {
     return n;
 }
 
-// Sends the empty slabs of (heap, cls)'s partial list beyond `keep` to the
-// global pool and relists the others. It looks at kSweepHeld slabs at a time
-// (held, so out of every other thread's reach), and goes on to the next ones
-// only while the last round found empty slabs to pool: a list is a stack, and
-// the relisted ones come first again.
+// Sends the empty slabs of (heap, cls)'s partial lists beyond `keep` to the
+// global pool and relists the others. It walks both lists whole, holding one
+// slab at a time (and the empty ones it keeps, at most kEmptySlabsKept): from
+// the swept list to the partial list, then from the partial list to the
+// swept one, so every slab is seen although the lists are stacks. A sweeper
+// that is stopped keeps at most two slabs from the other threads.
 static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabsKept) {
-    constexpr unsigned kMaxRounds = 64;
     Globals* g = globals();
-    uint32_t kept_empty = 0;
+    // New relists keep arriving on the lists: stop after as many slabs as exist.
+    size_t limit = heap_slab_count(g) + 64;
+    Slab* kept[kEmptySlabsKept];
+    uint32_t kept_count = 0;
+    if (keep > kEmptySlabsKept) keep = kEmptySlabsKept;
     bool pooled_any = false;
-    for (unsigned round = 0; round < kMaxRounds; ++round) {
-        Slab* held[kSweepHeld];
-        unsigned n = 0;
-        while (n < kSweepHeld && (held[n] = slab_take(h.partial[cls])) != nullptr) ++n;
-        if (n) hold_point(kHoldSweep);
-        uint32_t pooled = 0;
-        kept_empty = 0;
-        for (unsigned i = n; i-- > 0;) {  // relist in the order they were found
-            Slab* s = held[i];
-            if (s->free_count() == s->capacity && kept_empty >= keep) {
+    auto sift = [&](SlabList& from, SlabList& to) {
+        for (size_t n = 0; n < limit; ++n) {
+            Slab* s = slab_take(from);
+            if (!s) return;
+            hold_point(kHoldSweep);
+            if (s->free_count() != s->capacity) {
+                slab_list(to, s, kWhereListed);
+            } else if (kept_count < keep) {
+                kept[kept_count++] = s;  // held until the end, so it is not counted twice
+            } else {
                 // Every slot is free and we hold the slab: no block of it is
                 // live or pending anywhere, so it can change hands.
                 page_map_set(s->base, 0);
@@ -272,16 +277,14 @@ static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabs
                 s->pooled_at_ms = now_ms();
                 s->purged = false;
                 slab_list(g->dirty_pool, s, kWherePooled);  // release inside: publishes the reset above
-                ++pooled;
-                continue;
+                pooled_any = true;
             }
-            if (s->free_count() == s->capacity) ++kept_empty;
-            slab_list(h.partial[cls], s, kWhereListed);
         }
-        if (pooled) pooled_any = true;
-        if (n < kSweepHeld || pooled == 0) break;
-    }
-    h.empty_slabs[cls].store(kept_empty, std::memory_order_relaxed);
+    };
+    sift(h.partial_swept[cls], h.partial[cls]);
+    sift(h.partial[cls], h.partial_swept[cls]);
+    for (uint32_t i = 0; i < kept_count; ++i) slab_list(h.partial[cls], kept[i], kWhereListed);
+    h.empty_slabs[cls].store(kept_count, std::memory_order_relaxed);
     if (pooled_any) purge_note_work();
 }
 

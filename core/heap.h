@@ -47,6 +47,10 @@ struct alignas(64) Heap {
     // refused it (then this heap's threads free through the slow path).
     ClassMap* class_map = nullptr;
     alignas(64) SlabList partial[kNumClasses + 1];
+    // Partial slabs a sweep has looked at (heap_take reads it after
+    // `partial`): a sweep moves slabs between the two, holding one at a
+    // time, so it sees every slab of a list that is a stack.
+    SlabList partial_swept[kNumClasses + 1];
     // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
     std::atomic<uint64_t> remote_frees{0};  // blocks pushed onto `remote` (statistics; relaxed)
@@ -110,10 +114,6 @@ void heap_note_empty_slab(uint32_t heap, unsigned cls);
 
 // Slabs carved so far (an upper bound for walks over pools).
 size_t heap_slab_count(Globals* g);
-
-// A sweep holds at most this many slabs at once (so a sweeper that is
-// stopped keeps at most 1 MiB of slabs from the other threads).
-inline constexpr unsigned kSweepHeld = 16;
 
 // malloc_trim: drains every heap's remote-free stack and sends every empty
 // slab (the ones heaps keep, too) to the global pool.

@@ -145,7 +145,8 @@ size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* 
     size_t released = 0;
     for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
         if (!g_cache[i].load(std::memory_order_relaxed)) continue;
-        if (!everything && now - g_cache_since[i].load(std::memory_order_relaxed) < delay) continue;
+        uint64_t since = g_cache_since[i].load(std::memory_order_relaxed);
+        if (!everything && (since > now || now - since < delay)) continue;  // (cached after `now`: young)
         // acquire: pairs with cache_put_at's release; the mapping is ours now.
         LargeHeader* h = g_cache[i].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;

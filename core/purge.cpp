@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 
 #include "core/heap.h"
@@ -25,18 +26,29 @@ std::atomic<void (*)(int)> g_hold_hook{nullptr};
 
 // ---- The purger's life -------------------------------------------------
 //
-//   kNone --(a note: CAS, then raw_thread_start)--> kRunning
-//   kRunning --(purger: no work left)--> kExiting
-//   kExiting --(purger, after re-checking the work: CAS, exit)--> kNone
-//   kExiting --(a note: CAS)--> kRestart --(purger)--> kRunning
+//   none --(a note: CAS, then raw_thread_start)--> running
+//   running --(purger: no work left)--> exiting
+//   exiting --(purger, after re-checking the work: CAS, exit)--> none
+//   exiting --(a note: CAS)--> restart --(purger)--> running
+//   running --(clone or sleep refused)--> failed (a note retries after a while)
 //
 // Lost wake-ups are ruled out Dekker-style, with seq_cst fences on both
 // sides: a noter publishes its work, fences, then reads the state; the
-// purger stores kExiting, fences, then looks for work. Either the purger
-// sees the work, or the noter sees kExiting and asks for a restart, which
+// purger stores `exiting`, fences, then looks for work. Either the purger
+// sees the work, or the noter sees `exiting` and asks for a restart, which
 // the purger's exit CAS then sees. So work is never left with no purger.
-enum PurgerState : int { kNone = 0, kRunning = 1, kExiting = 2, kRestart = 3, kFailed = 4 };
-static std::atomic<int> g_state{kNone};
+//
+// The state word also holds the process id it belongs to: a child made
+// without atfork handlers (_Fork, a raw fork) inherits its parent's word and
+// no thread behind it; a word of another process counts as `none`.
+enum PurgerState : uint64_t { kNone = 0, kRunning = 1, kExiting = 2, kRestart = 3, kFailed = 4 };
+static std::atomic<uint64_t> g_state{kNone};
+static uint64_t state_word(long pid, PurgerState s) { return static_cast<uint64_t>(pid) << 8 | s; }
+static PurgerState state_of(uint64_t word) { return static_cast<PurgerState>(word & 0xff); }
+static long pid_of(uint64_t word) { return static_cast<long>(word >> 8); }
+// After a failure to start or to sleep: no new attempt before this time (ms).
+static std::atomic<uint64_t> g_retry_at{0};
+static constexpr uint64_t kRetryAfterMs = 1000;
 
 static void purger_main();
 
@@ -52,41 +64,75 @@ static bool work_pending() {
     return false;
 }
 
+// Blocks every signal but SIGSYS on the calling thread (a seccomp trap on
+// clone must reach the program's handler); returns the old mask.
+static uint64_t block_signals() {
+    uint64_t all = ~(uint64_t{1} << (SIGSYS - 1)), old = 0;
+    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+    return old;
+}
+static void restore_signals(uint64_t old) {
+    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+}
+
+// Starts the purger with the state word `seen` (none, failed, or another
+// process's) replaced by ours; false if another noter changed it first.
+static bool try_start(uint64_t& seen, long pid) {
+    if (state_of(seen) == kFailed && pid_of(seen) == pid &&
+        now_ms() < g_retry_at.load(std::memory_order_relaxed))
+        return true;  // failed a moment ago: not yet
+    // Signals are blocked from before the CAS to after the clone: a handler
+    // that forked in between would leave the child's interrupted start
+    // cloning onto the stack of a purger the child started meanwhile. The
+    // new thread inherits the mask (it then blocks SIGSYS too).
+    uint64_t old_mask = block_signals();
+    // acq_rel: one noter wins the right to start it.
+    bool won = g_state.compare_exchange_strong(seen, state_word(pid, kRunning), std::memory_order_acq_rel,
+                                               std::memory_order_relaxed);
+    if (won && !raw_thread_start(purger_main)) {
+        // A program that may not create threads (seccomp, RLIMIT_NPROC)
+        // keeps working: it purges on malloc_trim, and retries later.
+        g_retry_at.store(now_ms() + kRetryAfterMs, std::memory_order_relaxed);
+        g_state.store(state_word(pid, kFailed), std::memory_order_relaxed);
+    }
+    restore_signals(old_mask);
+    return won;
+}
+
 void purge_note_work() {
     // seq_cst fence: orders the caller's publication of work (a pool push, a
     // cache slot, a remote push) before the state read below (see above).
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    int s = g_state.load(std::memory_order_relaxed);
+    uint64_t seen = g_state.load(std::memory_order_relaxed);
+    if (state_of(seen) == kNone && (!options().background_purge || !raw_thread_supported())) return;
+    long pid = sys::call(SYS_getpid);
     for (;;) {
-        switch (s) {
+        if (pid_of(seen) != pid && state_of(seen) != kNone) {  // the parent's: no purger here
+            if (try_start(seen, pid)) return;
+            continue;
+        }
+        switch (state_of(seen)) {
         case kRunning:  // it looks for work again before it leaves
         case kRestart:
-        case kFailed:
             return;
         case kNone:
-            if (!options().background_purge || !raw_thread_supported()) return;
-            // acq_rel: one noter wins the right to start it.
-            if (g_state.compare_exchange_strong(s, kRunning, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-                // A program that may not create threads (seccomp,
-                // RLIMIT_NPROC) keeps working: it purges on malloc_trim only.
-                if (!raw_thread_start(purger_main)) g_state.store(kFailed, std::memory_order_relaxed);
-                return;
-            }
+        case kFailed:
+            if (try_start(seen, pid)) return;
             break;
         case kExiting:
             // seq_cst: the purger's exit CAS must see this.
-            if (g_state.compare_exchange_strong(s, kRestart, std::memory_order_seq_cst, std::memory_order_relaxed))
+            if (g_state.compare_exchange_strong(seen, state_word(pid, kRestart), std::memory_order_seq_cst,
+                                                std::memory_order_relaxed))
                 return;
             break;
-        default:
-            return;
         }
     }
 }
 
 bool purger_running() {
-    int s = g_state.load(std::memory_order_relaxed);
-    return s == kRunning || s == kExiting || s == kRestart;
+    uint64_t word = g_state.load(std::memory_order_relaxed);
+    PurgerState s = state_of(word);
+    return (s == kRunning || s == kExiting || s == kRestart) && pid_of(word) == sys::call(SYS_getpid);
 }
 
 // ---- Pausing (heap checker, statistics) --------------------------------
@@ -118,32 +164,43 @@ static void background_pass() {
     g_pass_pid.store(0, std::memory_order_seq_cst);
 }
 
-static void sleep_ms(uint64_t ms) {
+// Sleeps `ms` milliseconds; false if the OS refuses (a sandbox).
+static bool sleep_ms(uint64_t ms) {
     struct timespec ts = {static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
     // Every signal is blocked on this thread: no EINTR to resume from.
-    sys::call(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+    // clock_nanosleep: what glibc's own sleeps use, so sandboxes allow it.
+    return sys::call(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, reinterpret_cast<long>(&ts), 0) == 0;
 }
 
 // The purger: a raw thread, so it uses no thread-local state and no libc
 // (raw system calls only; purge_pass and what it calls keep to that).
 static void purger_main() {
+    raw_thread_settle();
+    long pid = sys::call(SYS_getpid);
+    const uint64_t running = state_word(pid, kRunning), exiting = state_word(pid, kExiting);
     for (;;) {
         if (work_pending()) {
             uint64_t step = purge_delay_ms() / 4;
-            sleep_ms(step < 10 ? 10 : (step > 1000 ? 1000 : step));
+            if (!sleep_ms(step < 10 ? 10 : (step > 1000 ? 1000 : step))) {
+                // No way to wait: rather no purger than one that spins.
+                g_retry_at.store(~uint64_t{0}, std::memory_order_relaxed);
+                raw_thread_exit_if(&g_state, running, state_word(pid, kFailed));
+                g_state.store(running, std::memory_order_seq_cst);  // it was `restart`: same as running
+                continue;
+            }
             background_pass();
             continue;
         }
         // No work: leave, unless a note comes in meanwhile (see the top).
-        int s = kRunning;
-        if (!g_state.compare_exchange_strong(s, kExiting, std::memory_order_seq_cst)) {
-            g_state.store(kRunning, std::memory_order_seq_cst);  // it was kRestart
+        uint64_t seen = running;
+        if (!g_state.compare_exchange_strong(seen, exiting, std::memory_order_seq_cst)) {
+            g_state.store(running, std::memory_order_seq_cst);  // it was `restart`
             continue;
         }
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (!work_pending()) raw_thread_exit_if(&g_state, kExiting, kNone);  // ends here on success
+        if (!work_pending()) raw_thread_exit_if(&g_state, exiting, kNone);  // ends here on success
         // Work came, or a note asked for a restart: stay.
-        g_state.store(kRunning, std::memory_order_seq_cst);
+        g_state.store(running, std::memory_order_seq_cst);
     }
 }
 
@@ -163,7 +220,8 @@ static size_t sift(Globals* g, SlabList& from, SlabList& young_to, bool everythi
         Slab* s = slab_take(from);
         if (!s) break;
         hold_point(kHoldPass);
-        if (!everything && now - s->pooled_at_ms < delay) {
+        // (A slab pooled after `now`, by a sweep meanwhile, counts as young.)
+        if (!everything && (s->pooled_at_ms > now || now - s->pooled_at_ms < delay)) {
             slab_list(young_to, s, kWherePooled);
             continue;
         }
@@ -179,12 +237,16 @@ static size_t sift(Globals* g, SlabList& from, SlabList& young_to, bool everythi
 size_t purge_pass(bool everything) {
     Globals* g = g_globals.load(std::memory_order_acquire);
     size_t released = 0;
-    uint64_t now = now_ms(), delay = purge_delay_ms();
+    uint64_t delay = purge_delay_ms();
     if (g) {
         // Blocks freed on another CPU wait on their owner's remote-free stack
         // until a thread of that heap refills; in an idle program none does,
         // and their slabs would never become empty. Any thread may drain.
         for (uint32_t i = 0; i < g->num_heaps; ++i) heap_drain_remote(g->heaps[i]);
+    }
+    // The time after the drain: a slab it pooled is not older than `now`.
+    uint64_t now = now_ms();
+    if (g) {
         // Slabs arrive in the dirty pool; a pass sends the young ones of the
         // aging pool back to it and then those of the dirty pool to the aging
         // pool, so every slab is looked at once per pass, held alone.
@@ -205,6 +267,7 @@ size_t purge_pass(bool everything) {
 // Async-signal-safe (stores only): fork may run in a signal handler.
 static void purge_after_fork_in_child() {
     g_state.store(kNone, std::memory_order_relaxed);
+    g_retry_at.store(0, std::memory_order_relaxed);
     g_pass_pid.store(0, std::memory_order_relaxed);
     g_paused.store(t_pauses, std::memory_order_relaxed);
     g_forks.fetch_add(1, std::memory_order_relaxed);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "core/syscall.h"
 
@@ -108,14 +109,9 @@ bool raw_thread_start(void (*entry)()) {
     // 16-byte aligned for the call (the System V ABI).
     void** sp = reinterpret_cast<void**>(stack_top) - 1;
     *sp = reinterpret_cast<void*>(entry);
-    // The child inherits this thread's signal mask: block everything around
-    // the clone so that no program signal handler ever runs on it.
-    uint64_t all = ~uint64_t{0}, old = 0;
-    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
     constexpr unsigned long kFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
                                      CLONE_SYSVSEM | CLONE_SETTLS;
     long tid = clone_thread(kFlags, sp, tp);
-    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
     return tid > 0;
 }
 
@@ -124,21 +120,47 @@ bool on_raw_thread() {
     return tp != nullptr && __builtin_thread_pointer() == tp;
 }
 
-void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired) {
-    static_assert(sizeof(std::atomic<int>) == sizeof(int), "cmpxchg on the atomic's storage");
-    int seen = expected;
+void raw_thread_settle() {
+    uint64_t all = ~uint64_t{0};
+    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), 0, 8);
+    struct sched_param normal = {0};
+    long policy = sys::call(SYS_sched_getscheduler, 0);
+    if (policy == SCHED_FIFO || policy == SCHED_RR)  // passes must not run at real-time priority
+        sys::call(SYS_sched_setscheduler, 0, SCHED_OTHER, reinterpret_cast<long>(&normal));
+    // Privileges: each call affects this thread only. Failures (no right to
+    // change, a filter) leave it as it was.
+    long dumpable = sys::call(SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0);
+    long uid = sys::call(SYS_getuid), gid = sys::call(SYS_getgid);
+    constexpr long kNobody = 65534;
+    if (uid == 0) uid = kNobody;
+    if (gid == 0) gid = kNobody;
+    sys::call(SYS_setgroups, 0, 0);
+    sys::call(SYS_setresgid, gid, gid, gid);
+    sys::call(SYS_setresuid, uid, uid, uid);
+    struct { uint32_t version; int pid; } header = {0x20080522, 0};  // _LINUX_CAPABILITY_VERSION_3
+    struct { uint32_t effective, permitted, inheritable; } none[2] = {};
+    sys::call(SYS_capset, reinterpret_cast<long>(&header), reinterpret_cast<long>(none));
+    // Losing privileges made the kernel clear the process's dumpable flag
+    // (core dumps, ptrace, /proc ownership); the process itself kept its own.
+    if ((dumpable == 0 || dumpable == 1) && sys::call(SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0) != dumpable)
+        sys::call(SYS_prctl, PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+}
+
+void raw_thread_exit_if(std::atomic<uint64_t>* state, uint64_t expected, uint64_t desired) {
+    static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t), "cmpxchg on the atomic's storage");
+    uint64_t seen = expected;
     // lock cmpxchg: a sequentially consistent compare-and-swap. On success
     // only registers are used until the exit system call, so the stack may
     // be reused by a new raw thread the moment the store lands.
     __asm__ volatile(
-        "lock cmpxchgl %2, %1\n\t"
+        "lock cmpxchgq %2, %1\n\t"
         "jnz 1f\n\t"
         "mov $60, %%eax\n\t"  // SYS_exit: this thread only
         "xor %%edi, %%edi\n\t"
         "syscall\n\t"
         "hlt\n\t"
         "1:\n\t"
-        : "+a"(seen), "+m"(*reinterpret_cast<int*>(state))
+        : "+a"(seen), "+m"(*reinterpret_cast<uint64_t*>(state))
         : "r"(desired)
         : "memory", "cc", "rdi", "rcx", "r11");
 }
@@ -148,7 +170,8 @@ void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired) {
 bool raw_thread_supported() { return false; }
 bool raw_thread_start(void (*)()) { return false; }
 bool on_raw_thread() { return false; }
-void raw_thread_exit_if(std::atomic<int>*, int, int) {}
+void raw_thread_settle() {}
+void raw_thread_exit_if(std::atomic<uint64_t>*, uint64_t, uint64_t) {}
 
 #endif
 

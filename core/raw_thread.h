@@ -18,6 +18,7 @@
 // Only for builds without sanitizers (their runtimes must know every thread).
 #pragma once
 #include <atomic>
+#include <cstdint>
 
 namespace bitslab {
 
@@ -25,9 +26,20 @@ namespace bitslab {
 bool raw_thread_supported();
 
 // Starts `entry` on the raw thread. The previous raw thread must have left
-// through raw_thread_exit_if. Returns false if the OS refused (no memory,
-// seccomp, RLIMIT_NPROC). Raw system calls only: safe inside malloc and free.
+// through raw_thread_exit_if. The thread inherits the caller's signal mask:
+// block signals around the call. Returns false if the OS refused (no
+// memory, RLIMIT_NPROC, a seccomp filter that returns an error; one that
+// kills, kills). Raw system calls only: safe inside malloc and free.
 bool raw_thread_start(void (*entry)());
+
+// The raw thread's first call: blocks every signal, leaves a real-time
+// scheduling policy it may have inherited, and gives up the privileges of
+// the thread that started it (to the real user and group, or nobody for
+// root; no supplementary groups, no capabilities), keeping the process's
+// dumpable flag as it was. So a program that later drops privileges leaves
+// no privileged thread behind (glibc's setuid does not reach a thread it
+// does not know).
+void raw_thread_settle();
 
 // Whether the caller is the raw thread (its thread pointer is the area's):
 // code it shares with program threads (fault reports) then keeps to raw
@@ -38,6 +50,6 @@ bool on_raw_thread();
 // succeeded, ends the calling raw thread without touching its stack again
 // (so a new raw thread may take the stack the moment the store lands).
 // Returns (on the same thread) if *state held something else.
-void raw_thread_exit_if(std::atomic<int>* state, int expected, int desired);
+void raw_thread_exit_if(std::atomic<uint64_t>* state, uint64_t expected, uint64_t desired);
 
 }  // namespace bitslab

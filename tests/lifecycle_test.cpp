@@ -295,7 +295,10 @@ int case_idle_after_remote_frees() {
         if (now - before < (peak - before) / 10) break;
     }
     printf("idle after remote frees: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
-    return now - before < (peak - before) / 10 ? 0 : 7;
+    if (now - before >= (peak - before) / 10) return 7;
+    // Nothing left to purge: the purger ends (an idle program has no extra thread).
+    for (int i = 0; i < 300 && bitslab_test_purger_running(); ++i) usleep(100000);
+    return bitslab_test_purger_running() ? 9 : 0;
 }
 
 // The purger's pass stopped while it holds a slab: the other threads must
@@ -304,6 +307,7 @@ int case_idle_after_remote_frees() {
 int case_stopped_pass_holder() {
     constexpr size_t kBytes = size_t{64} << 20, kSize = 256, kCount = kBytes / kSize;
     std::vector<void*> blocks(kCount);
+    if (!bitslab_test_set_hold_hook) return 4;
     g_park_kind.store(1);
     bitslab_test_set_hold_hook(park_hook);
     std::thread maker([&] {
@@ -388,6 +392,124 @@ int case_stopped_sweep_holder() {
     return grown < 4 * 1024 ? 0 : 8;
 }
 
+// Threads end in one way, in a fresh process, right after malloc_trim left
+// the purger work and before any other free: the first free that could
+// start a purger is the one glibc makes for the ending thread, under its
+// stack-cache lock (with a thread on a stack of ours, at the thread's exit).
+char g_user_stack[256 * 1024] __attribute__((aligned(4096)));
+std::atomic<bool> g_thread_done{false};
+void* just_end(void*) {
+    g_thread_done.store(true);
+    return nullptr;
+}
+int trim_then(const char* way) {
+    std::vector<void*> blocks(5000);
+    for (auto& b : blocks) b = malloc(100);
+    for (auto& b : blocks) free(b);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    bool joined = strcmp(way, "joined") == 0;
+    if (!joined) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (strcmp(way, "detached_user_stack") == 0) pthread_attr_setstack(&attr, g_user_stack, sizeof g_user_stack);
+    malloc_trim(0);  // every empty slab pooled (then purged): the next note would start a purger
+    void* big = malloc(size_t{1} << 20);
+    free(big);  // a cached large mapping: work for a purger that cannot start yet in the old design
+    if (pthread_create(&t, &attr, just_end, nullptr) != 0) return 2;
+    if (joined) pthread_join(t, nullptr);
+    while (!g_thread_done.load()) usleep(1000);
+    usleep(200000);  // a detached thread's own exit
+    return 0;
+}
+
+// A child made by _Fork (no atfork handlers) of a parent whose purger runs:
+// it inherits the parent's state word with no thread behind it, and must
+// still start its own purger and give memory back.
+extern "C" pid_t _Fork(void) __attribute__((weak));
+void churn_16k() {
+    static void* v[4000];
+    for (auto& p : v) { p = malloc(16000); memset(p, 1, 16000); }
+    for (auto& p : v) free(p);
+}
+int case_fork_without_handlers() {
+    if (!_Fork) return 4;
+    churn_16k();
+    if (!bitslab_test_purger_running()) return 10;
+    pid_t pid = _Fork();
+    if (pid == 0) {
+        long before = resident_kib();
+        churn_16k();
+        long peak = resident_kib();
+        long now = peak;
+        for (int i = 0; i < 100; ++i) {
+            usleep(100000);
+            now = resident_kib();
+            if (now - before < (peak - before) / 10) break;
+        }
+        printf("_Fork child: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
+        _exit(now - before < (peak - before) / 10 ? 0 : 7);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
+// Empty slabs below many partly used ones on a heap's partial list (a stack):
+// malloc_trim must still find and pool every one of them.
+int case_trim_finds_every_empty_slab() {
+    if (!bitslab_test_set_cpu) return 4;
+    bitslab_test_set_cpu(0);
+    constexpr size_t kSlabs = 2000, kPer = 4, kSize = 16384;  // 4 blocks of 16 KiB a slab
+    std::vector<char*> blocks(kSlabs * kPer);
+    for (auto& b : blocks) { b = static_cast<char*>(malloc(kSize)); memset(b, 1, kSize); }
+    std::sort(blocks.begin(), blocks.end());  // a slab's blocks side by side
+    size_t half = kSlabs / 2;
+    for (size_t s = 0; s < half; ++s)
+        for (size_t k = 1; k < kPer; ++k) free(blocks[s * kPer + k]);  // nearly empty
+    for (size_t s = half; s < kSlabs; ++s) free(blocks[s * kPer]);  // one block each: relisted on top
+    malloc_trim(0);
+    for (size_t s = 0; s < half; ++s) free(blocks[s * kPer]);  // the first half empties, under the others
+    malloc_trim(0);
+    struct mallinfo2 mi = mallinfo2();
+    // Free bytes left in slabs heaps own: the one freed block of each of the
+    // partly used slabs (half x 16 KiB), and the kept empty slabs (one per
+    // class per heap).
+    size_t expected = half * kSize;
+    printf("after trim: %zu KiB free in owned slabs (the partly used slabs' %zu KiB), %zu empty slabs pooled\n",
+           mi.fordblks >> 10, expected >> 10, mi.ordblks);
+    return mi.fordblks <= expected + (size_t{4} << 20) ? 0 : 11;
+}
+
+// Purgers start and end over and over (zero delay, large frees and pauses
+// from three threads): no two on one stack, no crash, heap checked at exit.
+int case_purger_start_exit_churn() {
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> workers;
+    for (unsigned i = 0; i < 3; ++i)
+        workers.emplace_back([&, i] {
+            unsigned seed = i + 1;
+            while (!stop.load()) {
+                void* p = malloc(size_t{1} << 20);
+                static_cast<char*>(p)[0] = 1;
+                free(p);
+                seed = seed * 1103515245u + 12345u;
+                if ((seed >> 16) % 4 == 0) usleep((seed >> 8) % 12000);
+            }
+        });
+    long transitions = 0;
+    int last = 0;
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < end) {
+        int r = bitslab_test_purger_running();
+        if (r != last) { ++transitions; last = r; }
+        usleep(50);
+    }
+    stop.store(true);
+    for (auto& t : workers) t.join();
+    printf("purger start/exit churn: %ld running/not-running transitions seen\n", transitions);
+    return transitions >= 10 ? 0 : 12;
+}
+
 }  // namespace
 
 // ---- the tests (in the parent) -----------------------------------------
@@ -395,6 +517,16 @@ int case_stopped_sweep_holder() {
 TEST(Lifecycle, ThousandThreadJoinInAFreshProcess) { EXPECT_EQ(run_case("join_1000"), 0); }
 TEST(Lifecycle, MainThreadPthreadExitEndsTheProcess) { EXPECT_EQ(run_case("main_pthread_exit"), 0); }
 TEST(Lifecycle, ThreadsEndingInEveryWayAfterTrim) { EXPECT_EQ(run_case("thread_exits_after_trim", 120), 0); }
+TEST(Lifecycle, TrimThenAJoinedThreadEndsInAFreshProcess) { EXPECT_EQ(run_case("trim_then_joined"), 0); }
+TEST(Lifecycle, TrimThenADetachedThreadEndsInAFreshProcess) { EXPECT_EQ(run_case("trim_then_detached"), 0); }
+TEST(Lifecycle, TrimThenADetachedThreadOnAUserStackEndsInAFreshProcess) {
+    EXPECT_EQ(run_case("trim_then_detached_user_stack"), 0);
+}
+TEST(Lifecycle, AChildForkedWithoutHandlersStartsItsOwnPurger) { EXPECT_EQ(run_case("fork_without_handlers", 60), 0); }
+TEST(Lifecycle, TrimFindsEveryEmptySlabUnderPartlyUsedOnes) { EXPECT_EQ(run_case("trim_finds_every_empty_slab"), 0); }
+TEST(Lifecycle, PurgersStartAndEndOverAndOver) {
+    EXPECT_EQ(run_case("purger_start_exit_churn", 60, "BITSLAB_PURGE_DELAY_MS=0"), 0);
+}
 TEST(Lifecycle, ForkWhileAPurgePassHoldsASlab) {
     EXPECT_EQ(run_case("fork_during_pass", 60, "BITSLAB_PURGE_DELAY_MS=40"), 0);
 }
@@ -425,6 +557,12 @@ int main(int argc, char** argv) {
         if (c == "idle_after_remote_frees") return case_idle_after_remote_frees();
         if (c == "stopped_pass_holder") return case_stopped_pass_holder();
         if (c == "stopped_sweep_holder") return case_stopped_sweep_holder();
+        if (c == "trim_then_joined") return trim_then("joined");
+        if (c == "trim_then_detached") return trim_then("detached");
+        if (c == "trim_then_detached_user_stack") return trim_then("detached_user_stack");
+        if (c == "fork_without_handlers") return case_fork_without_handlers();
+        if (c == "trim_finds_every_empty_slab") return case_trim_finds_every_empty_slab();
+        if (c == "purger_start_exit_churn") return case_purger_start_exit_churn();
         return 99;
     }
     testing::InitGoogleTest(&argc, argv);

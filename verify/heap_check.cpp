@@ -106,7 +106,10 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
             uintptr_t entry = page_map_get(s.base);
             uint32_t owner = s.owner.load(std::memory_order_acquire);
             uint8_t where = s.where.load(std::memory_order_acquire);
-            if (where == kWhereHeld && s.held_in_fork.load(std::memory_order_relaxed) != g_forks.load(std::memory_order_relaxed)) {
+            // Held, or being carved (its index claimed, its descriptor not yet
+            // built), by a thread of the parent when this child was forked.
+            if ((where == kWhereHeld && s.held_in_fork.load(std::memory_order_relaxed) != g_forks.load(std::memory_order_relaxed)) ||
+                (where == kWhereNew && g_forks.load(std::memory_order_relaxed) != 0)) {
                 ++census->lost_at_fork;  // held by a thread of the parent when this child was forked
                 continue;
             }
