@@ -74,3 +74,64 @@ TEST(AtomicBitmap, ConcurrentSettersAndOneHolderConserveBits) {
     for (auto& q : queue) in_queue += q.load() == 1;
     EXPECT_EQ(in_queue + bm.count(), kSetters * 128);
 }
+
+// A claim must be one atomic step: a bit a setter returns while the holder
+// claims others must survive the claim (the planted bug nonatomic_claim
+// loses it). Seeing a non-atomic claim fail needs a set to land between the
+// claim's read and its write, which only the scheduler decides, so the test
+// arranges that overlap as often as it can and repeats until it shows:
+// - the setter returns the bits it was handed one at a time, yielding after
+//   each, so more returns are always on their way (on one core, the yield
+//   hands the CPU to the holder mid-return; on two, they simply overlap);
+// - the holder claims as soon as the first returned bit shows up.
+// Up to kAttempts attempts of kRounds rounds, stopping at the first lost
+// bit; with an atomic claim every attempt runs and conserves all 64 bits.
+TEST(AtomicBitmap, ClaimKeepsBitsReturnedDuringIt) {
+    constexpr unsigned kAttempts = 20, kRounds = 50;
+    for (unsigned attempt = 1; attempt <= kAttempts; ++attempt) {
+        AtomicBitmap<1> bm;
+        bm.reset_first(64);
+        // Bits the holder claimed and handed to the setter, not yet taken by it.
+        // acq_rel exchange / release fetch_or: a plain hand-over of ownership.
+        std::atomic<uint64_t> handed{0};
+        // Bits handed and not yet returned. release (setter, after each set) /
+        // acquire (holder): 0 means every handed bit is back in the bitmap.
+        std::atomic<unsigned> out{0};
+        std::atomic<bool> stop{false}, twice{false};
+        std::thread setter([&] {
+            for (;;) {
+                uint64_t bits = handed.exchange(0, std::memory_order_acq_rel);
+                if (!bits) {
+                    if (stop.load(std::memory_order_acquire) && handed.load(std::memory_order_acquire) == 0) return;
+                    std::this_thread::yield();
+                    continue;
+                }
+                while (bits) {
+                    uint64_t bit = bits & (~bits + 1);
+                    bits &= bits - 1;
+                    if (bm.set_bits(0, bit) & bit) twice.store(true, std::memory_order_relaxed);
+                    out.fetch_sub(1, std::memory_order_release);
+                    std::this_thread::yield();
+                }
+            }
+        });
+        bool all_lost = false;
+        for (unsigned r = 0; r < kRounds && !all_lost; ++r) {
+            uint64_t seen;
+            while ((seen = bm.load(0)) == 0) {
+                // Nothing out and nothing set: every bit was lost (never with an atomic claim).
+                if (out.load(std::memory_order_acquire) == 0 && bm.load(0) == 0) { all_lost = true; break; }
+                std::this_thread::yield();
+            }
+            if (all_lost) break;
+            uint64_t taken = bm.take_bits(0, seen);
+            out.fetch_add(static_cast<unsigned>(__builtin_popcountll(taken)), std::memory_order_relaxed);
+            handed.fetch_or(taken, std::memory_order_release);
+        }
+        stop.store(true, std::memory_order_release);
+        setter.join();
+        ASSERT_FALSE(twice.load()) << "a bit was set twice (attempt " << attempt << ")";
+        ASSERT_EQ(bm.count(), 64u) << "the claim lost " << 64 - bm.count() << " bit(s) set during it, in attempt "
+                                   << attempt << " of " << kAttempts;
+    }
+}

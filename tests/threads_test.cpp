@@ -46,43 +46,74 @@ void drain_all_heaps() {
 
 }  // namespace
 
+// Each producer allocates on one heap and hands every block to its own
+// consumer on another heap, which checks and frees it: every free of a
+// non-line-sized class is remote (line-sized ones any heap may cache).
+//
+// Built so that the allocator's remote-free push (release) and take
+// (acquire) is the ONLY happens-before edge from a consumer's writes to the
+// blocks it frees (link, free mark) to the producer's reading and reuse of
+// them, on every run. The hand-off runs one way: the producer publishes with
+// release, and the consumer never writes anything the producer acquires. At
+// the end of each round the producer waits until its consumer has freed the
+// round, through a relaxed counter (it orders nothing), so its next round's
+// refills drain the consumer's remote frees while the consumer is alive and
+// unjoined. With the planted relaxed push (relaxed_remote_push) TSan reports
+// the race on the first such drain, whatever the scheduling.
 TEST(Threads, ProducerConsumerEveryFreeIsRemote) {
-    constexpr int kProducers = 2, kConsumers = 2, kPerProducer = 100000;
-    Mailbox box;
-    std::atomic<int> produced_done{0};
-    std::atomic<long> consumed{0};
+    constexpr int kPairs = 2, kRounds = 10, kPerRound = 10000, kTotal = kRounds * kPerRound;
+    struct Channel {
+        std::vector<Block> slots = std::vector<Block>(kTotal);  // each written once, by the producer
+        std::atomic<int> published{0};           // release (producer) / acquire (consumer): the blocks' contents
+        std::atomic<int> freed{0};               // relaxed: the producer only waits for it
+        std::atomic<bool> producer_done{false};  // relaxed: the consumer only waits for it
+    };
+    std::vector<Channel> channels(kPairs);
+    std::atomic<long> consumed{0}, corrupted{0}, failed{0};
     std::vector<std::thread> threads;
-    for (int t = 0; t < kProducers; ++t)
+    for (int t = 0; t < kPairs; ++t)
         threads.emplace_back([&, t] {
             bitslab_test_set_cpu(t % 2);  // producers and consumers on different heaps
-            for (int i = 0; i < kPerProducer; ++i) {
-                uint64_t seed = uint64_t(t) << 32 | i;
-                size_t size = size_for(seed);
-                void* p = bitslab_malloc(size);
-                ASSERT_NE(p, nullptr);
-                fill_pattern(p, size < 64 ? size : 64, seed);
-                box.put({p, size, seed});
+            Channel& c = channels[t];
+            for (int r = 0; r < kRounds; ++r) {
+                for (int i = r * kPerRound; i < (r + 1) * kPerRound; ++i) {
+                    uint64_t seed = uint64_t(t) << 32 | uint64_t(i);
+                    size_t size = size_for(seed);
+                    void* p = bitslab_malloc(size);
+                    if (!p) failed.fetch_add(1);
+                    else fill_pattern(p, size < 64 ? size : 64, seed);
+                    c.slots[i] = {p, size, seed};
+                    c.published.store(i + 1, std::memory_order_release);
+                }
+                while (c.freed.load(std::memory_order_relaxed) < (r + 1) * kPerRound) std::this_thread::yield();
             }
-            produced_done.fetch_add(1);
+            c.producer_done.store(true, std::memory_order_relaxed);
         });
-    for (int t = 0; t < kConsumers; ++t)
+    for (int t = 0; t < kPairs; ++t)
         threads.emplace_back([&, t] {
             bitslab_test_set_cpu((t + 1) % 2);
-            Block b;
-            for (;;) {
-                bool producers_done = produced_done.load() == kProducers;  // read before the last look
-                if (!box.take(b)) {
-                    if (producers_done) break;
-                    std::this_thread::yield();
-                    continue;
+            Channel& c = channels[t];
+            for (int next = 0; next < kTotal;) {
+                int available = c.published.load(std::memory_order_acquire);
+                if (next == available) { std::this_thread::yield(); continue; }
+                for (; next < available; ++next) {
+                    Block b = c.slots[next];
+                    if (b.p) {
+                        if (!check_pattern(b.p, b.size < 64 ? b.size : 64, b.seed)) corrupted.fetch_add(1);
+                        bitslab_free(b.p);
+                        consumed.fetch_add(1, std::memory_order_relaxed);
+                    }
+                    c.freed.store(next + 1, std::memory_order_relaxed);
                 }
-                ASSERT_TRUE(check_pattern(b.p, b.size < 64 ? b.size : 64, b.seed)) << "block corrupted in flight";
-                bitslab_free(b.p);
-                consumed.fetch_add(1);
             }
+            // Stay alive (thread exit flushes this thread's cache) until the
+            // producer's last drains are done.
+            while (!c.producer_done.load(std::memory_order_relaxed)) std::this_thread::yield();
         });
     for (auto& t : threads) t.join();
-    EXPECT_EQ(consumed.load(), long(kProducers) * kPerProducer);
+    EXPECT_EQ(failed.load(), 0) << "malloc returned NULL";
+    EXPECT_EQ(corrupted.load(), 0) << "blocks corrupted in flight";
+    EXPECT_EQ(consumed.load(), long(kPairs) * kTotal);
     drain_all_heaps();
     EXPECT_HEAP_OK();
 }
