@@ -39,6 +39,22 @@ namespace {
 
 std::string g_self;
 
+// Waits for `pid`: its exit code (128 + the signal if one killed it), or -1
+// if it had not ended after `seconds` (then it is killed).
+int wait_or_kill(pid_t pid, int seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        usleep(1000);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 // Runs `name` in a fresh process; returns its exit status, or -1 if it had
 // not ended after `seconds` (then it is killed).
 int run_case(const char* name, int seconds = 60, const char* extra_env = nullptr) {
@@ -49,17 +65,7 @@ int run_case(const char* name, int seconds = 60, const char* extra_env = nullptr
         execl(g_self.c_str(), g_self.c_str(), "--case", name, static_cast<char*>(nullptr));
         _exit(127);
     }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        usleep(10000);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return wait_or_kill(pid, seconds);
 }
 
 // ---- the cases (each in its own process) -------------------------------
@@ -184,6 +190,20 @@ int child_checks() {
     return 0;  // exit() runs the heap checker (BITSLAB_CHECK_AT_EXIT=1), which aborts on a fault
 }
 
+// Forks `times` children that run child_checks, one after another: the
+// worst exit code, 6 if one hung (then no more are forked).
+int fork_and_check(int times) {
+    int worst = 0;
+    for (int i = 0; i < times && worst != 6; ++i) {
+        pid_t pid = fork();
+        if (pid == 0) exit(child_checks());
+        int rc = wait_or_kill(pid, 20);
+        if (rc < 0) rc = 6;
+        if (rc > worst) worst = rc;
+    }
+    return worst;
+}
+
 // Forks while the holder of `kind` is stopped mid-operation; the child must
 // run every statistics entry point and a clean heap check, and end.
 int fork_while_held(int kind, void (*make_holder)()) {
@@ -193,19 +213,7 @@ int fork_while_held(int kind, void (*make_holder)()) {
     std::thread holder(make_holder);
     for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
     if (!g_parked.load()) return 5;  // the holder never got there
-    int worst = 0;
-    for (int i = 0; i < 3; ++i) {
-        pid_t pid = fork();
-        if (pid == 0) exit(child_checks());
-        int status = 0;
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() > deadline) { kill(pid, SIGKILL); waitpid(pid, &status, 0); return 6; }
-            usleep(1000);
-        }
-        int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
-        if (rc > worst) worst = rc;
-    }
+    int worst = fork_and_check(3);
     g_release.store(true);
     holder.join();
     return worst;
@@ -242,20 +250,7 @@ int case_fork_during_stats() {
         close(devnull);
     });
     std::thread churner([&] { while (!stop.load()) churn(); });
-    int worst = 0;
-    for (int i = 0; i < 50; ++i) {
-        pid_t pid = fork();
-        if (pid == 0) exit(child_checks());
-        int status = 0;
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() > deadline) { kill(pid, SIGKILL); waitpid(pid, &status, 0); worst = 6; break; }
-            usleep(1000);
-        }
-        if (worst == 6) break;
-        int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
-        if (rc > worst) worst = rc;
-    }
+    int worst = fork_and_check(50);
     stop.store(true);
     walker.join();
     churner.join();
@@ -449,9 +444,8 @@ int case_fork_without_handlers() {
         printf("_Fork child: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
         _exit(now - before < (peak - before) / 10 ? 0 : 7);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+    int rc = wait_or_kill(pid, 30);
+    return rc < 0 ? 6 : rc;
 }
 
 // Empty slabs below many partly used ones on a heap's partial list (a stack):
