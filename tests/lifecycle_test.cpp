@@ -68,21 +68,19 @@ int run_case(const char* name, int seconds = 60, const char* extra_env = nullptr
     return wait_or_kill(pid, seconds);
 }
 
-// ---- the cases (each in its own process) -------------------------------
-
-void* do_nothing(void* arg) { return arg; }
-
-// A fresh process whose purger has never started: 1,000 threads that do
-// nothing, joined. (glibc frees each dead thread's TLS inside pthread_join
-// while holding its stack-cache lock; the old purger was started by that
-// free with pthread_create, which takes the same lock.)
-int case_join_1000() {
-    std::vector<pthread_t> threads(1000);
-    for (auto& t : threads)
-        if (pthread_create(&t, nullptr, do_nothing, nullptr) != 0) return 2;
-    for (auto& t : threads) pthread_join(t, nullptr);
-    return 0;
+// Runs case `name` of tests/lifecycle_fresh.c (a C program: nothing runs
+// before its main) in a fresh process, like run_case.
+int run_fresh(const char* name, int seconds = 60) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        putenv(const_cast<char*>("BITSLAB_CHECK_AT_EXIT=1"));
+        execl(LIFECYCLE_FRESH, LIFECYCLE_FRESH, name, static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    return wait_or_kill(pid, seconds);
 }
+
+// ---- the cases (each in its own process) -------------------------------
 
 void churn() {
     void* blocks[1000];
@@ -387,36 +385,6 @@ int case_stopped_sweep_holder() {
     return grown < 4 * 1024 ? 0 : 8;
 }
 
-// Threads end in one way, in a fresh process, right after malloc_trim left
-// the purger work and before any other free: the first free that could
-// start a purger is the one glibc makes for the ending thread, under its
-// stack-cache lock (with a thread on a stack of ours, at the thread's exit).
-char g_user_stack[256 * 1024] __attribute__((aligned(4096)));
-std::atomic<bool> g_thread_done{false};
-void* just_end(void*) {
-    g_thread_done.store(true);
-    return nullptr;
-}
-int trim_then(const char* way) {
-    std::vector<void*> blocks(5000);
-    for (auto& b : blocks) b = malloc(100);
-    for (auto& b : blocks) free(b);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    bool joined = strcmp(way, "joined") == 0;
-    if (!joined) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (strcmp(way, "detached_user_stack") == 0) pthread_attr_setstack(&attr, g_user_stack, sizeof g_user_stack);
-    malloc_trim(0);  // every empty slab pooled (then purged): the next note would start a purger
-    void* big = malloc(size_t{1} << 20);
-    free(big);  // a cached large mapping: work for a purger that cannot start yet in the old design
-    if (pthread_create(&t, &attr, just_end, nullptr) != 0) return 2;
-    if (joined) pthread_join(t, nullptr);
-    while (!g_thread_done.load()) usleep(1000);
-    usleep(200000);  // a detached thread's own exit
-    return 0;
-}
-
 // A child made by _Fork (no atfork handlers) of a parent whose purger runs:
 // it inherits the parent's state word with no thread behind it, and must
 // still start its own purger and give memory back.
@@ -508,13 +476,13 @@ int case_purger_start_exit_churn() {
 
 // ---- the tests (in the parent) -----------------------------------------
 
-TEST(Lifecycle, ThousandThreadJoinInAFreshProcess) { EXPECT_EQ(run_case("join_1000"), 0); }
+TEST(Lifecycle, ThousandThreadJoinInAFreshProcess) { EXPECT_EQ(run_fresh("join_1000"), 0); }
 TEST(Lifecycle, MainThreadPthreadExitEndsTheProcess) { EXPECT_EQ(run_case("main_pthread_exit"), 0); }
 TEST(Lifecycle, ThreadsEndingInEveryWayAfterTrim) { EXPECT_EQ(run_case("thread_exits_after_trim", 120), 0); }
-TEST(Lifecycle, TrimThenAJoinedThreadEndsInAFreshProcess) { EXPECT_EQ(run_case("trim_then_joined"), 0); }
-TEST(Lifecycle, TrimThenADetachedThreadEndsInAFreshProcess) { EXPECT_EQ(run_case("trim_then_detached"), 0); }
+TEST(Lifecycle, TrimThenAJoinedThreadEndsInAFreshProcess) { EXPECT_EQ(run_fresh("trim_then_joined"), 0); }
+TEST(Lifecycle, TrimThenADetachedThreadEndsInAFreshProcess) { EXPECT_EQ(run_fresh("trim_then_detached"), 0); }
 TEST(Lifecycle, TrimThenADetachedThreadOnAUserStackEndsInAFreshProcess) {
-    EXPECT_EQ(run_case("trim_then_detached_user_stack"), 0);
+    EXPECT_EQ(run_fresh("trim_then_detached_user_stack"), 0);
 }
 TEST(Lifecycle, AChildForkedWithoutHandlersStartsItsOwnPurger) { EXPECT_EQ(run_case("fork_without_handlers", 60), 0); }
 TEST(Lifecycle, TrimFindsEveryEmptySlabUnderPartlyUsedOnes) { EXPECT_EQ(run_case("trim_finds_every_empty_slab"), 0); }
@@ -542,7 +510,6 @@ int main(int argc, char** argv) {
     if (n > 0) { path[n] = 0; g_self = path; }
     if (argc == 3 && strcmp(argv[1], "--case") == 0) {
         std::string c = argv[2];
-        if (c == "join_1000") return case_join_1000();
         if (c == "main_pthread_exit") return case_main_pthread_exit();
         if (c == "thread_exits_after_trim") return case_thread_exits_after_trim();
         if (c == "fork_during_pass") return case_fork_during_pass();
@@ -551,9 +518,6 @@ int main(int argc, char** argv) {
         if (c == "idle_after_remote_frees") return case_idle_after_remote_frees();
         if (c == "stopped_pass_holder") return case_stopped_pass_holder();
         if (c == "stopped_sweep_holder") return case_stopped_sweep_holder();
-        if (c == "trim_then_joined") return trim_then("joined");
-        if (c == "trim_then_detached") return trim_then("detached");
-        if (c == "trim_then_detached_user_stack") return trim_then("detached_user_stack");
         if (c == "fork_without_handlers") return case_fork_without_handlers();
         if (c == "trim_finds_every_empty_slab") return case_trim_finds_every_empty_slab();
         if (c == "purger_start_exit_churn") return case_purger_start_exit_churn();
