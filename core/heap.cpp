@@ -255,36 +255,45 @@ static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabs
     Globals* g = globals();
     // New relists keep arriving on the lists: stop after as many slabs as exist.
     size_t limit = heap_slab_count(g) + 64;
-    Slab* kept[kEmptySlabsKept];
-    uint32_t kept_count = 0;
     if (keep > kEmptySlabsKept) keep = kEmptySlabsKept;
     bool pooled_any = false;
-    auto sift = [&](SlabList& from, SlabList& to) {
-        for (size_t n = 0; n < limit; ++n) {
-            Slab* s = slab_take(from);
-            if (!s) return;
-            hold_point(kHoldSweep);
-            if (s->free_count() != s->capacity) {
-                slab_list(to, s, kWhereListed);
-            } else if (kept_count < keep) {
-                kept[kept_count++] = s;  // held until the end, so it is not counted twice
-            } else {
-                // Every slot is free and we hold the slab: no block of it is
-                // live or pending anywhere, so it can change hands.
-                page_map_set(s->base, 0);
-                heap_map_slab(s->base, h.index, 0);
-                s->owner.store(kNoOwner, std::memory_order_relaxed);
-                s->pooled_at_ms = now_ms();
-                s->purged = false;
-                slab_list(g->dirty_pool, s, kWherePooled);  // release inside: publishes the reset above
-                pooled_any = true;
+    // A slab that empties while the sweep runs may be behind it: its freer's
+    // count (below) then asks for another round. Bounded: each round pools
+    // what it finds.
+    for (unsigned round = 0; round < 4; ++round) {
+        // relaxed: a trigger count; the lists' own atomics order the slabs.
+        h.empty_slabs[cls].store(0, std::memory_order_relaxed);
+        Slab* kept[kEmptySlabsKept];
+        uint32_t kept_count = 0;
+        auto sift = [&](SlabList& from, SlabList& to) {
+            for (size_t n = 0; n < limit; ++n) {
+                Slab* s = slab_take(from);
+                if (!s) return;
+                hold_point(kHoldSweep);
+                if (s->free_count() != s->capacity) {
+                    slab_list(to, s, kWhereListed);
+                } else if (kept_count < keep) {
+                    kept[kept_count++] = s;  // held until the end, so it is not counted twice
+                } else {
+                    // Every slot is free and we hold the slab: no block of it is
+                    // live or pending anywhere, so it can change hands.
+                    page_map_set(s->base, 0);
+                    heap_map_slab(s->base, h.index, 0);
+                    s->owner.store(kNoOwner, std::memory_order_relaxed);
+                    s->pooled_at_ms = now_ms();
+                    s->purged = false;
+                    slab_list(g->dirty_pool, s, kWherePooled);  // release inside: publishes the reset above
+                    pooled_any = true;
+                }
             }
-        }
-    };
-    sift(h.partial_swept[cls], h.partial[cls]);
-    sift(h.partial[cls], h.partial_swept[cls]);
-    for (uint32_t i = 0; i < kept_count; ++i) slab_list(h.partial[cls], kept[i], kWhereListed);
-    h.empty_slabs[cls].store(kept_count, std::memory_order_relaxed);
+        };
+        sift(h.partial_swept[cls], h.partial[cls]);
+        sift(h.partial[cls], h.partial_swept[cls]);
+        for (uint32_t i = 0; i < kept_count; ++i) slab_list(h.partial[cls], kept[i], kWhereListed);
+        // The kept ones count again; anything beyond them emptied meanwhile.
+        uint32_t pending = h.empty_slabs[cls].fetch_add(kept_count, std::memory_order_relaxed) + kept_count;
+        if (pending <= kEmptySlabsKept || keep == 0) break;
+    }
     if (pooled_any) purge_note_work();
 }
 
