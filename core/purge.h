@@ -25,7 +25,7 @@
 
 namespace bitslab {
 
-// Milliseconds of a monotonic clock (a raw system call).
+// Milliseconds of a monotonic clock (vDSO: no system call).
 uint64_t now_ms();
 uint64_t purge_delay_ms();
 
