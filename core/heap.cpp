@@ -67,8 +67,7 @@ void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
 static Slab* construct_slab(Region* r, unsigned i) {
     Slab* s = new (r->slab(i)) Slab();
     s->base = r->base + i * kSlabSize;
-    s->mark(kWhereHeld);
-    s->held_in_fork.store(g_forks.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    slab_mark_held(s);
     return s;
 }
 
@@ -239,11 +238,6 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     if (used) purge_note_work();
 }
 
-size_t heap_slab_count(Globals* g) {
-    size_t n = 0;
-    for (Region* r = g->regions.load(std::memory_order_acquire); r; r = r->next) n += r->carved_count();
-    return n;
-}
 
 // Sends the empty slabs of (heap, cls)'s partial lists beyond `keep` to the
 // global pool and relists the others. It walks both lists whole, holding one
@@ -254,7 +248,7 @@ size_t heap_slab_count(Globals* g) {
 static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabsKept) {
     Globals* g = globals();
     // New relists keep arriving on the lists: stop after as many slabs as exist.
-    size_t limit = heap_slab_count(g) + 64;
+    size_t limit = slab_table_slabs() + 64;
     if (keep > kEmptySlabsKept) keep = kEmptySlabsKept;
     bool pooled_any = false;
     // A slab that empties while the sweep runs may be behind it: its freer's

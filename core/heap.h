@@ -112,9 +112,6 @@ void heap_drain_remote(Heap& h);
 // Called when a free made a slab of (heap, cls) entirely free.
 void heap_note_empty_slab(uint32_t heap, unsigned cls);
 
-// Slabs carved so far (an upper bound for walks over pools).
-size_t heap_slab_count(Globals* g);
-
 // malloc_trim: drains every heap's remote-free stack and sends every empty
 // slab (the ones heaps keep, too) to the global pool.
 void heap_trim_all();

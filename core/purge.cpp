@@ -261,7 +261,7 @@ size_t purge_pass(bool everything) {
         // Slabs arrive in the dirty pool; a pass sends the young ones of the
         // aging pool back to it and then those of the dirty pool to the aging
         // pool, so every slab is looked at once per pass, held alone.
-        size_t limit = heap_slab_count(g) + 64;
+        size_t limit = slab_table_slabs() + 64;  // new arrivals could otherwise keep it going
         released += sift(g, g->aging_pool, g->dirty_pool, everything, now, delay, limit);
         released += sift(g, g->dirty_pool, g->aging_pool, everything, now, delay, limit);
     }

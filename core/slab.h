@@ -106,13 +106,15 @@ inline void slab_list(SlabList& list, Slab* s, SlabWhere w) {
 }
 // Forks this process's line has made (bumped in each child): see Slab::held_in_fork.
 extern std::atomic<uint32_t> g_forks;
+// A slab comes into one thread's hand (taken off a list, or carved).
+inline void slab_mark_held(Slab* s) {
+    s->mark(kWhereHeld);
+    // relaxed: for the checker, which runs with no other thread active.
+    s->held_in_fork.store(g_forks.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
 inline Slab* slab_take(SlabList& list) {
     Slab* s = list.get();
-    if (s) {
-        s->mark(kWhereHeld);
-        // relaxed: for the checker, which runs with no other thread active.
-        s->held_in_fork.store(g_forks.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    }
+    if (s) slab_mark_held(s);
     return s;
 }
 

@@ -52,6 +52,11 @@ static uintptr_t table_word() {
     return word;
 }
 
+size_t slab_table_slabs() {
+    // relaxed: a bound for walks over lists, not a count anything relies on.
+    return static_cast<size_t>(g_next_block.load(std::memory_order_relaxed)) * kSlabsPerRegion;
+}
+
 uint32_t slab_table_take_region() {
     uintptr_t word = table_word();
     if (!word) return 0;

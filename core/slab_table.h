@@ -33,5 +33,7 @@ static_assert(kSlabTableBlockBytes % os::kPageSize == 0, "a region's descriptors
 // Makes the descriptors of one new region usable: the index of its first
 // slab, or 0 if the table is full or the OS refused (the caller fails: ENOMEM).
 uint32_t slab_table_take_region();
+// Slab indices handed out so far: an upper bound on the slabs that exist.
+size_t slab_table_slabs();
 
 }  // namespace bitslab
