@@ -1,0 +1,298 @@
+// Per-CPU slots: for each CPU and each class, a stack of pointers that only
+// threads running on that CPU change, in restartable sequences
+// (lockfree/rseq.h), with no atomic instruction.
+//
+// Memory: one region of 2^shift bytes per possible CPU (shift <= 19):
+//
+//   word 0      tag: the CPU's number while the region is open; kStoppedTag
+//               while a remote controller drains it
+//   word 1      client word (the client keeps what it likes there)
+//   words 2..   headers, 4 bytes per class: { uint16 current, uint16 end },
+//               slot indices in words from the region's start
+//   then per class c: one sentinel word (odd), then capacity[c] slots;
+//               the stack is slots [begin, current), begin = sentinel + 1
+//
+// Invariants, for every open region and class: begin <= current <= end,
+// slots [begin, current) hold the pushed pointers (even values), and the word
+// at begin - 1 is the sentinel. A pop reads the word below `current`; reading
+// the sentinel means empty, so the pop needs no load of `begin`.
+//
+// Each operation is one critical section that ends in its commit, the store
+// of the new `current` (16 bits):
+//   pop : check tag == cpu_id; p = slot[current - 1]; sentinel? -> empty;
+//         current -= 1 (commit)
+//   push: check tag == cpu_id; current == end? -> full; slot[current] = p;
+//         current += 1 (commit)
+// The slot store of a push lies above `current` until the commit, so an
+// aborted push leaves only a dead value in a free slot. Interrupted anywhere
+// before the commit (preempted, migrated, signalled, or fenced by
+// fence_cpu), the kernel sends the thread to the abort handler, which counts
+// the abort and starts the section again from its first instruction: it then
+// reads the CPU and the region afresh.
+//
+// The region is found through a thread-local pointer (`t_region`): the one
+// the thread's last refresh() found for its CPU. The tag check makes a stale
+// pointer harmless: after a migration the tag names another CPU than cpu_id
+// and the operation fails (the caller refreshes); while a controller drains
+// the region, its tag is kStoppedTag, which no CPU has. A thread that never
+// refreshed points at a region whose tag matches nothing.
+//
+// Remote control (one controller at a time, for example a background
+// thread): stop(cpu) stores kStoppedTag and fences the CPU; from then on no
+// section of that CPU commits until start(cpu), so the controller may read
+// and reset the region with plain accesses.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "lockfree/rseq.h"
+
+namespace lockfree {
+
+inline constexpr uint32_t kStoppedTag = 0xfffffff0u;  // no CPU, and not an unregistered cpu_id
+inline constexpr uint64_t kSentinel = 1;              // odd: never a pushed pointer
+inline constexpr unsigned kMaxSlotClasses = 128;
+
+// A region whose tag matches no cpu_id: where t_region points before a
+// thread's first refresh (a constant, so the thread-local needs no code to
+// start).
+alignas(64) inline const uint32_t kNeverRegion[16] = {kStoppedTag};
+
+// The region this thread's last refresh() found for its CPU. initial-exec:
+// %fs-relative, no call; the initializer is a constant address.
+inline __thread const void* t_region __attribute__((tls_model("initial-exec"))) = kNeverRegion;
+
+// Aborted sections, all threads (statistics and tests).
+inline std::atomic<uint64_t> g_rseq_aborts{0};
+
+class PerCpuSlots {
+public:
+    struct Header {
+        uint16_t current;
+        uint16_t end;
+    };
+    static constexpr size_t kHeaderWord = 2;  // headers start at word 2 (byte 16)
+
+    // Words of one region that the layout below uses; <= 2^shift / 8 for init.
+    static size_t words_needed(const uint16_t* capacity, unsigned num_classes) {
+        size_t words = kHeaderWord + (num_classes * sizeof(Header) + 7) / 8;
+        for (unsigned c = 0; c < num_classes; ++c) words += 1 + capacity[c];
+        return words;
+    }
+
+    // memory: num_cpus << shift bytes, zeroed, never unmapped while in use.
+    // Returns false if the layout does not fit (regions too small, or more
+    // than 65,535 words). Regions start open.
+    bool init(void* memory, unsigned num_cpus, unsigned shift, const uint16_t* capacity, unsigned num_classes,
+              ptrdiff_t rseq_offset) {
+        if (num_classes > kMaxSlotClasses || shift > 19 || shift < 6) return false;
+        if (words_needed(capacity, num_classes) > (size_t{1} << shift) / 8) return false;
+        regions_ = static_cast<char*>(memory);
+        num_cpus_ = num_cpus;
+        shift_ = shift;
+        num_classes_ = num_classes;
+        rseq_offset_ = rseq_offset;
+        size_t word = kHeaderWord + (num_classes * sizeof(Header) + 7) / 8;
+        for (unsigned c = 0; c < num_classes; ++c) {
+            sentinel_[c] = static_cast<uint16_t>(word);
+            begin_[c] = static_cast<uint16_t>(word + 1);
+            word += 1 + capacity[c];
+            end_[c] = static_cast<uint16_t>(word);
+        }
+        for (unsigned cpu = 0; cpu < num_cpus; ++cpu) {
+            uint64_t* words = region_words(cpu);
+            for (unsigned c = 0; c < num_classes; ++c) {
+                words[sentinel_[c]] = kSentinel;
+                header(cpu, c) = Header{begin_[c], end_[c]};
+            }
+            // release: a thread that reads the tag (after refresh) reads the
+            // headers and sentinels above as written.
+            tag(cpu).store(cpu, std::memory_order_release);
+        }
+        return true;
+    }
+
+    unsigned num_cpus() const { return num_cpus_; }
+    unsigned num_classes() const { return num_classes_; }
+    uint16_t capacity(unsigned cls) const { return static_cast<uint16_t>(end_[cls] - begin_[cls]); }
+
+    // Points t_region at the region of the CPU the thread runs on now; returns
+    // that CPU, or -1 if the thread has no rseq registration or the CPU has no
+    // region. (The thread may migrate right after: the tag check catches it.)
+    int refresh() const {
+        uint32_t cpu = rseq::area()->cpu_id;
+        if (cpu >= num_cpus_) return -1;
+        t_region = region_words(cpu);
+        return static_cast<int>(cpu);
+    }
+
+    // ---- Operations of the current CPU (restartable sequences) -------------
+
+    // Pops the top of class cls on the current CPU; nullptr if it is empty or
+    // t_region is not the current, open region (then refresh() and retry, or
+    // take the slow path).
+    // The sections are asm with a flag output, not asm goto: GCC 12 drops the
+    // jump targets of an asm goto that has outputs. Every exit that fails
+    // jumps to the post-commit label with the flag saying so; the success
+    // path computes with lea (which leaves the flags alone) after its last
+    // test, so the flag still says success after the commit.
+#define LOCKFREE_RSEQ_PROLOGUE                                                          \
+    /* The descriptor, and the abort handler behind the signature. */                \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                              \
+    ".balign 32\n"                                                                     \
+    "3:\n\t"                                                                           \
+    ".long 0, 0\n\t"                                                                   \
+    ".quad 1f, 2f - 1f, 4f\n\t"                                                         \
+    ".popsection\n\t"                                                                  \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                                          \
+    ".byte 0x0f, 0xb9, 0x3d\n\t" /* ud1 <sig>(%%rip), %%edi: the signature */          \
+    ".long 0x53053053\n"                                                               \
+    "4:\n\t"                                                                           \
+    "lock incq %[aborts]\n\t"                                                          \
+    "jmp 0f\n\t"                                                                       \
+    ".popsection\n"                                                                    \
+    /* Arm: rseq_cs = &descriptor (the kernel clears it after an abort). */           \
+    "0:\n\t"                                                                           \
+    "leaq 3b(%%rip), %[scratch]\n\t"                                                   \
+    "movq %[scratch], %%fs:8(%[off])\n"                                                \
+    "1:\n\t"                                                                           \
+    /* The region must be the open region of the CPU the thread runs on. */           \
+    "movq %[t_region], %[region]\n\t"                                                  \
+    "movl %%fs:4(%[off]), %k[scratch]\n\t" /* cpu_id */                                \
+    "cmpl %k[scratch], (%[region])\n\t"    /* the tag */
+
+    __attribute__((always_inline)) void* pop(uintptr_t cls) const {
+#if defined(__x86_64__)
+        void* p;
+        uintptr_t region, scratch;
+        bool ok;  // ZF: set on success
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+                     "jne 2f\n\t"                                          // ZF clear
+                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
+                     "movq -8(%[region], %[scratch], 8), %[p]\n\t"     // the slot below it
+                     "testb $1, %b[p]\n\t"                              // the sentinel: ZF clear
+                     "jnz 2f\n\t"
+                     "leal -1(%q[scratch]), %k[scratch]\n\t"
+                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "2:\n\t"
+                     : [p] "=&r"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccz"(ok)
+                     : [off] "r"(rseq_offset_), [cls] "r"(cls), [t_region] "m"(t_region),
+                       [aborts] "m"(g_rseq_aborts)
+                     : "memory");
+        return ok ? p : nullptr;
+#else
+        (void)cls;
+        return nullptr;
+#endif
+    }
+
+    // Pushes p (even) on class cls of the current CPU; false if it is full or
+    // t_region is not the current, open region.
+    __attribute__((always_inline)) bool push(uintptr_t cls, void* p) const {
+#if defined(__x86_64__)
+        uintptr_t region, scratch;
+        bool ok;  // CF: set on success
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+                     "jne 5f\n\t"
+                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
+                     "cmpw 18(%[region], %[cls], 4), %w[scratch]\n\t"   // CF: current < end
+                     "jae 2f\n\t"                                         // full: CF clear
+                     "movq %[p], (%[region], %[scratch], 8)\n\t"        // above current: dead until the commit
+                     "leal 1(%q[scratch]), %k[scratch]\n\t"
+                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "2:\n\t"
+                     ".pushsection __rseq_failure, \"ax\"\n"
+                     "5:\n\t"
+                     "clc\n\t"  // not the current region: CF clear
+                     "jmp 2b\n\t"
+                     ".popsection\n\t"
+                     : [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccc"(ok)
+                     : [off] "r"(rseq_offset_), [cls] "r"(cls), [p] "r"(p), [t_region] "m"(t_region),
+                       [aborts] "m"(g_rseq_aborts)
+                     : "memory");
+        return ok;
+#else
+        (void)cls; (void)p;
+        return false;
+#endif
+    }
+#undef LOCKFREE_RSEQ_PROLOGUE
+
+    // ---- Remote control (one controller at a time) -------------------------
+
+    // Closes cpu's region: once it returns true, no section on that CPU
+    // commits until start(cpu). false: the fence failed (membarrier missing
+    // or not registered: see rseq::register_fences); the region is open.
+    bool stop(unsigned cpu) {
+        // relaxed: the fence below orders it before every later section on cpu.
+        tag(cpu).store(kStoppedTag, std::memory_order_relaxed);
+        if (rseq::fence_cpu(cpu)) return true;
+        tag(cpu).store(cpu, std::memory_order_relaxed);
+        return false;
+    }
+
+    // Reopens a stopped region.
+    void start(unsigned cpu) {
+        // release: the controller's resets of headers happen-before any
+        // section that reads the open tag.
+        tag(cpu).store(cpu, std::memory_order_release);
+    }
+
+    // Stopped region only: calls fn(p) for each pointer of class cls, top
+    // first, and empties the class; returns how many.
+    template <class Fn>
+    size_t drain(unsigned cpu, unsigned cls, Fn&& fn) {
+        Header& h = header(cpu, cls);
+        uint64_t* words = region_words(cpu);
+        size_t n = 0;
+        for (uint16_t i = h.current; i > begin_[cls]; --i, ++n) fn(reinterpret_cast<void*>(words[i - 1]));
+        h.current = begin_[cls];
+        return n;
+    }
+
+    // Pointers cached in class cls of cpu. Exact on a stopped region;
+    // otherwise a snapshot that may be stale at once (statistics).
+    size_t count(unsigned cpu, unsigned cls) const {
+        uint16_t current = __atomic_load_n(&header(cpu, cls).current, __ATOMIC_RELAXED);
+        return current - begin_[cls];
+    }
+
+    // The client word of cpu's region.
+    std::atomic<uint64_t>& client_word(unsigned cpu) const {
+        return *reinterpret_cast<std::atomic<uint64_t>*>(region_words(cpu) + 1);
+    }
+
+    // Checks a stopped region's invariants (tests): true if they hold.
+    bool region_ok(unsigned cpu) const {
+        const uint64_t* words = region_words(cpu);
+        for (unsigned c = 0; c < num_classes_; ++c) {
+            const Header& h = header(cpu, c);
+            if (h.end != end_[c] || h.current < begin_[c] || h.current > h.end) return false;
+            if (words[sentinel_[c]] != kSentinel) return false;
+            for (unsigned i = begin_[c]; i < h.current; ++i)
+                if (words[i] & 1) return false;
+        }
+        return true;
+    }
+
+private:
+    uint64_t* region_words(unsigned cpu) const {
+        return reinterpret_cast<uint64_t*>(regions_ + (static_cast<size_t>(cpu) << shift_));
+    }
+    std::atomic<uint32_t>& tag(unsigned cpu) const { return *reinterpret_cast<std::atomic<uint32_t>*>(region_words(cpu)); }
+    Header& header(unsigned cpu, unsigned cls) const {
+        return reinterpret_cast<Header*>(region_words(cpu) + kHeaderWord)[cls];
+    }
+
+    char* regions_ = nullptr;
+    unsigned num_cpus_ = 0;
+    unsigned shift_ = 0;
+    unsigned num_classes_ = 0;
+    ptrdiff_t rseq_offset_ = 0;
+    uint16_t sentinel_[kMaxSlotClasses] = {};
+    uint16_t begin_[kMaxSlotClasses] = {};
+    uint16_t end_[kMaxSlotClasses] = {};
+};
+
+}  // namespace lockfree

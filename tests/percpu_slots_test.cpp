@@ -1,0 +1,362 @@
+// Per-CPU slots in restartable sequences (lockfree/percpu_slots.h).
+//
+// The exclusion rseq gives is invisible to ThreadSanitizer, so these tests
+// check it by its results: tokens (distinct pointers) move between threads'
+// hands, the per-CPU stacks and a controller's pool while threads are
+// preempted, moved between CPUs and interrupted by signals whose handlers use
+// the stacks too, and a controller stops and drains CPUs. Every token must be
+// in exactly one place at every step (a pop that returned a token another
+// thread holds is caught at once) and at the end.
+#include "lockfree/percpu_slots.h"
+
+#include <gtest/gtest.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/sysinfo.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+using lockfree::PerCpuSlots;
+
+namespace {
+
+constexpr unsigned kShift = 14;  // 16 KiB per CPU
+constexpr unsigned kClasses = 3;
+const uint16_t kCapacity[kClasses] = {4, 64, 500};
+
+struct Regions {
+    PerCpuSlots slots;
+    void* memory = nullptr;
+    size_t bytes = 0;
+    unsigned cpus = 0;
+    Regions() {
+        cpus = static_cast<unsigned>(get_nprocs_conf());
+        bytes = static_cast<size_t>(cpus) << kShift;
+        memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        EXPECT_NE(memory, MAP_FAILED);
+        EXPECT_TRUE(slots.init(memory, cpus, kShift, kCapacity, kClasses, lockfree::rseq::area_offset()));
+    }
+    ~Regions() { munmap(memory, bytes); }
+};
+
+void pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ASSERT_EQ(sched_setaffinity(0, sizeof set, &set), 0);
+}
+
+void unpin() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = 0; c < get_nprocs(); ++c) CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+}  // namespace
+
+TEST(PerCpuSlots, StackPerCpuAndClass) {
+    if (!lockfree::rseq::available()) GTEST_SKIP() << "no rseq registration (glibc < 2.35 or disabled)";
+    Regions r;
+    pin_to(0);
+    // Before a refresh the thread's region matches no CPU: every operation fails.
+    alignas(16) static uint64_t blocks[600];
+    EXPECT_FALSE(r.slots.push(1, &blocks[0]));
+    EXPECT_EQ(r.slots.pop(1), nullptr);
+    ASSERT_EQ(r.slots.refresh(), 0);
+    EXPECT_EQ(r.slots.pop(0), nullptr);  // empty: the sentinel
+    for (unsigned i = 0; i < kCapacity[0]; ++i) EXPECT_TRUE(r.slots.push(0, &blocks[2 * i]));
+    EXPECT_FALSE(r.slots.push(0, &blocks[100]));  // full
+    EXPECT_TRUE(r.slots.push(2, &blocks[200]));   // other classes are apart
+    EXPECT_EQ(r.slots.count(0, 0), kCapacity[0]);
+    for (unsigned i = kCapacity[0]; i-- > 0;) EXPECT_EQ(r.slots.pop(0), &blocks[2 * i]);  // LIFO
+    EXPECT_EQ(r.slots.pop(0), nullptr);
+    EXPECT_EQ(r.slots.pop(2), &blocks[200]);
+    // A stopped region refuses, and reopens as it was.
+    EXPECT_TRUE(r.slots.push(1, &blocks[300]));
+    ASSERT_TRUE(lockfree::rseq::register_fences());
+    ASSERT_TRUE(r.slots.stop(0));
+    EXPECT_EQ(r.slots.pop(1), nullptr);
+    EXPECT_FALSE(r.slots.push(1, &blocks[302]));
+    EXPECT_TRUE(r.slots.region_ok(0));
+    r.slots.start(0);
+    EXPECT_EQ(r.slots.pop(1), &blocks[300]);
+    // Drain takes everything, top first.
+    EXPECT_TRUE(r.slots.push(1, &blocks[310]));
+    EXPECT_TRUE(r.slots.push(1, &blocks[312]));
+    ASSERT_TRUE(r.slots.stop(0));
+    std::vector<void*> drained;
+    EXPECT_EQ(r.slots.drain(0, 1, [&](void* p) { drained.push_back(p); }), 2u);
+    EXPECT_EQ(drained, (std::vector<void*>{&blocks[312], &blocks[310]}));
+    r.slots.start(0);
+    EXPECT_EQ(r.slots.pop(1), nullptr);
+    unpin();
+}
+
+TEST(PerCpuSlots, RegionMustFitLayout) {
+    PerCpuSlots slots;
+    alignas(64) static char small[1 << 6];
+    const uint16_t big[1] = {100};
+    EXPECT_FALSE(slots.init(small, 1, 6, big, 1, 0));
+}
+
+// ---- Stress ------------------------------------------------------------------
+
+namespace {
+
+constexpr unsigned kTokens = 4096;
+constexpr unsigned kWorkers = 8;  // more threads than CPUs: preemption inside sections
+
+struct alignas(16) Token {
+    std::atomic<int> place;  // kHeld: in a thread's hand or the pool; kCached: on a stack
+    uint32_t cls;
+};
+constexpr int kCached = 0;
+constexpr int kHeld = 1;
+
+Token g_tokens[kTokens];
+Regions* g_regions;
+std::atomic<bool> g_stop{false};
+std::atomic<uint64_t> g_errors{0};
+std::atomic<uint64_t> g_ops{0};
+std::atomic<uint64_t> g_signal_ops{0};
+
+// The controller's pool: tokens drained from stopped CPUs, and where hands
+// refill and overflow. A mutex is fine here: it is test scaffolding, never
+// taken inside a section or a signal handler.
+std::mutex g_pool_lock;
+std::vector<Token*> g_pool;
+
+// Popped: the token must have been on a stack, and is now held.
+void took(void* p, unsigned cls) {
+    auto* t = static_cast<Token*>(p);
+    if (t < g_tokens || t >= g_tokens + kTokens || t->cls != cls) {
+        g_errors.fetch_add(1);
+        return;
+    }
+    if (t->place.exchange(kHeld, std::memory_order_acq_rel) != kCached) g_errors.fetch_add(1);
+}
+
+// About to push: the token must be held; it is marked cached first (a push
+// that then fails marks it held again).
+bool give(Token* t) {
+    if (t->place.exchange(kCached, std::memory_order_acq_rel) != kHeld) g_errors.fetch_add(1);
+    if (g_regions->slots.push(t->cls, t)) return true;
+    t->place.store(kHeld, std::memory_order_release);
+    return false;
+}
+
+// What each worker holds. The signal handler keeps its own tokens apart
+// (it must not touch the vector the interrupted loop may be changing).
+struct Hands {
+    std::vector<Token*> hand;
+    Token* signal_hand[256];
+    unsigned signal_count = 0;
+};
+thread_local Hands* t_hands;
+thread_local unsigned t_signal_seed;
+
+// The signal handler pops a token of a random class and pushes back one it
+// holds: it interrupts sections of its own thread. A push that fails (the
+// thread may have moved to a CPU whose stack is full) keeps the token for the
+// next signal.
+void on_timer(int) {
+    int saved = errno;
+    Hands* h = t_hands;
+    if (h != nullptr) {
+        unsigned cls = (t_signal_seed = t_signal_seed * 1103515245u + 12345u) % kClasses;
+        void* p = h->signal_count < 256 ? g_regions->slots.pop(cls) : nullptr;
+        if (p == nullptr) {
+            g_regions->slots.refresh();
+        } else {
+            took(p, cls);
+            h->signal_hand[h->signal_count++] = static_cast<Token*>(p);
+        }
+        if (h->signal_count > 0 && give(h->signal_hand[h->signal_count - 1])) --h->signal_count;
+        g_signal_ops.fetch_add(1, std::memory_order_relaxed);
+    }
+    errno = saved;
+}
+
+void worker(unsigned id, std::atomic<pid_t>* tid_out, Hands* hands) {
+    t_hands = hands;
+    tid_out->store(static_cast<pid_t>(syscall(SYS_gettid)));
+    t_signal_seed = id * 7919u + 1;
+    // A timer of its own, every 20 µs, delivered to this thread.
+    timer_t timer;
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGRTMIN;
+    ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+    ASSERT_EQ(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
+    itimerspec its{};
+    its.it_interval.tv_nsec = 20'000;
+    its.it_value.tv_nsec = 20'000;
+    ASSERT_EQ(timer_settime(timer, 0, &its, nullptr), 0);
+
+    std::mt19937 rng(id);
+    std::vector<Token*>& hand = hands->hand;
+    while (!g_stop.load(std::memory_order_relaxed)) {
+        unsigned cls = rng() % kClasses;
+        if (rng() % 2 == 0) {
+            void* p = g_regions->slots.pop(cls);
+            if (p != nullptr) {
+                took(p, cls);
+                hand.push_back(static_cast<Token*>(p));
+            } else {
+                g_regions->slots.refresh();
+            }
+        } else if (!hand.empty()) {
+            size_t i = rng() % hand.size();
+            Token* t = hand[i];
+            if (give(t)) {
+                hand[i] = hand.back();
+                hand.pop_back();
+            } else {
+                g_regions->slots.refresh();
+            }
+        }
+        // Keep hands small and let the pool feed them.
+        if (hand.size() > 64 || (hand.empty() && rng() % 8 == 0)) {
+            std::lock_guard<std::mutex> lock(g_pool_lock);
+            if (hand.size() > 64) {
+                for (size_t k = 0; k < 32; ++k) {
+                    g_pool.push_back(hand.back());
+                    hand.pop_back();
+                }
+            } else {
+                for (size_t k = 0; k < 16 && !g_pool.empty(); ++k) {
+                    hand.push_back(g_pool.back());
+                    g_pool.pop_back();
+                }
+            }
+        }
+        g_ops.fetch_add(1, std::memory_order_relaxed);
+    }
+    timer_delete(timer);
+    t_hands = nullptr;  // a signal still pending runs with nothing to do
+}
+
+}  // namespace
+
+TEST(PerCpuSlots, TokensConservedUnderPreemptionMigrationSignalsAndDrains) {
+    if (!lockfree::rseq::available()) GTEST_SKIP() << "no rseq registration (glibc < 2.35 or disabled)";
+    Regions r;
+    g_regions = &r;
+    ASSERT_TRUE(lockfree::rseq::register_fences());
+    for (unsigned i = 0; i < kTokens; ++i) {
+        g_tokens[i].place.store(kHeld);
+        g_tokens[i].cls = i % kClasses;
+        g_pool.push_back(&g_tokens[i]);
+    }
+    struct sigaction sa{};
+    sa.sa_handler = on_timer;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGRTMIN, &sa, nullptr), 0);
+
+    uint64_t aborts_before = lockfree::g_rseq_aborts.load();
+    std::vector<std::atomic<pid_t>> tids(kWorkers);
+    std::vector<Hands> hands(kWorkers);
+    std::vector<std::thread> workers;
+    for (unsigned i = 0; i < kWorkers; ++i) workers.emplace_back(worker, i, &tids[i], &hands[i]);
+
+    // The migrator moves workers between CPUs; the controller stops a CPU,
+    // drains it into the pool and reopens it. Both run until enough aborts
+    // and operations were seen (a slow machine runs longer; the cap only
+    // turns a hang into a failure).
+    const int online = get_nprocs();
+    std::atomic<uint64_t> drains{0}, migrations{0};
+    std::atomic<bool> helpers_stop{false};
+    std::thread migrator([&] {
+        std::mt19937 rng(99);
+        while (!helpers_stop.load()) {
+            pid_t tid = tids[rng() % kWorkers].load();
+            if (tid == 0) continue;
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            if (rng() % 3 == 0) {
+                for (int c = 0; c < online; ++c) CPU_SET(c, &set);
+            } else {
+                CPU_SET(static_cast<int>(rng() % online), &set);
+            }
+            if (sched_setaffinity(tid, sizeof set, &set) == 0) migrations.fetch_add(1);
+            usleep(50);
+        }
+    });
+    std::thread controller([&] {
+        std::mt19937 rng(7);
+        while (!helpers_stop.load()) {
+            unsigned cpu = rng() % r.cpus;
+            if (!r.slots.stop(cpu)) {
+                g_errors.fetch_add(1);
+                break;
+            }
+            if (!r.slots.region_ok(cpu)) g_errors.fetch_add(1);
+            std::vector<Token*> got;
+            for (unsigned c = 0; c < kClasses; ++c)
+                r.slots.drain(cpu, c, [&](void* p) {
+                    took(p, c);
+                    got.push_back(static_cast<Token*>(p));
+                });
+            r.slots.start(cpu);
+            {
+                std::lock_guard<std::mutex> lock(g_pool_lock);
+                g_pool.insert(g_pool.end(), got.begin(), got.end());
+            }
+            drains.fetch_add(1);
+            usleep(200);
+        }
+    });
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (std::chrono::steady_clock::now() < deadline && g_errors.load() == 0 &&
+           (lockfree::g_rseq_aborts.load() - aborts_before < 5'000 || g_ops.load() < 1'000'000 ||
+            drains.load() < 1'000 || g_signal_ops.load() < 20'000))
+        usleep(10'000);
+    g_stop.store(true);
+    for (auto& w : workers) w.join();
+    helpers_stop.store(true);
+    migrator.join();
+    controller.join();
+    signal(SIGRTMIN, SIG_IGN);
+
+    uint64_t aborts = lockfree::g_rseq_aborts.load() - aborts_before;
+    printf("ops %llu, signal-handler ops %llu, aborts %llu, drains %llu, migrations %llu\n",
+           (unsigned long long)g_ops.load(), (unsigned long long)g_signal_ops.load(), (unsigned long long)aborts,
+           (unsigned long long)drains.load(), (unsigned long long)migrations.load());
+    EXPECT_EQ(g_errors.load(), 0u);
+    EXPECT_GE(aborts, 5'000u) << "the run ended before enough sections were aborted";
+
+    // Every token is in exactly one place: a hand, the pool, or a stack.
+    std::vector<int> seen(kTokens, 0);
+    auto count = [&](Token* t) { ++seen[t - g_tokens]; };
+    for (auto& h : hands) {
+        for (Token* t : h.hand) count(t);
+        for (unsigned k = 0; k < h.signal_count; ++k) count(h.signal_hand[k]);
+    }
+    for (Token* t : g_pool) count(t);
+    for (unsigned cpu = 0; cpu < r.cpus; ++cpu) {
+        ASSERT_TRUE(r.slots.stop(cpu));
+        EXPECT_TRUE(r.slots.region_ok(cpu));
+        for (unsigned c = 0; c < kClasses; ++c)
+            r.slots.drain(cpu, c, [&](void* p) {
+                auto* t = static_cast<Token*>(p);
+                EXPECT_EQ(t->place.load(), kCached);
+                count(t);
+            });
+    }
+    for (unsigned i = 0; i < kTokens; ++i) ASSERT_EQ(seen[i], 1) << "token " << i;
+}
