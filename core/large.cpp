@@ -10,7 +10,6 @@
 #include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
-#include "core/purge.h"
 
 namespace bitslab {
 
@@ -98,8 +97,7 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
     // moment the CAS succeeds, another thread may own h: do not touch it.
     if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
     g_cache_size[i].store(size, std::memory_order_relaxed);  // hint only (see above)
-    g_cache_since[i].store(now_ms(), std::memory_order_relaxed);
-    purge_note_work();
+    g_cache_since[i].store(os::now_ms(), std::memory_order_relaxed);  // hint only, as the size
     return true;
 }
 
@@ -198,12 +196,14 @@ LargeStats large_stats() {
 }
 
 // Keeps an owned mapping of `size` bytes (chunk-aligned) for reuse, or unmaps
-// it if the cache is full.
-static void cache_or_unmap(char* start, size_t size) {
+// it if the cache is full. True if it was cached: work for the purger.
+static bool cache_or_unmap(char* start, size_t size) {
     auto* h = reinterpret_cast<LargeHeader*>(start);
     h->magic = 0;  // a cached mapping is not a live block
     h->map_size = size;
-    if (!cache_put(h)) os::unmap(h, size);
+    if (cache_put(h)) return true;
+    os::unmap(h, size);
+    return false;
 }
 
 // Grows an owned mapping (a reused one, too small) to `map_size` bytes at the
@@ -220,7 +220,7 @@ static char* grow_mapping(LargeHeader* h, size_t map_size) {
     return nullptr;
 }
 
-void* large_alloc(size_t size, size_t align, bool zero) {
+void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
     if (align < kMinAlign) align = kMinAlign;
     size_t offset = user_offset(align);
     size_t map_size = map_size_for(offset, size);
@@ -243,7 +243,7 @@ void* large_alloc(size_t size, size_t align, bool zero) {
                 if (pin_tail(tail)) {
                     pinned = tail;
                 } else {
-                    cache_or_unmap(start + map_size, tail);
+                    if (cache_or_unmap(start + map_size, tail)) left_work = true;
                     reused_size = map_size;
                 }
             }
@@ -275,15 +275,15 @@ void* large_alloc(size_t size, size_t align, bool zero) {
     return start + offset;
 }
 
-void large_free(void* p, uintptr_t entry) {
+bool large_free(void* p, uintptr_t entry) {
     LargeHeader* h = header_of(p, entry, Fault::kInteriorFree);
-    if (!h) return;
+    if (!h) return false;
     g_recent_frees[g_recent_next.fetch_add(1, std::memory_order_relaxed) % kLargeRecentFrees].store(
         reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
     page_map_set(h->user, 0);
     uncount_live(h);
     unpin(h);
-    cache_or_unmap(reinterpret_cast<char*>(h), h->map_size);  // magic 0: a second free is caught by the page map
+    return cache_or_unmap(reinterpret_cast<char*>(h), h->map_size);  // magic 0: a second free is caught by the page map
 }
 
 size_t large_usable_size(const void* p, uintptr_t entry) {

@@ -6,7 +6,6 @@
 
 #include <atomic>
 
-#include "core/heap.h"
 #include "core/os.h"
 
 namespace bitslab {

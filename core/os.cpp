@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -202,6 +203,15 @@ void fatal(const char* what, const void* ptr) {
     size_t len = format_fault(line, sizeof line, what, ptr);
     write_stderr(line, len);
     abort();
+}
+
+uint64_t now_ms() {
+    struct timespec ts = {0, 0};
+    // The vDSO (no system call, no lock, no thread-local state on success;
+    // the coarse clock cannot fail): the one libc call the purger and the
+    // free path make. A raw system call here cost mstress 20%.
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 }  // namespace bitslab::os

@@ -9,23 +9,15 @@
 #include "core/large.h"
 #include "core/options.h"
 #include "core/os.h"
+#include "core/pool.h"
 #include "core/raw_thread.h"
+#include "core/slab_table.h"
 #include "core/syscall.h"
+#include "core/test_hooks.h"
 
 namespace bitslab {
 
-uint64_t now_ms() {
-    struct timespec ts = {0, 0};
-    // The vDSO (no system call, no lock, no thread-local state on success;
-    // the coarse clock cannot fail): the one libc call the purger and the
-    // free path make. A raw system call here cost mstress 20%.
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
-
 uint64_t purge_delay_ms() { return options().purge_delay_ms; }
-
-std::atomic<void (*)(int)> g_hold_hook{nullptr};
 
 // ---- The purger's life -------------------------------------------------
 //
@@ -61,13 +53,7 @@ static __thread uint32_t t_notes __attribute__((tls_model("initial-exec")));
 // Whether anything waits for a pass: pooled dirty slabs, cached large
 // mappings, blocks on a remote-free stack. Relaxed loads: the callers fence.
 static bool work_pending() {
-    if (large_stats().cached_bytes != 0) return true;
-    Globals* g = g_globals.load(std::memory_order_acquire);
-    if (!g) return false;
-    if (!g->dirty_pool.empty() || !g->aging_pool.empty()) return true;
-    for (uint32_t i = 0; i < g->num_heaps; ++i)
-        if (!g->heaps[i].remote.empty()) return true;
-    return false;
+    return large_stats().cached_bytes != 0 || pool_awaits_purge() || heap_remote_pending();
 }
 
 // Blocks every signal but SIGSYS on the calling thread (a seccomp trap on
@@ -85,7 +71,7 @@ static void restore_signals(uint64_t old) {
 // process's) replaced by ours; false if another noter changed it first.
 static bool try_start(uint64_t& seen, long pid) {
     if (state_of(seen) == kFailed && pid_of(seen) == pid &&
-        now_ms() < g_retry_at.load(std::memory_order_relaxed))
+        os::now_ms() < g_retry_at.load(std::memory_order_relaxed))
         return true;  // failed a moment ago: not yet
     // Signals are blocked from before the CAS to after the clone: a handler
     // that forked in between would leave the child's interrupted start
@@ -98,7 +84,7 @@ static bool try_start(uint64_t& seen, long pid) {
     if (won && !raw_thread_start(purger_main)) {
         // A program that may not create threads (seccomp, RLIMIT_NPROC)
         // keeps working: it purges on malloc_trim, and retries later.
-        g_retry_at.store(now_ms() + kRetryAfterMs, std::memory_order_relaxed);
+        g_retry_at.store(os::now_ms() + kRetryAfterMs, std::memory_order_relaxed);
         g_state.store(state_word(pid, kFailed), std::memory_order_relaxed);
     }
     restore_signals(old_mask);
@@ -220,54 +206,52 @@ static void purger_main() {
 static std::atomic<size_t> g_purged_bytes{0};
 size_t purged_bytes() { return g_purged_bytes.load(std::memory_order_relaxed); }
 
-// Moves every slab of `from` that has waited the delay to the clean pool,
-// purged, and the others to `young_to`. One slab is held at a time, so a
-// holder that is stopped keeps at most one slab from the others. At most
+// Moves every slab of pool `from` that has waited the delay to the clean
+// pool, purged, and the others to `young_to`. One slab is held at a time, so
+// a holder that is stopped keeps at most one slab from the others. At most
 // `limit` slabs are taken (new arrivals could otherwise keep it going).
-static size_t sift(Globals* g, SlabList& from, SlabList& young_to, bool everything, uint64_t now,
-                   uint64_t delay, size_t limit) {
+static size_t sift(SlabPool from, SlabPool young_to, bool everything, uint64_t now, uint64_t delay, size_t limit) {
     size_t released = 0;
     for (size_t n = 0; n < limit; ++n) {
-        Slab* s = slab_take(from);
+        Slab* s = pool_take(from);
         if (!s) break;
         hold_point(kHoldPass);
         // (A slab pooled after `now`, by a sweep meanwhile, counts as young.)
         if (!everything && (s->pooled_at_ms > now || now - s->pooled_at_ms < delay)) {
-            slab_list(young_to, s, kWherePooled);
+            pool_put(young_to, s);
             continue;
         }
         // Every slot is free and we hold the slab: no one touches its memory.
         os::purge(reinterpret_cast<void*>(s->base), kSlabSize);
         s->purged = true;
         released += kSlabSize;
-        slab_list(g->clean_pool, s, kWherePooled);
+        pool_put(kPoolClean, s);
     }
     return released;
 }
 
 size_t purge_pass(bool everything) {
-    Globals* g = g_globals.load(std::memory_order_acquire);
     size_t released = 0;
     uint64_t delay = purge_delay_ms();
-    if (g) {
-        // Blocks freed on another CPU wait on their owner's remote-free stack
-        // until a thread of that heap refills; in an idle program none does,
-        // and their slabs would never become empty. Any thread may drain.
-        for (uint32_t i = 0; i < g->num_heaps; ++i) heap_drain_remote(g->heaps[i]);
-    }
+    // Blocks freed on another CPU wait on their owner's remote-free stack
+    // until a thread of that heap refills; in an idle program none does,
+    // and their slabs would never become empty. Any thread may drain.
+    bool left_work = heap_drain_all();
     // The time after the drain: a slab it pooled is not older than `now`.
-    uint64_t now = now_ms();
-    if (g) {
-        // Slabs arrive in the dirty pool; a pass sends the young ones of the
-        // aging pool back to it and then those of the dirty pool to the aging
-        // pool, so every slab is looked at once per pass, held alone.
-        size_t limit = slab_table_slabs() + 64;  // new arrivals could otherwise keep it going
-        released += sift(g, g->aging_pool, g->dirty_pool, everything, now, delay, limit);
-        released += sift(g, g->dirty_pool, g->aging_pool, everything, now, delay, limit);
-    }
+    uint64_t now = os::now_ms();
+    // Slabs arrive in the dirty pool; a pass sends the young ones of the
+    // aging pool back to it and then those of the dirty pool to the aging
+    // pool, so every slab is looked at once per pass, held alone.
+    size_t limit = slab_table_slabs() + 64;  // new arrivals could otherwise keep it going
+    released += sift(kPoolAging, kPoolDirty, everything, now, delay, limit);
+    released += sift(kPoolDirty, kPoolAging, everything, now, delay, limit);
     size_t mappings = 0;
     released += large_cache_purge(everything, now, delay, &mappings);
+    // relaxed: a statistics counter.
     g_purged_bytes.fetch_add(released, std::memory_order_relaxed);
+    // A slab the drain pooled dirty: the purger must hear of it (it may be
+    // this very pass's purger; a note then returns at once).
+    if (left_work) purge_note_work();
     return released;
 }
 

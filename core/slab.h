@@ -126,24 +126,37 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out);
 #ifdef BITSLAB_SECURE
 uint64_t secure_random();  // per-thread pseudo-random numbers seeded from the free mark
 #endif
-// Holder: gives up the hold; the slab goes back on its owner's partial list,
-// or becomes DETACHED if it has no free slot.
-void slab_release_hold(Slab* s);
+// Holder: gives up the hold; the slab goes back on `partial` (its owner's
+// partial list of its class), or becomes DETACHED if it has no free slot.
+void slab_release_hold(Slab* s, SlabList& partial);
+
+// What counting freed slots in one slab asks of the heap above (which the
+// slab layer does not call): relist the slab on its owner's partial list
+// (this freer alone saw DETACHED go away), and note that it became empty.
+// Owner and class are read before the count: once the slab is empty it may
+// be pooled and reassigned at any moment.
+struct SlabFreed {
+    Slab* relist = nullptr;
+    uint32_t owner = 0;
+    unsigned cls = 0;
+    bool emptied = false;
+};
 
 // Frees blocks into slab bitmaps, batching one atomic per bitmap word and one
 // per slab. Any thread may use it. It detects double and invalid frees that
 // got past the free-time checks (a race, or a free mark overwritten after a
 // free): each is reported and skipped, and faulted() tells the caller that
 // the chain it walks may be corrupt (a block freed twice onto a list makes a
-// cycle: the walk must stop).
+// cycle: the walk must stop). add and finish return what the count of the
+// slab they completed asks of the heap (heap.cpp settles it at once).
 class LocalFreeBatch {
 public:
-    void add(Slab* s, void* block);
-    void finish();  // must be called before the batch goes out of scope
+    SlabFreed add(Slab* s, void* block);
+    SlabFreed finish();  // must be called before the batch goes out of scope
     bool faulted() const { return faulted_; }
 private:
     void commit_word();
-    void commit_slab();
+    SlabFreed commit_slab();
     Slab* slab_ = nullptr;
     unsigned word_ = 0;
     uint64_t mask_ = 0;
