@@ -54,9 +54,10 @@ BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     t_cache.heads[cls] = lockfree::link_next(block);
 #endif
-    // A compiler barrier, no instruction: the mark is read again after the
-    // store above as this thread's signal handlers see it (the compiler
-    // could else reuse the first load, reopening the window).
+    // A compiler barrier, no instruction (seq_cst signal fence: orders this
+    // thread's accesses as its own signal handlers see them): the mark is
+    // read again after the store above (the compiler could else reuse the
+    // first load, reopening the window).
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     ++t_cache.rooms[cls];

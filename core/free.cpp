@@ -60,7 +60,7 @@ static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
     lockfree::link_set(block, below);
     tc.heads[cls] = block;
     --tc.rooms[cls];
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // see free_to_bin
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // seq_cst compiler barrier: see free_to_bin
     if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
 }
 

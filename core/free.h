@@ -70,7 +70,8 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
         // As in pop_marked: a signal handler's malloc that took `below`
         // between the load of the head and this store left it linked under
         // the freed block though it is handed out; its mark is gone. The
-        // check comes after the store (a compiler barrier keeps it there).
+        // check comes after the store (a compiler barrier keeps it there:
+        // a seq_cst signal fence, no instruction, as in pop_marked).
         std::atomic_signal_fence(std::memory_order_seq_cst);
         if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
             free_found_unmarked(below, static_cast<unsigned>(cls));

@@ -16,12 +16,15 @@
 
 namespace bitslab {
 
+// Published once by the CAS in globals_slow (acq_rel) and read with acquire,
+// so a reader sees the constructed heaps.
 std::atomic<Globals*> g_globals{nullptr};
 static __thread int t_fake_cpu __attribute__((tls_model("initial-exec"))) = -1;
 
 void set_fake_cpu(int cpu) { t_fake_cpu = cpu; }
 
 Globals* globals_slow() {
+    // acquire: pairs with the CAS below that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
     if (g) return g;
     unsigned n = os::possible_cpus();
@@ -50,6 +53,7 @@ Globals* globals_slow() {
 }
 
 Heap& heap_at(uint32_t index) {
+    // acquire: pairs with the CAS that published the globals.
     return g_globals.load(std::memory_order_acquire)->heaps[index];
 }
 
@@ -60,6 +64,7 @@ Heap& current_heap(Globals* g) {
 }
 
 void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
+    // acquire: pairs with the CAS that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
     bool anywhere = cls != 0 && class_cacheable_anywhere(cls);
     for (uint32_t i = 0; i < g->num_heaps; ++i)
@@ -108,7 +113,8 @@ bool heap_drain_remote(Heap& h) {
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         // Blocks on our stack belong to our slabs; a slab cannot change owner
-        // while it has a pending block, so the page map entry is current.
+        // while it has a pending block, so the page map entry is current
+        // (and the relaxed owner read below: take_all's acquire ordered it).
         Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
         if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
             report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
@@ -146,7 +152,7 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     auto push_group = [](const Group& group) {
         Heap& owner = heap_at(group.owner);
         owner.remote.push_chain(group.head, group.tail);
-        owner.remote_frees.fetch_add(group.count, std::memory_order_relaxed);
+        owner.remote_frees.fetch_add(group.count, std::memory_order_relaxed);  // relaxed: a statistic
     };
     Group groups[kGroups];
     unsigned used = 0;
@@ -164,6 +170,8 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
             report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
             break;
         }
+        // relaxed: the block is live (we are freeing it), so its slab cannot
+        // change owner; we got the block after its slab was assigned.
         uint32_t owner = s->owner.load(std::memory_order_relaxed);
         if (owner == here.index) {
             if (settle(batch.add(s, chain))) left_work = true;
@@ -226,7 +234,7 @@ static bool sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabs
                     // live or pending anywhere, so it can change hands.
                     page_map_set(s->base, 0);
                     heap_map_slab(s->base, h.index, 0);
-                    s->owner.store(kNoOwner, std::memory_order_relaxed);
+                    s->owner.store(kNoOwner, std::memory_order_relaxed);  // relaxed: published by the pool's release
                     s->pooled_at_ms = os::now_ms();
                     s->purged = false;
                     pool_put(kPoolDirty, s);  // release inside: publishes the reset above
@@ -238,6 +246,7 @@ static bool sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabs
         sift(h.partial[cls], h.partial_swept[cls]);
         for (uint32_t i = 0; i < kept_count; ++i) slab_list(h.partial[cls], kept[i], kWhereListed);
         // The kept ones count again; anything beyond them emptied meanwhile.
+        // relaxed: a trigger count, as above.
         uint32_t pending = h.empty_slabs[cls].fetch_add(kept_count, std::memory_order_relaxed) + kept_count;
         if (pending <= kEmptySlabsKept || keep == 0) break;
     }

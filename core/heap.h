@@ -29,7 +29,8 @@ struct alignas(64) Heap {
     // `partial`): a sweep moves slabs between the two, holding one at a
     // time, so it sees every slab of a list that is a stack.
     SlabList partial_swept[kNumClasses + 1];
-    // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
+    // Slabs of a class that became empty since the last sweep (a trigger, not
+    // an exact count; relaxed everywhere: the lists' own atomics order the slabs).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
     std::atomic<uint64_t> remote_frees{0};  // blocks pushed onto `remote` (statistics; relaxed)
     uint32_t index = 0;
@@ -42,6 +43,7 @@ struct Globals {
     Heap* heaps = nullptr;
 };
 
+// Published once with release (heap.cpp), read with acquire.
 extern std::atomic<Globals*> g_globals;
 
 // The globals, creating them on first use (lock-free: racing creators each

@@ -20,6 +20,7 @@ inline constexpr unsigned kPageMapLeafBits = 16;
 inline constexpr unsigned kPageMapRootBits = 16;  // 48-bit user address space
 inline constexpr uintptr_t kEntryClassMask = 0xff;
 
+// Entries: stored with release (page_map_set), read relaxed (page_map_get says why).
 using PageMapLeaf = std::atomic<uintptr_t>[size_t{1} << kPageMapLeafBits];
 extern std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
 
@@ -53,6 +54,7 @@ inline BlockInfo classify(const void* p) {
 
 // Per leaf, how many entries name large blocks (for the heap checker, which
 // then skips leaves without any; kept by page_map_set, off the fast paths).
+// relaxed: counts, kept off the fast paths and read at rest.
 extern std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
 
 // Makes sure leaves exist for every chunk in [start, start + size);

@@ -37,11 +37,15 @@ uint64_t purge_delay_ms() { return options().purge_delay_ms; }
 // without atfork handlers (_Fork, a raw fork) inherits its parent's word and
 // no thread behind it; a word of another process counts as `none`.
 enum PurgerState : uint64_t { kNone = 0, kRunning = 1, kExiting = 2, kRestart = 3, kFailed = 4 };
+// The state word: seq_cst where the Dekker handshake above needs it (the
+// purger's stores and CASes, the noters' restart CAS, with the fences),
+// acq_rel for the start CAS, relaxed for reads that only choose a path.
 static std::atomic<uint64_t> g_state{kNone};
 static uint64_t state_word(long pid, PurgerState s) { return static_cast<uint64_t>(pid) << 8 | s; }
 static PurgerState state_of(uint64_t word) { return static_cast<PurgerState>(word & 0xff); }
 static long pid_of(uint64_t word) { return static_cast<long>(word >> 8); }
 // After a failure to start or to sleep: no new attempt before this time (ms).
+// relaxed: a time hint; the state word orders the attempts.
 static std::atomic<uint64_t> g_retry_at{0};
 static constexpr uint64_t kRetryAfterMs = 1000;
 
@@ -71,7 +75,7 @@ static void restore_signals(uint64_t old) {
 // process's) replaced by ours; false if another noter changed it first.
 static bool try_start(uint64_t& seen, long pid) {
     if (state_of(seen) == kFailed && pid_of(seen) == pid &&
-        os::now_ms() < g_retry_at.load(std::memory_order_relaxed))
+        os::now_ms() < g_retry_at.load(std::memory_order_relaxed))  // relaxed: a hint
         return true;  // failed a moment ago: not yet
     // Signals are blocked from before the CAS to after the clone: a handler
     // that forked in between would leave the child's interrupted start
@@ -84,6 +88,8 @@ static bool try_start(uint64_t& seen, long pid) {
     if (won && !raw_thread_start(purger_main)) {
         // A program that may not create threads (seccomp, RLIMIT_NPROC)
         // keeps working: it purges on malloc_trim, and retries later.
+        // relaxed: no purger runs, so there is no handshake to order; a
+        // later note's CAS on the state decides the next attempt.
         g_retry_at.store(os::now_ms() + kRetryAfterMs, std::memory_order_relaxed);
         g_state.store(state_word(pid, kFailed), std::memory_order_relaxed);
     }
@@ -127,6 +133,7 @@ void purge_note_work() {
 }
 
 bool purger_running() {
+    // relaxed: a snapshot for tests and statistics.
     uint64_t word = g_state.load(std::memory_order_relaxed);
     PurgerState s = state_of(word);
     return (s == kRunning || s == kExiting || s == kRestart) && pid_of(word) == sys::call(SYS_getpid);
@@ -138,12 +145,14 @@ bool purger_running() {
 // then reads the pause count; a pauser raises the count, then waits while a
 // pass is announced. The announcement holds the process id, so a child
 // forked during a pass never waits for a pass of its parent's.
+// seq_cst both (the handshake above), but for the fork child's reset.
 static std::atomic<int> g_paused{0};
 static std::atomic<long> g_pass_pid{0};
 // Pauses the calling thread holds (the child of a fork keeps only these).
 static __thread int t_pauses __attribute__((tls_model("initial-exec")));
 
 void purge_pause() {
+    // seq_cst: raise the count before reading the announcement (Dekker).
     g_paused.fetch_add(1, std::memory_order_seq_cst);
     ++t_pauses;
     long pid = sys::call(SYS_getpid);
@@ -152,10 +161,11 @@ void purge_pause() {
 
 void purge_resume() {
     --t_pauses;
-    g_paused.fetch_sub(1, std::memory_order_seq_cst);
+    g_paused.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as in purge_pause
 }
 
 static void background_pass() {
+    // seq_cst: announce the pass before reading the pause count (Dekker).
     g_pass_pid.store(sys::call(SYS_getpid), std::memory_order_seq_cst);
     if (g_paused.load(std::memory_order_seq_cst) == 0) purge_pass(false);
     g_pass_pid.store(0, std::memory_order_seq_cst);
@@ -180,9 +190,9 @@ static void purger_main() {
             uint64_t step = purge_delay_ms() / 4;
             if (!sleep_ms(step < 10 ? 10 : (step > 1000 ? 1000 : step))) {
                 // No way to wait: rather no purger than one that spins.
-                g_retry_at.store(~uint64_t{0}, std::memory_order_relaxed);
+                g_retry_at.store(~uint64_t{0}, std::memory_order_relaxed);  // relaxed: a hint
                 raw_thread_exit_if(&g_state, running, state_word(pid, kFailed));
-                g_state.store(running, std::memory_order_seq_cst);  // it was `restart`: same as running
+                g_state.store(running, std::memory_order_seq_cst);  // seq_cst (Dekker); it was `restart`: same as running
                 continue;
             }
             background_pass();
@@ -190,19 +200,21 @@ static void purger_main() {
         }
         // No work: leave, unless a note comes in meanwhile (see the top).
         uint64_t seen = running;
+        // seq_cst: store `exiting` before the fence and the look for work (Dekker).
         if (!g_state.compare_exchange_strong(seen, exiting, std::memory_order_seq_cst)) {
-            g_state.store(running, std::memory_order_seq_cst);  // it was `restart`
+            g_state.store(running, std::memory_order_seq_cst);  // seq_cst (Dekker); it was `restart`
             continue;
         }
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // the purger's side of the Dekker fence pair
         if (!work_pending()) raw_thread_exit_if(&g_state, exiting, kNone);  // ends here on success
-        // Work came, or a note asked for a restart: stay.
+        // Work came, or a note asked for a restart: stay (seq_cst, as above).
         g_state.store(running, std::memory_order_seq_cst);
     }
 }
 
 // ---- The pass -----------------------------------------------------------
 
+// relaxed: a statistics counter.
 static std::atomic<size_t> g_purged_bytes{0};
 size_t purged_bytes() { return g_purged_bytes.load(std::memory_order_relaxed); }
 
@@ -260,12 +272,14 @@ size_t purge_pass(bool everything) {
 // pauses. What other threads held at the fork is lost to the child: at most
 // one slab per pass and kSweepHeld per sweep (bounded, never corrupt).
 // Async-signal-safe (stores only): fork may run in a signal handler.
+// relaxed: the child has one thread; the purger it may start later is
+// created by a clone, which orders everything before it.
 static void purge_after_fork_in_child() {
     g_state.store(kNone, std::memory_order_relaxed);
     g_retry_at.store(0, std::memory_order_relaxed);
     g_pass_pid.store(0, std::memory_order_relaxed);
-    g_paused.store(t_pauses, std::memory_order_relaxed);
-    g_forks.fetch_add(1, std::memory_order_relaxed);
+    g_paused.store(t_pauses, std::memory_order_relaxed);  // relaxed: one thread (above)
+    g_forks.fetch_add(1, std::memory_order_relaxed);      // relaxed: one thread (above)
 }
 __attribute__((constructor)) static void purge_register_fork_handler() {
     pthread_atfork(nullptr, nullptr, purge_after_fork_in_child);

@@ -25,6 +25,7 @@ struct Region {
     uint32_t first_index = 0;  // slab i's descriptor is the table's entry first_index + i
     // Slabs claimed for carving so far (may run past kSlabsPerRegion: those
     // claims failed). Slots below min(carved, kSlabsPerRegion) are constructed.
+    // Claimed with relaxed fetch_adds (region.cpp), read with acquire below.
     std::atomic<uint32_t> carved{0};
 
     Slab* slab(unsigned i) const { return SlabIndex::node(first_index + i); }

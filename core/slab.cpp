@@ -8,7 +8,7 @@
 
 namespace bitslab {
 
-std::atomic<uint32_t> g_forks{0};
+std::atomic<uint32_t> g_forks{0};  // relaxed: see slab.h
 
 #ifdef BITSLAB_SECURE
 uint64_t secure_random() {
@@ -57,7 +57,7 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
 #endif
     for (unsigned i = 0; i < words && got < want; ++i) {
         unsigned w = start + i < words ? start + i : start + i - words;
-        uint64_t bits = s->free_slots.load(w);
+        uint64_t bits = s->free_slots.load(w);  // acquire (atomic_bitmap.h); take_bits decides
         if (!bits) continue;
 #ifdef BITSLAB_SECURE
         random = random * 6364136223846793005ull + 1442695040888963407ull;  // next step (LCG)
@@ -84,6 +84,7 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
 }
 
 void slab_release_hold(Slab* s, SlabList& partial) {
+    // acquire: we see the bits of the freers whose counts we read.
     uint64_t a = s->anchor.load(std::memory_order_acquire);
     for (;;) {
         if ((a >> 1) != 0) {
@@ -151,10 +152,10 @@ SlabFreed LocalFreeBatch::commit_slab() {
     Slab* s = slab_;
     // Read before the anchor update: once free_count reaches capacity the slab
     // may be retired and reassigned by a sweep at any moment.
-    uint32_t owner = s->owner.load(std::memory_order_relaxed);
+    uint32_t owner = s->owner.load(std::memory_order_relaxed);  // relaxed: see Slab::owner
     unsigned cls = s->cls;
     uint32_t capacity = s->capacity;
-    uint64_t a = s->anchor.load(std::memory_order_relaxed);
+    uint64_t a = s->anchor.load(std::memory_order_relaxed);  // relaxed: only the CAS's expected value
     uint64_t next;
     do {
         next = (a + (uint64_t{added_} << 1)) & ~kDetached;

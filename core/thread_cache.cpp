@@ -28,6 +28,7 @@ static constexpr size_t kRefillMaxBytes = 16 * 1024;
 static constexpr uint32_t kPressureRebalance = 64;
 
 // Budget of the shared pool no thread holds (see config.h).
+// relaxed everywhere: a counter that bounds memory; it orders nothing.
 static std::atomic<size_t> g_budget_pool{kCacheGrantPoolBytes};
 
 // Takes up to `want` bytes of budget from the pool; returns how many.
@@ -37,7 +38,7 @@ static size_t claim_budget(size_t want) {
     for (;;) {
         size_t take = want < available ? want : available;
         if (take == 0) return 0;
-        if (g_budget_pool.compare_exchange_weak(available, available - take, std::memory_order_relaxed))
+        if (g_budget_pool.compare_exchange_weak(available, available - take, std::memory_order_relaxed))  // relaxed: see above
             return take;
     }
 }
@@ -48,7 +49,7 @@ static void return_budget(ThreadCache& tc, size_t bytes) {
     if (bytes > tc.budget_left) bytes = tc.budget_left;
     tc.budget_left -= bytes;
     tc.budget_granted -= bytes;
-    g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);
+    g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);  // relaxed: see g_budget_pool
 }
 
 // In a child after fork only the forking thread exists; the others' caches
@@ -58,6 +59,7 @@ static void return_budget(ThreadCache& tc, size_t bytes) {
 // cache less for every thread the parent had. Async-signal-safe (a store),
 // as fork may run in a signal handler.
 static void after_fork_in_child() {
+    // relaxed: the child has one thread.
     g_budget_pool.store(kCacheGrantPoolBytes - t_cache.budget_granted, std::memory_order_relaxed);
 }
 __attribute__((constructor)) static void register_fork_handler() {
@@ -66,17 +68,19 @@ __attribute__((constructor)) static void register_fork_handler() {
 
 // The pthread key whose destructor flushes a thread's cache at exit. Created
 // lock-free: racing creators each make one, the loser deletes its own.
+// Published by an acq_rel CAS, read with acquire: a reader sees a created key.
 static std::atomic<unsigned> g_key_plus_one{0};
 
 static void thread_teardown(void*);
 
 void thread_init(ThreadCache& tc) {
     int saved_errno = errno;  // pthread calls below must not leak an errno
-    unsigned key = g_key_plus_one.load(std::memory_order_acquire);
+    unsigned key = g_key_plus_one.load(std::memory_order_acquire);  // acquire: pairs with the CAS below
     if (key == 0) {
         pthread_key_t fresh;
         if (pthread_key_create(&fresh, thread_teardown) == 0) {
             unsigned expected = 0;
+            // acq_rel: release publishes our key; acquire on failure reads the winner's.
             if (g_key_plus_one.compare_exchange_strong(expected, fresh + 1, std::memory_order_acq_rel))
                 key = fresh + 1;
             else {

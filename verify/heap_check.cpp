@@ -165,7 +165,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
         for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = lockfree::link_next(node)) {
             if (!check_not_free(c, node, "a remote-free stack")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
-            if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load());
+            if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load(std::memory_order_relaxed));
             if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
             ++pending;
         }
