@@ -63,7 +63,7 @@ struct alignas(256) Slab : lockfree::PoolNode {
 
     // Holder-only state.
     Slab* holder_next = nullptr;  // links slabs a holder has in hand (sweeps)
-    uint64_t pooled_at_ms = 0;    // when it last entered the pool of dirty slabs (purge.h)
+    uint64_t pooled_at_ms = 0;    // when it last entered the pool of dirty slabs (pool.h, purge.h)
     bool purged = false;          // its pages were given back since it was last used
 
     // acq_rel CASes and read-modify-writes, acquire loads: each comment at

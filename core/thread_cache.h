@@ -1,7 +1,8 @@
 // Thread cache: the atomic-free fast path. Each thread has, per size class, a
 // bin: a LIFO list of free blocks linked through their first word, and `room`,
-// how many more blocks the bin may take. malloc pops, free pushes; neither
-// touches an atomic. Bins refill from and flush to the per-CPU heaps in batches.
+// how many more blocks the bin may take. malloc pops (alloc.h), free pushes
+// (free.h); neither touches an atomic. Bins refill from and flush to the
+// per-CPU heaps in batches.
 //
 // The cache starts all-zero (no heads, no room, no class map), so a thread's
 // first malloc and first free fall into the slow path, which initializes the
@@ -91,7 +92,7 @@ BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
 #ifdef BITSLAB_SECURE
 // Hardened build (docs/MISUSE.md). A free block is zero past its two words
 // (link and free mark): free wipes it, and a slab that comes back from the
-// pool is zeroed before it gets a class (heap.cpp). malloc checks the zeros
+// pool is zeroed before it gets a class (pool.cpp). malloc checks the zeros
 // before handing the block out, which catches a write to freed memory (use
 // after free, or an overflow from the block before) at the block's next
 // reuse at the latest.
