@@ -21,8 +21,6 @@ __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 // program that touches many classes does not spend the budget at once.
 static constexpr uint32_t kBinStartBlocks = 16;
 static constexpr size_t kBinStartBytes = 4096;
-// A refill fetches at most this many bytes of blocks (at least one block).
-static constexpr size_t kRefillMaxBytes = 16 * 1024;
 // After this many refused growths the thread halves every bin, so a cache
 // shaped by one phase of the program adapts to the next.
 static constexpr uint32_t kPressureRebalance = 64;
