@@ -4,22 +4,87 @@
 #include <string.h>
 
 #include "core/fault.h"
+#include "core/free.h"
 #include "core/heap.h"
-#include "core/purge.h"
 #include "core/large.h"
 #include "core/os.h"
 #include "core/page_map.h"
+#include "core/purge.h"
 #include "core/size_class.h"
 #include "core/slab.h"
+#include "core/thread_cache.h"
 
 namespace bitslab {
+
+// A refill fetches at most this many bytes of blocks (at least one block).
+static constexpr size_t kRefillMaxBytes = 16 * 1024;
+
+// A large block (large.cpp); a mapping it cached is work for the purger.
+static void* alloc_large(size_t size, size_t align, bool zero) {
+    bool left_work = false;
+    void* p = large_alloc(size, align, zero, left_work);
+    if (left_work) purge_note_work();
+    return p;
+}
+
+// Step 2 for a small size: refills the bin from the current CPU's heap.
+static void* malloc_small_slow(unsigned cls) {
+    ThreadCache& tc = t_cache;
+    if (tc.state == kThreadNew) thread_init(tc);
+    if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
+        if (pop_marked(block, cls)) return block;
+        return malloc_unmarked(block, cls, kClassSize[cls]);
+    }
+    if (tc.state == kThreadActive) grow_bin(tc, cls);
+    // The bin is empty, so room == limit; keep half of it for the blocks we
+    // fetch, and fetch at most kRefillMaxBytes: claimed blocks are linked
+    // (their memory touched), so a big refill a thread does not use is
+    // resident memory for nothing.
+    uint32_t want = 1 + tc.limits[cls] / 2;
+    uint32_t byte_cap = static_cast<uint32_t>(kRefillMaxBytes / kClassSize[cls]);
+    if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
+    Globals* g = globals();
+    if (!g) { errno = ENOMEM; return nullptr; }
+    Heap& h = current_heap(g);
+    if (BITSLAB_UNLIKELY(h.index != tc.heap) && tc.state == kThreadActive) adopt_heap(tc, h);
+    Chain chain;
+    bool left_work = false;
+    uint32_t got = heap_take(h, cls, want, chain, left_work);
+    if (left_work) purge_note_work();
+    if (got == 0) { errno = ENOMEM; return nullptr; }
+    lockfree::StackNode* block = chain.head;
+#ifdef BITSLAB_SECURE
+    secure_check_reuse(block, cls);  // the chain's links were just made by slab_claim
+#endif
+    tc.heads[cls] = lockfree::link_next(block);
+    tc.rooms[cls] -= chain.count - 1;
+    hand_out(block, cls);
+    return block;
+}
+
+void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
+    // The block is someone's, and the links after it cannot be trusted:
+    // leak the whole bin, before reporting (a handler must not pop a head
+    // read from the block). It then holds nothing, so its room is its limit.
+    t_cache.heads[cls] = nullptr;
+    t_cache.rooms[cls] = t_cache.limits[cls];
+    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
+    return malloc_slow(size);
+}
+
+// Step 2.
+void* malloc_slow(size_t size) {
+    if (size <= kMaxSmallSize) return malloc_small_slow(size_class_of(size));
+    return alloc_large(size, kMinAlign, false);
+}
+
 
 static bool mul_overflows(size_t a, size_t b, size_t* out) { return __builtin_mul_overflow(a, b, out); }
 
 void* api_calloc(size_t count, size_t size) {
     size_t total;
     if (mul_overflows(count, size, &total)) { errno = ENOMEM; return nullptr; }
-    if (total > kMaxSmallSize) return large_alloc(total, kMinAlign, /*zero=*/true);
+    if (total > kMaxSmallSize) return alloc_large(total, kMinAlign, /*zero=*/true);
     void* p = malloc_fast(total);
     if (p) memset(p, 0, total);  // slab slots are reused
     return p;
@@ -27,14 +92,17 @@ void* api_calloc(size_t count, size_t size) {
 
 size_t api_usable_size(const void* p) {
     if (!p) return 0;
-    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
-    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
-    if (cls) {
-        if (small_block_is_live(p, cls)) return kClassSize[cls];
-        report_fault(Fault::kInvalidUsableSize, p, kClassSize[cls]);
+    BlockInfo b = classify(p);
+    switch (b.kind) {
+    case BlockKind::kSmall:
+        if (small_block_is_live(p, b.cls)) return kClassSize[b.cls];
+        report_fault(Fault::kInvalidUsableSize, p, kClassSize[b.cls]);
         return 0;
+    case BlockKind::kLarge:
+        return large_usable_size(p, b.entry);
+    case BlockKind::kNone:
+        break;
     }
-    if (entry) return large_usable_size(p, entry);
     report_fault(Fault::kInvalidUsableSize, p, 0);
     return 0;
 }
@@ -42,10 +110,11 @@ size_t api_usable_size(const void* p) {
 void* api_realloc(void* p, size_t size) {
     if (!p) return malloc_fast(size);
     if (size == 0) { free_fast(p); return nullptr; }  // glibc: frees and returns NULL
-    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
-    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
+    BlockInfo b = classify(p);
+    unsigned cls = b.cls;
+    uintptr_t entry = b.entry;
     size_t old_usable;
-    if (cls) {
+    if (b.kind == BlockKind::kSmall) {
         // A freed block or a pointer inside one: never resize or copy it.
         if (BITSLAB_UNLIKELY(!small_block_is_live(p, cls))) {
             report_fault(Fault::kInvalidRealloc, p, kClassSize[cls]);
@@ -55,7 +124,7 @@ void* api_realloc(void* p, size_t size) {
         old_usable = kClassSize[cls];
         // Keep the block if it fits and would not waste more than half of it.
         if (size <= old_usable && size > old_usable / 2) return p;
-    } else if (entry) {
+    } else if (b.kind == BlockKind::kLarge) {
         if (size > kMaxSmallSize) return large_realloc(p, entry, size);
         if (large_requested(p, entry) == SIZE_MAX) {
             report_fault(Fault::kInvalidRealloc, p, 0);
@@ -96,7 +165,7 @@ void* api_aligned(size_t align, size_t size) {
     if (align <= kMinAlign) return malloc_fast(size);
     unsigned cls = size_class_for_aligned(size, align);
     if (cls) return malloc_fast(kClassSize[cls]);
-    return large_alloc(size, align);
+    return alloc_large(size, align, false);
 }
 
 static bool is_power_of_two(size_t x) { return x && !(x & (x - 1)); }
@@ -126,7 +195,7 @@ void* api_memalign(size_t align, size_t size) {
 
 size_t api_trim() {
     thread_cache_flush_all();
-    heap_trim_all();
+    if (heap_trim_all()) purge_note_work();
     return purge_pass(true);
 }
 

@@ -1,12 +1,83 @@
 // The malloc API's logic, inline, shared by the prefixed API (bitslab_*) and
-// the override (malloc, free, operator new, ...). Hot paths are in
-// thread_cache.h; everything rarer lives in alloc.cpp.
+// the override (malloc, free, operator new, ...): the path of malloc(n) here
+// and in alloc.cpp, that of free(p) in free.h and free.cpp.
+//
+// The path of malloc(n), in order:
+//  1. malloc_fast (below, inlined into malloc): the class of n from a table,
+//     then a pop of the thread's bin of that class. No atomic.
+//  2. malloc_slow (alloc.cpp): a large n goes to large_alloc (large.cpp); a
+//     small one to malloc_small_slow, which initializes the thread, grows the
+//     bin within the thread's budget (thread_cache.cpp) and refills it from
+//     the heap of the CPU the thread runs on (adopting that heap).
+//  3. heap_take (heap.cpp): drains the heap's remote-free stack, then claims
+//     slots of a partial slab of the class; failing that, of a pooled slab
+//     (pool.h) or a newly carved one (region.h), given the class
+//     (slab_assign). slab_claim (slab.cpp) takes the bits; slab_release_hold
+//     puts the slab back on its heap's list.
+// What the heap or large layers leave the purger to do, malloc_slow tells it
+// (purge_note_work).
 #pragma once
 #include <cstddef>
 
+#include "core/config.h"
+#include "core/free.h"
 #include "core/thread_cache.h"
 
 namespace bitslab {
+
+void* malloc_slow(size_t size);
+
+// A block just taken from a bin had lost its free mark: it was handed out
+// already (by a malloc in a signal handler that interrupted this thread's
+// malloc or free while it had the bin's head in a register), or freed memory
+// was written. Reports it; if the report returns, drops (leaks) the bin and
+// allocates on the slow path.
+BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
+
+// Pops bin cls's head `block`; false if it lacks the free mark (then see
+// malloc_unmarked). The mark is checked twice. Before the head moves: a block
+// that lost its mark earlier has a link that may be anything (its holder's
+// data), which must not become the head. After the head has moved past the
+// block: a signal handler that took the block any time before that store
+// has cleared the mark (hand_out) and is caught, and after the store the
+// block is out of the handler's reach.
+BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
+    uint64_t mark = g_free_mark;
+#ifdef BITSLAB_SECURE
+    // The block's bytes first (a write to it, the mark's word included, is
+    // reported as such; the report restores the mark), then the mark, then
+    // its link.
+    secure_check_reuse(block, cls);
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    t_cache.heads[cls] = secure_checked_next(block, cls);
+#else
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    t_cache.heads[cls] = lockfree::link_next(block);
+#endif
+    // A compiler barrier, no instruction (seq_cst signal fence: orders this
+    // thread's accesses as its own signal handlers see them): the mark is
+    // read again after the store above (the compiler could else reuse the
+    // first load, reopening the window).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    ++t_cache.rooms[cls];
+    hand_out(block, cls);
+    return true;
+}
+
+// Step 1: the fast path, inlined into malloc.
+BITSLAB_HOT void* malloc_fast(size_t size) {
+    if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
+        uintptr_t cls = size_class_of(size);
+        lockfree::StackNode* block = t_cache.heads[cls];
+        if (BITSLAB_LIKELY(block != nullptr)) {
+            if (BITSLAB_LIKELY(pop_marked(block, cls))) return block;
+            return malloc_unmarked(block, static_cast<unsigned>(cls), size);
+        }
+    }
+    return malloc_slow(size);
+}
+
 
 BITSLAB_HOT void* api_malloc(size_t size) { return malloc_fast(size); }
 BITSLAB_HOT void api_free(void* p) { free_fast(p); }

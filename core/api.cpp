@@ -7,6 +7,7 @@
 #include "core/os.h"
 #include "core/purge.h"
 #include "core/stats.h"
+#include "core/test_hooks.h"
 
 using namespace bitslab;
 

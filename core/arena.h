@@ -30,12 +30,17 @@ inline constexpr size_t kArenaChunks = kArenaSize >> kChunkShift;
 // range check fails and frees take the slow path (no initialization check).
 inline constexpr uintptr_t kArenaUnset = ~uintptr_t{0} - kArenaSize;
 
+// Both written once with release (arena.cpp); the orders of the reads are
+// stated at each.
 extern std::atomic<uintptr_t> g_arena_base BITSLAB_INTERNAL;
 // The arena's first chunk number (base >> kChunkShift), kept apart so the
-// fast path computes a chunk index with one shift and one subtraction.
+// fast path computes a chunk index with one shift and one subtraction
+// (release store, relaxed fast-path read: see arena_chunk_of).
 extern std::atomic<uintptr_t> g_arena_first_chunk BITSLAB_INTERNAL;
 
 // One heap's class map: kArenaChunks entries, 0 = not a slab of that heap.
+// Stored with release (arena_set_class), read relaxed on the fast path and
+// with acquire by the heap checker.
 using ClassMap = std::atomic<uint8_t>;
 
 // Index of p's chunk in the arena; >= kArenaChunks when p is outside it.
@@ -49,6 +54,8 @@ BITSLAB_HOT uintptr_t arena_chunk_of(uintptr_t p) {
 inline unsigned arena_class_in(const ClassMap* map, uintptr_t p) {
     uintptr_t chunk = arena_chunk_of(p);
     if (!map || chunk >= kArenaChunks) return 0;
+    // acquire: pairs with arena_set_class's release (the checker reads the
+    // slab's fields after it).
     return map[chunk].load(std::memory_order_acquire);
 }
 

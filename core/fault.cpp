@@ -38,6 +38,8 @@ void free_mark_init() {
     __atomic_compare_exchange_n(&g_free_mark, &expected, value, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+// The hook is stored with release after its context and loaded with
+// acquire, so the context (relaxed both ways) comes with it.
 static std::atomic<bitslab_fault_hook> g_hook{nullptr};
 static std::atomic<void*> g_hook_context{nullptr};
 
@@ -143,6 +145,7 @@ void report_fault(Fault kind, const void* ptr, size_t class_size, size_t detail)
     }
     // acquire: the context stored before the hook is visible with it.
     if (bitslab_fault_hook hook = g_hook.load(std::memory_order_acquire)) {
+        // relaxed: ordered by the hook's acquire above.
         hook(static_cast<int>(kind), ptr, class_size, detail, g_hook_context.load(std::memory_order_relaxed));
         return;
     }
@@ -161,6 +164,7 @@ void report_fault(Fault kind, const void* ptr, size_t class_size, size_t detail)
 using namespace bitslab;
 
 BITSLAB_EXPORT void bitslab_set_fault_hook(bitslab_fault_hook hook, void* context) {
+    // relaxed: published by the hook's release store below.
     g_hook_context.store(context, std::memory_order_relaxed);
     // release: pairs with report_fault's acquire (the context comes with it).
     g_hook.store(hook, std::memory_order_release);

@@ -7,18 +7,24 @@
 
 #include "core/arena.h"
 #include "core/fault.h"
-#include "core/purge.h"
 #include "core/os.h"
 #include "core/page_map.h"
+#include "core/pool.h"
+#include "core/region.h"
+#include "core/slab_table.h"
+#include "core/test_hooks.h"
 
 namespace bitslab {
 
+// Published once by the CAS in globals_slow (acq_rel) and read with acquire,
+// so a reader sees the constructed heaps.
 std::atomic<Globals*> g_globals{nullptr};
 static __thread int t_fake_cpu __attribute__((tls_model("initial-exec"))) = -1;
 
 void set_fake_cpu(int cpu) { t_fake_cpu = cpu; }
 
 Globals* globals_slow() {
+    // acquire: pairs with the CAS below that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
     if (g) return g;
     unsigned n = os::possible_cpus();
@@ -47,6 +53,7 @@ Globals* globals_slow() {
 }
 
 Heap& heap_at(uint32_t index) {
+    // acquire: pairs with the CAS that published the globals.
     return g_globals.load(std::memory_order_acquire)->heaps[index];
 }
 
@@ -57,113 +64,46 @@ Heap& current_heap(Globals* g) {
 }
 
 void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
+    // acquire: pairs with the CAS that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
     bool anywhere = cls != 0 && class_cacheable_anywhere(cls);
     for (uint32_t i = 0; i < g->num_heaps; ++i)
         arena_set_class(g->heaps[i].class_map, base, (i == owner || anywhere) ? cls : 0);
 }
 
-// Constructs slab i of region r, held by the caller.
-static Slab* construct_slab(Region* r, unsigned i) {
-    Slab* s = new (r->slab(i)) Slab();
-    s->base = r->base + i * kSlabSize;
-    slab_mark_held(s);
-    return s;
+// A batch's count asked the heap to relist a slab and/or note that it became
+// empty (slab.h: SlabFreed); true if that left the purger work.
+static bool heap_note_empty_slab(uint32_t heap, unsigned cls);
+static bool settle(const SlabFreed& freed) {
+    if (freed.relist) slab_list(heap_at(freed.owner).partial[freed.cls], freed.relist, kWhereListed);
+    return freed.emptied && heap_note_empty_slab(freed.owner, freed.cls);
 }
 
-// Carves the next slab of the region being carved; nullptr when it has none left.
-static Slab* carve_slab(Globals* g) {
-    // acquire: pairs with the release that published the region.
-    Region* r = g->carving.load(std::memory_order_acquire);
-    if (!r) return nullptr;
-    // relaxed: the counter only hands out distinct indices; each descriptor
-    // is constructed by the one thread that got its index.
-    uint32_t i = r->carved.fetch_add(1, std::memory_order_relaxed);
-    return i < kSlabsPerRegion ? construct_slab(r, i) : nullptr;
-}
-
-// Maps a new region and carves its first slab for the caller; the region
-// becomes the one being carved.
-static Slab* map_region(Globals* g) {
-#ifdef BITSLAB_SECURE
-    // Hardened: one inaccessible chunk after every region, so a linear
-    // overflow off a region's last slab faults instead of reaching the next.
-    constexpr size_t kGuard = kChunkSize;
-#else
-    constexpr size_t kGuard = 0;
-#endif
-    void* memory = arena_take(kSlabSize * kSlabsPerRegion + kGuard);
-    if (!memory) memory = os::map_committed_aligned(kSlabSize * kSlabsPerRegion + kGuard, kSlabSize);
-    if (!memory) return nullptr;
-    if (kGuard) os::protect_none(static_cast<char*>(memory) + kSlabSize * kSlabsPerRegion, kGuard);
-    auto base = reinterpret_cast<uintptr_t>(memory);
-    void* meta = os::map_metadata(sizeof(Region));
-    uint32_t first_index = 0;
-    if (!meta || !page_map_reserve(base, kSlabSize * kSlabsPerRegion) ||
-        (first_index = slab_table_take_region()) == 0) {
-        if (meta) os::unmap(meta, sizeof(Region));
-        os::unmap(memory, kSlabSize * kSlabsPerRegion + kGuard);
-        return nullptr;
-    }
-    auto* region = new (meta) Region;
-    region->base = base;
-    region->first_index = first_index;  // its descriptors' pages stay untouched until carved
-    region->carved.store(1, std::memory_order_relaxed);  // slab 0 is ours
-    Slab* first = construct_slab(region, 0);
-    // Publish on the region list (push-only, so plain CAS; release publishes the
-    // region to the heap checker).
-    Region* head = g->regions.load(std::memory_order_relaxed);
-    do region->next = head;
-    while (!g->regions.compare_exchange_weak(head, region, std::memory_order_release, std::memory_order_relaxed));
-    // Become the region being carved. If another thread installed a fresh
-    // region meanwhile, the older one's uncarved slabs would be stranded:
-    // whichever region loses the exchange gives its rest to the pool.
-    Region* previous = g->carving.exchange(region, std::memory_order_acq_rel);
-    if (previous) {
-        for (;;) {
-            uint32_t i = previous->carved.fetch_add(1, std::memory_order_relaxed);
-            if (i >= kSlabsPerRegion) break;
-            Slab* untouched = construct_slab(previous, i);
-            untouched->purged = true;  // never used: no resident page to give back
-            slab_list(g->clean_pool, untouched, kWherePooled);
-        }
-    }
-    return first;
-}
-
-uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out) {
-    heap_drain_remote(h);
+uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work) {
+    if (heap_drain_remote(h)) left_work = true;
     uint32_t got = 0;
     while (got < want) {
         Slab* s = slab_take(h.partial[cls]);
         if (!s) s = slab_take(h.partial_swept[cls]);
         if (!s) {
             if (got) break;  // serve what we have rather than open a new slab
-            Globals* g = globals();
-            // Dirty slabs first (their pages are resident already), then
-            // purged ones, then new memory.
-            s = slab_take(g->dirty_pool);
-            if (!s) s = slab_take(g->aging_pool);
-#ifdef BITSLAB_SECURE
-            // Free slots must read as zero (thread_cache.cpp); a used slab
-            // holds its previous class's links and marks at other offsets.
-            if (s && !s->purged) memset(reinterpret_cast<void*>(s->base), 0, kSlabSize);
-#endif
-            if (!s) s = slab_take(g->clean_pool);
-            if (!s) s = carve_slab(g);
-            if (!s) s = map_region(g);
+            // Pooled slabs first (dirty, aging, clean: pool.h), then new memory.
+            s = pool_take_for_reuse();
+            if (!s) s = region_carve_slab();
             if (!s) { errno = ENOMEM; break; }
             slab_assign(s, h.index, cls);
+            heap_map_slab(s->base, h.index, cls);
         }
         got += slab_claim(s, want - got, out);
-        slab_release_hold(s);
+        slab_release_hold(s, h.partial[cls]);  // held from our own lists or assigned to h: h owns it
     }
     return got;
 }
 
-void heap_drain_remote(Heap& h) {
+bool heap_drain_remote(Heap& h) {
     lockfree::StackNode* chain = h.remote.take_all();
-    if (!chain) return;
+    if (!chain) return false;
+    bool left_work = false;
     LocalFreeBatch batch;
     // The walk is bounded even if a block was pushed twice (a cycle): every
     // block of a cycle comes round again, and the batch reports a repeat
@@ -173,30 +113,50 @@ void heap_drain_remote(Heap& h) {
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         // Blocks on our stack belong to our slabs; a slab cannot change owner
-        // while it has a pending block, so the page map entry is current.
+        // while it has a pending block, so the page map entry is current
+        // (and the relaxed owner read below: take_all's acquire ordered it).
         Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
         if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
             report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
             break;
         }
-        batch.add(s, chain);
+        if (settle(batch.add(s, chain))) left_work = true;
         if (BITSLAB_UNLIKELY(batch.faulted())) break;
         chain = next;
     }
-    batch.finish();
+    if (settle(batch.finish())) left_work = true;
+    return left_work;
 }
 
-void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
+bool heap_drain_all() {
+    // acquire: pairs with the release that published the globals.
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    bool left_work = false;
+    for (uint32_t i = 0; g && i < g->num_heaps; ++i)
+        if (heap_drain_remote(g->heaps[i])) left_work = true;
+    return left_work;
+}
+
+bool heap_remote_pending() {
+    // acquire: as in heap_drain_all.
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    for (uint32_t i = 0; g && i < g->num_heaps; ++i)
+        if (!g->heaps[i].remote.empty()) return true;
+    return false;
+}
+
+bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     // Remote blocks are grouped per owner heap, so each owner gets one push.
     constexpr unsigned kGroups = 8;
     struct Group { uint32_t owner; lockfree::StackNode* head; lockfree::StackNode* tail; uint32_t count; };
     auto push_group = [](const Group& group) {
         Heap& owner = heap_at(group.owner);
         owner.remote.push_chain(group.head, group.tail);
-        owner.remote_frees.fetch_add(group.count, std::memory_order_relaxed);
+        owner.remote_frees.fetch_add(group.count, std::memory_order_relaxed);  // relaxed: a statistic
     };
     Group groups[kGroups];
     unsigned used = 0;
+    bool left_work = false;
     LocalFreeBatch batch;
     // The chains come from one thread's bins and batches (at most a few
     // thousand blocks); a longer walk means a cycle (a block freed twice past
@@ -210,9 +170,11 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
             report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
             break;
         }
+        // relaxed: the block is live (we are freeing it), so its slab cannot
+        // change owner; we got the block after its slab was assigned.
         uint32_t owner = s->owner.load(std::memory_order_relaxed);
         if (owner == here.index) {
-            batch.add(s, chain);
+            if (settle(batch.add(s, chain))) left_work = true;
             if (BITSLAB_UNLIKELY(batch.faulted())) break;
         } else {
             unsigned i = 0;
@@ -232,10 +194,10 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
         }
         chain = next;
     }
-    batch.finish();
+    if (settle(batch.finish())) left_work = true;
     for (unsigned i = 0; i < used; ++i) push_group(groups[i]);
     // An idle owner never drains its stack: the purger does (purge.h).
-    if (used) purge_note_work();
+    return left_work || used != 0;
 }
 
 
@@ -245,8 +207,7 @@ void heap_return_chain(Heap& here, lockfree::StackNode* chain) {
 // the swept list to the partial list, then from the partial list to the
 // swept one, so every slab is seen although the lists are stacks. A sweeper
 // that is stopped keeps at most two slabs from the other threads.
-static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabsKept) {
-    Globals* g = globals();
+static bool sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabsKept) {
     // New relists keep arriving on the lists: stop after as many slabs as exist.
     size_t limit = slab_table_slabs() + 64;
     if (keep > kEmptySlabsKept) keep = kEmptySlabsKept;
@@ -273,10 +234,10 @@ static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabs
                     // live or pending anywhere, so it can change hands.
                     page_map_set(s->base, 0);
                     heap_map_slab(s->base, h.index, 0);
-                    s->owner.store(kNoOwner, std::memory_order_relaxed);
-                    s->pooled_at_ms = now_ms();
+                    s->owner.store(kNoOwner, std::memory_order_relaxed);  // relaxed: published by the pool's release
+                    s->pooled_at_ms = os::now_ms();
                     s->purged = false;
-                    slab_list(g->dirty_pool, s, kWherePooled);  // release inside: publishes the reset above
+                    pool_put(kPoolDirty, s);  // release inside: publishes the reset above
                     pooled_any = true;
                 }
             }
@@ -285,27 +246,34 @@ static void sweep_empty_slabs(Heap& h, unsigned cls, uint32_t keep = kEmptySlabs
         sift(h.partial[cls], h.partial_swept[cls]);
         for (uint32_t i = 0; i < kept_count; ++i) slab_list(h.partial[cls], kept[i], kWhereListed);
         // The kept ones count again; anything beyond them emptied meanwhile.
+        // relaxed: a trigger count, as above.
         uint32_t pending = h.empty_slabs[cls].fetch_add(kept_count, std::memory_order_relaxed) + kept_count;
         if (pending <= kEmptySlabsKept || keep == 0) break;
     }
-    if (pooled_any) purge_note_work();
+    return pooled_any;
 }
 
-void heap_trim_all() {
+bool heap_trim_all() {
+    // acquire: pairs with the release that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
-    if (!g) return;
+    if (!g) return false;
+    bool left_work = false;
     for (uint32_t i = 0; i < g->num_heaps; ++i) {
         Heap& h = g->heaps[i];
-        heap_drain_remote(h);
-        for (unsigned cls = 1; cls <= kNumClasses; ++cls) sweep_empty_slabs(h, cls, 0);
+        if (heap_drain_remote(h)) left_work = true;
+        for (unsigned cls = 1; cls <= kNumClasses; ++cls)
+            if (sweep_empty_slabs(h, cls, 0)) left_work = true;
     }
+    return left_work;
 }
 
-void heap_note_empty_slab(uint32_t heap, unsigned cls) {
+// Called when a free made a slab of (heap, cls) entirely free.
+static bool heap_note_empty_slab(uint32_t heap, unsigned cls) {
     Heap& h = heap_at(heap);
     // relaxed: only a trigger; racing updates at worst sweep once more or later.
     if (h.empty_slabs[cls].fetch_add(1, std::memory_order_relaxed) + 1 > kEmptySlabsKept)
-        sweep_empty_slabs(h, cls);
+        return sweep_empty_slabs(h, cls);
+    return false;
 }
 
 }  // namespace bitslab

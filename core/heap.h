@@ -1,4 +1,4 @@
-// Per-CPU heaps, the global pool of empty slabs, and slab regions.
+// Per-CPU heaps.
 //
 // One heap per possible CPU id. A thread uses the heap of the CPU it runs on
 // at the moment (a hint; it may migrate at any instant, and every operation
@@ -11,35 +11,13 @@
 #include <cstdint>
 
 #include "core/arena.h"
+#include "core/config.h"
+#include "core/size_class.h"
 #include "core/slab.h"
-#include "core/slab_table.h"
 #include "lockfree/node_pool.h"
 #include "lockfree/remote_free_stack.h"
 
 namespace bitslab {
-
-// Slab memory comes from the OS a region (kSlabsPerRegion slabs) at a time;
-// the region's descriptors are a block of consecutive entries of the slab
-// table (core/slab_table.h), which is never unmapped, as the pool's algorithm
-// requires, and keeps metadata away from user data.
-//
-// A region's slabs are carved one at a time, when a heap needs a slab and the
-// pool has none: a descriptor is constructed (its page touched) only then, so
-// a small program does not pay for 64 descriptors (48 KiB) it never uses.
-struct Region {
-    Region* next = nullptr;  // all regions, newest first (never removed)
-    uintptr_t base = 0;
-    uint32_t first_index = 0;  // slab i's descriptor is the table's entry first_index + i
-    // Slabs claimed for carving so far (may run past kSlabsPerRegion: those
-    // claims failed). Slots below min(carved, kSlabsPerRegion) are constructed.
-    std::atomic<uint32_t> carved{0};
-
-    Slab* slab(unsigned i) const { return SlabIndex::node(first_index + i); }
-    unsigned carved_count() const {
-        uint32_t n = carved.load(std::memory_order_acquire);
-        return n < kSlabsPerRegion ? n : kSlabsPerRegion;
-    }
-};
 
 struct alignas(64) Heap {
     lockfree::RemoteFreeStack remote;
@@ -51,25 +29,21 @@ struct alignas(64) Heap {
     // `partial`): a sweep moves slabs between the two, holding one at a
     // time, so it sees every slab of a list that is a stack.
     SlabList partial_swept[kNumClasses + 1];
-    // Slabs of a class that became empty since the last sweep (a trigger, not an exact count).
+    // Slabs of a class that became empty since the last sweep (a trigger, not
+    // an exact count; relaxed everywhere: the lists' own atomics order the slabs).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
     std::atomic<uint64_t> remote_frees{0};  // blocks pushed onto `remote` (statistics; relaxed)
     uint32_t index = 0;
 };
 
+// The heaps, made on first use. (The pools of empty slabs are in pool.h, the
+// regions in region.h.)
 struct Globals {
     uint32_t num_heaps = 0;
-    // Empty slabs: swept ones arrive dirty (pages resident); a purge pass
-    // moves those not yet due to the aging pool and back (purge.cpp), and
-    // purges the due ones into the clean pool, as do never-used ones.
-    SlabList dirty_pool;
-    SlabList aging_pool;
-    SlabList clean_pool;
-    std::atomic<Region*> regions{nullptr};
-    std::atomic<Region*> carving{nullptr};  // the region whose slabs are being carved
     Heap* heaps = nullptr;
 };
 
+// Published once with release (heap.cpp), read with acquire.
 extern std::atomic<Globals*> g_globals;
 
 // The globals, creating them on first use (lock-free: racing creators each
@@ -97,23 +71,29 @@ void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls);
 // Tests: pretend this thread runs on `cpu` (-1: use the real CPU).
 void set_fake_cpu(int cpu);
 
+// The functions below that return a bool say whether they left work for
+// the purger (a slab pooled dirty, blocks pushed on a remote-free stack).
+// The purger is above the heap: their caller tells it (purge_note_work).
+
 // Takes up to `want` free blocks of class `cls` from heap `h` into `out`.
-// Returns how many (0 only when the OS has no memory left).
-uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out);
+// Returns how many (0 only when the OS has no memory left); sets
+// `left_work` if it left the purger work.
+uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work);
 
 // Returns a chain of small blocks (of any classes and slabs) to their slabs:
 // blocks of heap `here` go into the bitmaps, others onto their owner's
 // remote-free stack, one push per owner and flush.
-void heap_return_chain(Heap& here, lockfree::StackNode* chain);
+bool heap_return_chain(Heap& here, lockfree::StackNode* chain);
 
 // Frees every block waiting on `h`'s remote-free stack into the bitmaps.
-void heap_drain_remote(Heap& h);
-
-// Called when a free made a slab of (heap, cls) entirely free.
-void heap_note_empty_slab(uint32_t heap, unsigned cls);
+bool heap_drain_remote(Heap& h);
+// The same for every heap (the purge pass: an idle owner never drains).
+bool heap_drain_all();
+// Whether any heap's remote-free stack holds blocks (relaxed: see purge.cpp).
+bool heap_remote_pending();
 
 // malloc_trim: drains every heap's remote-free stack and sends every empty
 // slab (the ones heaps keep, too) to the global pool.
-void heap_trim_all();
+bool heap_trim_all();
 
 }  // namespace bitslab

@@ -10,7 +10,6 @@
 #include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
-#include "core/purge.h"
 
 namespace bitslab {
 
@@ -71,7 +70,7 @@ static std::atomic<unsigned> g_recent_next{0};
 
 bool large_recently_freed(const void* p) {
     for (auto& slot : g_recent_frees)
-        if (slot.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(p)) return true;
+        if (slot.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(p)) return true;  // relaxed: a hint
     return false;
 }
 
@@ -84,6 +83,9 @@ size_t large_requested(const void* p, uintptr_t entry) {
 // thread looking for a fit never reads a mapping it does not own (another
 // thread may take it, and even unmap it, at any moment); the size is a hint,
 // checked against the header only once an exchange made the mapping ours.
+// A slot is filled by a release CAS and emptied by an acquire exchange, which
+// hand the mapping over; its size and time are relaxed hints, and the byte
+// count is a relaxed bound that orders nothing.
 static std::atomic<LargeHeader*> g_cache[kLargeCacheSlots];
 static std::atomic<size_t> g_cache_size[kLargeCacheSlots];
 static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint, like the size)
@@ -98,8 +100,7 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
     // moment the CAS succeeds, another thread may own h: do not touch it.
     if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
     g_cache_size[i].store(size, std::memory_order_relaxed);  // hint only (see above)
-    g_cache_since[i].store(now_ms(), std::memory_order_relaxed);
-    purge_note_work();
+    g_cache_since[i].store(os::now_ms(), std::memory_order_relaxed);  // hint only, as the size
     return true;
 }
 
@@ -107,12 +108,12 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
 static bool cache_put(LargeHeader* h) {
     // relaxed: the byte count only bounds the cache; the slot CAS publishes.
     if (g_cache_bytes.fetch_add(h->map_size, std::memory_order_relaxed) + h->map_size > kLargeCacheMaxBytes) {
-        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return false;
     }
     for (unsigned i = 0; i < kLargeCacheSlots; ++i)
         if (cache_put_at(i, h)) return true;
-    g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+    g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
 
@@ -135,7 +136,7 @@ static LargeHeader* cache_take(size_t map_size) {
         // acquire: pairs with cache_put_at's release; from here the mapping is ours.
         LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;  // another thread took it first
-        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);
+        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return h;  // a stale hint only means more or less growing for the caller
     }
     return nullptr;
@@ -144,6 +145,7 @@ static LargeHeader* cache_take(size_t map_size) {
 size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped) {
     size_t released = 0;
     for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
+        // relaxed: hints, as in cache_take; the exchange below decides.
         if (!g_cache[i].load(std::memory_order_relaxed)) continue;
         uint64_t since = g_cache_since[i].load(std::memory_order_relaxed);
         if (!everything && (since > now || now - since < delay)) continue;  // (cached after `now`: young)
@@ -151,7 +153,7 @@ size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* 
         LargeHeader* h = g_cache[i].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;
         size_t size = h->map_size;
-        g_cache_bytes.fetch_sub(size, std::memory_order_relaxed);
+        g_cache_bytes.fetch_sub(size, std::memory_order_relaxed);  // relaxed: the bound only
         os::unmap(h, size);
         released += size;
         ++*unmapped;
@@ -169,41 +171,46 @@ static std::atomic<size_t> g_live_bytes{0};
 // larger of kLargePinnedMaxBytes and the bytes live blocks need. So large
 // blocks never hold more than twice what they need, plus a constant.
 static bool pin_tail(size_t tail) {
-    size_t live = g_live_bytes.load(std::memory_order_relaxed);
+    size_t live = g_live_bytes.load(std::memory_order_relaxed);  // relaxed: counters (above)
     size_t bound = live > kLargePinnedMaxBytes ? live : kLargePinnedMaxBytes;
+    // relaxed: counters that bound memory; they order nothing.
     if (g_pinned_bytes.fetch_add(tail, std::memory_order_relaxed) + tail <= bound) return true;
-    g_pinned_bytes.fetch_sub(tail, std::memory_order_relaxed);
+    g_pinned_bytes.fetch_sub(tail, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
 
 static void unpin(LargeHeader* h) {
-    if (h->pinned) g_pinned_bytes.fetch_sub(h->pinned, std::memory_order_relaxed);
+    if (h->pinned) g_pinned_bytes.fetch_sub(h->pinned, std::memory_order_relaxed);  // relaxed: a counter
     h->pinned = 0;
 }
 
-// A live block's needed bytes: its mapping without the pinned tail.
+// A live block's needed bytes: its mapping without the pinned tail. relaxed
+// (as the two above): counters for the bound and the statistics.
 static std::atomic<size_t> g_live_count{0};
 static void count_live(const LargeHeader* h) {
-    g_live_bytes.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed);
-    g_live_count.fetch_add(1, std::memory_order_relaxed);
+    g_live_bytes.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed);  // relaxed: a counter
+    g_live_count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
 }
 static void uncount_live(const LargeHeader* h) {
-    g_live_bytes.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed);
-    g_live_count.fetch_sub(1, std::memory_order_relaxed);
+    g_live_bytes.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed);  // relaxed: a counter
+    g_live_count.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a counter
 }
 
 LargeStats large_stats() {
+    // relaxed: statistics and the purger's hint (it fences itself).
     return {g_live_count.load(std::memory_order_relaxed), g_live_bytes.load(std::memory_order_relaxed),
             g_pinned_bytes.load(std::memory_order_relaxed), g_cache_bytes.load(std::memory_order_relaxed)};
 }
 
 // Keeps an owned mapping of `size` bytes (chunk-aligned) for reuse, or unmaps
-// it if the cache is full.
-static void cache_or_unmap(char* start, size_t size) {
+// it if the cache is full. True if it was cached: work for the purger.
+static bool cache_or_unmap(char* start, size_t size) {
     auto* h = reinterpret_cast<LargeHeader*>(start);
     h->magic = 0;  // a cached mapping is not a live block
     h->map_size = size;
-    if (!cache_put(h)) os::unmap(h, size);
+    if (cache_put(h)) return true;
+    os::unmap(h, size);
+    return false;
 }
 
 // Grows an owned mapping (a reused one, too small) to `map_size` bytes at the
@@ -220,7 +227,7 @@ static char* grow_mapping(LargeHeader* h, size_t map_size) {
     return nullptr;
 }
 
-void* large_alloc(size_t size, size_t align, bool zero) {
+void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
     if (align < kMinAlign) align = kMinAlign;
     size_t offset = user_offset(align);
     size_t map_size = map_size_for(offset, size);
@@ -243,7 +250,7 @@ void* large_alloc(size_t size, size_t align, bool zero) {
                 if (pin_tail(tail)) {
                     pinned = tail;
                 } else {
-                    cache_or_unmap(start + map_size, tail);
+                    if (cache_or_unmap(start + map_size, tail)) left_work = true;
                     reused_size = map_size;
                 }
             }
@@ -275,15 +282,16 @@ void* large_alloc(size_t size, size_t align, bool zero) {
     return start + offset;
 }
 
-void large_free(void* p, uintptr_t entry) {
+bool large_free(void* p, uintptr_t entry) {
     LargeHeader* h = header_of(p, entry, Fault::kInteriorFree);
-    if (!h) return;
+    if (!h) return false;
+    // relaxed: a message hint (see g_recent_frees).
     g_recent_frees[g_recent_next.fetch_add(1, std::memory_order_relaxed) % kLargeRecentFrees].store(
         reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
     page_map_set(h->user, 0);
     uncount_live(h);
     unpin(h);
-    cache_or_unmap(reinterpret_cast<char*>(h), h->map_size);  // magic 0: a second free is caught by the page map
+    return cache_or_unmap(reinterpret_cast<char*>(h), h->map_size);  // magic 0: a second free is caught by the page map
 }
 
 size_t large_usable_size(const void* p, uintptr_t entry) {
@@ -348,7 +356,7 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     // From here the mapping's size is realloc's business (geometric growth):
     // a pinned tail becomes part of the live block.
     if (h->pinned) {
-        g_live_bytes.fetch_add(h->pinned, std::memory_order_relaxed);
+        g_live_bytes.fetch_add(h->pinned, std::memory_order_relaxed);  // relaxed: a counter
         unpin(h);
     }
     size_t before = h->map_size;
@@ -356,6 +364,7 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     if (!resized) return nullptr;
     // Shared counters are touched only when the mapping changed size, so
     // threads growing blocks within their mappings do not contend on them.
+    // relaxed: a counter that bounds memory; it orders nothing.
     if (resized->map_size > before) g_live_bytes.fetch_add(resized->map_size - before, std::memory_order_relaxed);
     if (resized->map_size < before) g_live_bytes.fetch_sub(before - resized->map_size, std::memory_order_relaxed);
     return reinterpret_cast<void*>(resized->user);

@@ -36,9 +36,14 @@ inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
 // bytes live large blocks need if that is more.
 inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 
+// The functions below that can cache a mapping say so (`left_work`, or a
+// true result): the cache is work for the purger, which is above this file,
+// so their caller tells it (purge_note_work).
+
 // Returns a block of at least `size` bytes aligned to `align` (a power of two),
-// zeroed if `zero`, or nullptr with errno = ENOMEM.
-void* large_alloc(size_t size, size_t align, bool zero = false);
+// zeroed if `zero`, or nullptr with errno = ENOMEM. Sets `left_work` if it
+// cached the unneeded tail of a reused mapping.
+void* large_alloc(size_t size, size_t align, bool zero, bool& left_work);
 struct LargeStats {
     size_t live_blocks;   // large blocks allocated now
     size_t live_bytes;    // their mappings, less pinned tails
@@ -50,7 +55,8 @@ LargeStats large_stats();
 // `everything`); returns the bytes unmapped and adds their count to *unmapped.
 size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped);
 // Frees a large block; `entry` is its page map entry (the header address).
-void large_free(void* p, uintptr_t entry);
+// True if its mapping went to the cache (work for the purger).
+bool large_free(void* p, uintptr_t entry);
 // 0 (after reporting the fault) if p is not the start of the large block named by `entry`.
 size_t large_usable_size(const void* p, uintptr_t entry);
 // The size last asked for the large block p, or SIZE_MAX if p is not one (no report).

@@ -6,7 +6,6 @@
 
 #include <atomic>
 
-#include "core/heap.h"
 #include "core/os.h"
 
 namespace bitslab {
@@ -76,7 +75,9 @@ Options read_options() {
 }
 
 Options g_options;
-std::atomic<int> g_options_state{0};  // 0 unread, 1 reading, 2 ready
+// 0 unread, 1 reading, 2 ready: set to 2 with release once g_options is
+// written, read with acquire (see options()).
+std::atomic<int> g_options_state{0};
 
 }  // namespace
 
@@ -84,8 +85,10 @@ Options options() {
     // acquire: pairs with the release below; the options are complete.
     if (g_options_state.load(std::memory_order_acquire) == 2) return g_options;
     int expected = 0;
+    // acq_rel: one thread wins the right to write g_options.
     if (g_options_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
         g_options = read_options();
+        // release: pairs with the acquire above; the options are written.
         g_options_state.store(2, std::memory_order_release);
         return g_options;
     }

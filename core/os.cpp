@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -35,9 +36,9 @@ static std::atomic<uint32_t> g_fail_permille{0};
 static std::atomic<uint64_t> g_fail_state{0x243f6a8885a308d3ull};
 void set_failure_rate(unsigned permille) { g_fail_permille.store(permille, std::memory_order_relaxed); }
 bool injected_failure() {
-    uint32_t permille = g_fail_permille.load(std::memory_order_relaxed);
+    uint32_t permille = g_fail_permille.load(std::memory_order_relaxed);  // relaxed: a test knob
     if (BITSLAB_LIKELY(permille == 0)) return false;
-    uint64_t x = g_fail_state.load(std::memory_order_relaxed);
+    uint64_t x = g_fail_state.load(std::memory_order_relaxed);  // relaxed: see the store below
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
@@ -52,7 +53,7 @@ static void* map_counted(size_t size, int prot, int extra_flags) {
     if (injected_failure()) return nullptr;
     void* p = mmap(nullptr, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     if (p == MAP_FAILED) return nullptr;
-    g_mapped_bytes.fetch_add(size, std::memory_order_relaxed);
+    g_mapped_bytes.fetch_add(size, std::memory_order_relaxed);  // relaxed: statistics counters
     g_map_calls.fetch_add(1, std::memory_order_relaxed);
     return p;
 }
@@ -101,7 +102,7 @@ void* map_committed_aligned(size_t size, size_t align) {
 // Raw system calls (no errno): the purger thread calls these (purge.h).
 void unmap(void* p, size_t size) {
     if (sys::call(SYS_munmap, reinterpret_cast<long>(p), static_cast<long>(size)) == 0)
-        g_mapped_bytes.fetch_sub(size, std::memory_order_relaxed);
+        g_mapped_bytes.fetch_sub(size, std::memory_order_relaxed);  // relaxed: a statistics counter
 }
 
 void protect_none(void* p, size_t size) { mprotect(p, size, PROT_NONE); }
@@ -114,14 +115,14 @@ bool remap_in_place(void* p, size_t old_size, size_t new_size) {
     // Growth of a committed mapping is charged by the kernel like a new one.
     if (new_size > old_size && injected_failure()) return false;
     if (mremap(p, old_size, new_size, 0) == MAP_FAILED) return false;
-    g_mapped_bytes.fetch_add(new_size - old_size, std::memory_order_relaxed);  // wraps right when shrinking
+    g_mapped_bytes.fetch_add(new_size - old_size, std::memory_order_relaxed);  // relaxed: a statistic; wraps right when shrinking
     return true;
 }
 
 bool move_mapping(void* p, size_t old_size, size_t new_size, void* target) {
     // The target range (new_size, counted when mapped) is replaced; the old one goes.
     if (mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) return false;
-    g_mapped_bytes.fetch_sub(old_size, std::memory_order_relaxed);
+    g_mapped_bytes.fetch_sub(old_size, std::memory_order_relaxed);  // relaxed: a statistics counter
     return true;
 }
 
@@ -202,6 +203,15 @@ void fatal(const char* what, const void* ptr) {
     size_t len = format_fault(line, sizeof line, what, ptr);
     write_stderr(line, len);
     abort();
+}
+
+uint64_t now_ms() {
+    struct timespec ts = {0, 0};
+    // The vDSO (no system call, no lock, no thread-local state on success;
+    // the coarse clock cannot fail): the one libc call the purger and the
+    // free path make. A raw system call here cost mstress 20%.
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 }  // namespace bitslab::os

@@ -51,6 +51,10 @@ bool remap_in_place(void* p, size_t old_size, size_t new_size);
 // False on failure, with both mappings untouched.
 bool move_mapping(void* p, size_t old_size, size_t new_size, void* target);
 
+// Milliseconds of a monotonic clock, read through the vDSO (no system call,
+// no lock, no thread-local state): safe on the free path and in the purger.
+uint64_t now_ms();
+
 // Number of possible CPU ids (highest possible id + 1), read without allocating.
 unsigned possible_cpus();
 // The CPU this thread runs on now: glibc's rseq area, else sched_getcpu().

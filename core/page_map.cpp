@@ -4,13 +4,16 @@
 
 namespace bitslab {
 
-// Zero-initialized static storage: usable before any constructor runs.
+// Zero-initialized static storage: usable before any constructor runs. A
+// leaf pointer is installed by an acq_rel CAS and read with acquire; the
+// large-entry counts are relaxed (read by the checker at rest).
 std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits];
 std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits];
 
 static PageMapLeaf* leaf_for(uintptr_t a, bool create) {
     uintptr_t root_index = a >> (kChunkShift + kPageMapLeafBits);
     if (root_index >= (uintptr_t{1} << kPageMapRootBits)) return nullptr;
+    // acquire: pairs with the CAS below; the leaf is zeroed memory.
     PageMapLeaf* leaf = g_page_map_root[root_index].load(std::memory_order_acquire);
     if (leaf || !create) return leaf;
     auto* fresh = static_cast<PageMapLeaf*>(os::map_metadata(sizeof(PageMapLeaf)));
@@ -35,7 +38,7 @@ static bool names_large_block(uintptr_t entry) { return entry != 0 && (entry & k
 void page_map_set(uintptr_t a, uintptr_t entry) {
     PageMapLeaf* leaf = leaf_for(a, false);
     auto& slot = (*leaf)[(a >> kChunkShift) & ((uintptr_t{1} << kPageMapLeafBits) - 1)];
-    uintptr_t old = slot.load(std::memory_order_relaxed);  // only the chunk's owner writes its entry
+    uintptr_t old = slot.load(std::memory_order_relaxed);  // relaxed: only the chunk's owner writes its entry
     // release: readers that reach this entry through program order get the
     // descriptor contents written before it.
     slot.store(entry, std::memory_order_release);

@@ -20,6 +20,7 @@ inline constexpr unsigned kPageMapLeafBits = 16;
 inline constexpr unsigned kPageMapRootBits = 16;  // 48-bit user address space
 inline constexpr uintptr_t kEntryClassMask = 0xff;
 
+// Entries: stored with release (page_map_set), read relaxed (page_map_get says why).
 using PageMapLeaf = std::atomic<uintptr_t>[size_t{1} << kPageMapLeafBits];
 extern std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
 
@@ -35,8 +36,25 @@ BITSLAB_HOT uintptr_t page_map_get(uintptr_t a) {
     return (*leaf)[(a >> kChunkShift) & ((uintptr_t{1} << kPageMapLeafBits) - 1)].load(std::memory_order_relaxed);
 }
 
+// What the chunk holding a pointer holds, from its page map entry: the one
+// place the entry's three cases are told apart (malloc_usable_size, realloc,
+// free and the checked frees all start here).
+enum class BlockKind : uint8_t { kNone, kSmall, kLarge };
+struct BlockInfo {
+    BlockKind kind;
+    unsigned cls;     // the small block's size class; 0 otherwise
+    uintptr_t entry;  // the page map entry (slab descriptor | class, or large header)
+};
+inline BlockInfo classify(const void* p) {
+    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
+    auto cls = static_cast<unsigned>(entry & kEntryClassMask);
+    if (cls != 0) return {BlockKind::kSmall, cls, entry};
+    return {entry != 0 ? BlockKind::kLarge : BlockKind::kNone, 0, entry};
+}
+
 // Per leaf, how many entries name large blocks (for the heap checker, which
 // then skips leaves without any; kept by page_map_set, off the fast paths).
+// relaxed: counts, kept off the fast paths and read at rest.
 extern std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
 
 // Makes sure leaves exist for every chunk in [start, start + size);

@@ -9,23 +9,15 @@
 #include "core/large.h"
 #include "core/options.h"
 #include "core/os.h"
+#include "core/pool.h"
 #include "core/raw_thread.h"
+#include "core/slab_table.h"
 #include "core/syscall.h"
+#include "core/test_hooks.h"
 
 namespace bitslab {
 
-uint64_t now_ms() {
-    struct timespec ts = {0, 0};
-    // The vDSO (no system call, no lock, no thread-local state on success;
-    // the coarse clock cannot fail): the one libc call the purger and the
-    // free path make. A raw system call here cost mstress 20%.
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
-
 uint64_t purge_delay_ms() { return options().purge_delay_ms; }
-
-std::atomic<void (*)(int)> g_hold_hook{nullptr};
 
 // ---- The purger's life -------------------------------------------------
 //
@@ -45,11 +37,15 @@ std::atomic<void (*)(int)> g_hold_hook{nullptr};
 // without atfork handlers (_Fork, a raw fork) inherits its parent's word and
 // no thread behind it; a word of another process counts as `none`.
 enum PurgerState : uint64_t { kNone = 0, kRunning = 1, kExiting = 2, kRestart = 3, kFailed = 4 };
+// The state word: seq_cst where the Dekker handshake above needs it (the
+// purger's stores and CASes, the noters' restart CAS, with the fences),
+// acq_rel for the start CAS, relaxed for reads that only choose a path.
 static std::atomic<uint64_t> g_state{kNone};
 static uint64_t state_word(long pid, PurgerState s) { return static_cast<uint64_t>(pid) << 8 | s; }
 static PurgerState state_of(uint64_t word) { return static_cast<PurgerState>(word & 0xff); }
 static long pid_of(uint64_t word) { return static_cast<long>(word >> 8); }
 // After a failure to start or to sleep: no new attempt before this time (ms).
+// relaxed: a time hint; the state word orders the attempts.
 static std::atomic<uint64_t> g_retry_at{0};
 static constexpr uint64_t kRetryAfterMs = 1000;
 
@@ -61,13 +57,7 @@ static __thread uint32_t t_notes __attribute__((tls_model("initial-exec")));
 // Whether anything waits for a pass: pooled dirty slabs, cached large
 // mappings, blocks on a remote-free stack. Relaxed loads: the callers fence.
 static bool work_pending() {
-    if (large_stats().cached_bytes != 0) return true;
-    Globals* g = g_globals.load(std::memory_order_acquire);
-    if (!g) return false;
-    if (!g->dirty_pool.empty() || !g->aging_pool.empty()) return true;
-    for (uint32_t i = 0; i < g->num_heaps; ++i)
-        if (!g->heaps[i].remote.empty()) return true;
-    return false;
+    return large_stats().cached_bytes != 0 || pool_awaits_purge() || heap_remote_pending();
 }
 
 // Blocks every signal but SIGSYS on the calling thread (a seccomp trap on
@@ -85,7 +75,7 @@ static void restore_signals(uint64_t old) {
 // process's) replaced by ours; false if another noter changed it first.
 static bool try_start(uint64_t& seen, long pid) {
     if (state_of(seen) == kFailed && pid_of(seen) == pid &&
-        now_ms() < g_retry_at.load(std::memory_order_relaxed))
+        os::now_ms() < g_retry_at.load(std::memory_order_relaxed))  // relaxed: a hint
         return true;  // failed a moment ago: not yet
     // Signals are blocked from before the CAS to after the clone: a handler
     // that forked in between would leave the child's interrupted start
@@ -98,7 +88,9 @@ static bool try_start(uint64_t& seen, long pid) {
     if (won && !raw_thread_start(purger_main)) {
         // A program that may not create threads (seccomp, RLIMIT_NPROC)
         // keeps working: it purges on malloc_trim, and retries later.
-        g_retry_at.store(now_ms() + kRetryAfterMs, std::memory_order_relaxed);
+        // relaxed: no purger runs, so there is no handshake to order; a
+        // later note's CAS on the state decides the next attempt.
+        g_retry_at.store(os::now_ms() + kRetryAfterMs, std::memory_order_relaxed);
         g_state.store(state_word(pid, kFailed), std::memory_order_relaxed);
     }
     restore_signals(old_mask);
@@ -141,6 +133,7 @@ void purge_note_work() {
 }
 
 bool purger_running() {
+    // relaxed: a snapshot for tests and statistics.
     uint64_t word = g_state.load(std::memory_order_relaxed);
     PurgerState s = state_of(word);
     return (s == kRunning || s == kExiting || s == kRestart) && pid_of(word) == sys::call(SYS_getpid);
@@ -152,12 +145,14 @@ bool purger_running() {
 // then reads the pause count; a pauser raises the count, then waits while a
 // pass is announced. The announcement holds the process id, so a child
 // forked during a pass never waits for a pass of its parent's.
+// seq_cst both (the handshake above), but for the fork child's reset.
 static std::atomic<int> g_paused{0};
 static std::atomic<long> g_pass_pid{0};
 // Pauses the calling thread holds (the child of a fork keeps only these).
 static __thread int t_pauses __attribute__((tls_model("initial-exec")));
 
 void purge_pause() {
+    // seq_cst: raise the count before reading the announcement (Dekker).
     g_paused.fetch_add(1, std::memory_order_seq_cst);
     ++t_pauses;
     long pid = sys::call(SYS_getpid);
@@ -166,10 +161,11 @@ void purge_pause() {
 
 void purge_resume() {
     --t_pauses;
-    g_paused.fetch_sub(1, std::memory_order_seq_cst);
+    g_paused.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as in purge_pause
 }
 
 static void background_pass() {
+    // seq_cst: announce the pass before reading the pause count (Dekker).
     g_pass_pid.store(sys::call(SYS_getpid), std::memory_order_seq_cst);
     if (g_paused.load(std::memory_order_seq_cst) == 0) purge_pass(false);
     g_pass_pid.store(0, std::memory_order_seq_cst);
@@ -194,9 +190,9 @@ static void purger_main() {
             uint64_t step = purge_delay_ms() / 4;
             if (!sleep_ms(step < 10 ? 10 : (step > 1000 ? 1000 : step))) {
                 // No way to wait: rather no purger than one that spins.
-                g_retry_at.store(~uint64_t{0}, std::memory_order_relaxed);
+                g_retry_at.store(~uint64_t{0}, std::memory_order_relaxed);  // relaxed: a hint
                 raw_thread_exit_if(&g_state, running, state_word(pid, kFailed));
-                g_state.store(running, std::memory_order_seq_cst);  // it was `restart`: same as running
+                g_state.store(running, std::memory_order_seq_cst);  // seq_cst (Dekker); it was `restart`: same as running
                 continue;
             }
             background_pass();
@@ -204,70 +200,70 @@ static void purger_main() {
         }
         // No work: leave, unless a note comes in meanwhile (see the top).
         uint64_t seen = running;
+        // seq_cst: store `exiting` before the fence and the look for work (Dekker).
         if (!g_state.compare_exchange_strong(seen, exiting, std::memory_order_seq_cst)) {
-            g_state.store(running, std::memory_order_seq_cst);  // it was `restart`
+            g_state.store(running, std::memory_order_seq_cst);  // seq_cst (Dekker); it was `restart`
             continue;
         }
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // the purger's side of the Dekker fence pair
         if (!work_pending()) raw_thread_exit_if(&g_state, exiting, kNone);  // ends here on success
-        // Work came, or a note asked for a restart: stay.
+        // Work came, or a note asked for a restart: stay (seq_cst, as above).
         g_state.store(running, std::memory_order_seq_cst);
     }
 }
 
 // ---- The pass -----------------------------------------------------------
 
+// relaxed: a statistics counter.
 static std::atomic<size_t> g_purged_bytes{0};
 size_t purged_bytes() { return g_purged_bytes.load(std::memory_order_relaxed); }
 
-// Moves every slab of `from` that has waited the delay to the clean pool,
-// purged, and the others to `young_to`. One slab is held at a time, so a
-// holder that is stopped keeps at most one slab from the others. At most
+// Moves every slab of pool `from` that has waited the delay to the clean
+// pool, purged, and the others to `young_to`. One slab is held at a time, so
+// a holder that is stopped keeps at most one slab from the others. At most
 // `limit` slabs are taken (new arrivals could otherwise keep it going).
-static size_t sift(Globals* g, SlabList& from, SlabList& young_to, bool everything, uint64_t now,
-                   uint64_t delay, size_t limit) {
+static size_t sift(SlabPool from, SlabPool young_to, bool everything, uint64_t now, uint64_t delay, size_t limit) {
     size_t released = 0;
     for (size_t n = 0; n < limit; ++n) {
-        Slab* s = slab_take(from);
+        Slab* s = pool_take(from);
         if (!s) break;
         hold_point(kHoldPass);
         // (A slab pooled after `now`, by a sweep meanwhile, counts as young.)
         if (!everything && (s->pooled_at_ms > now || now - s->pooled_at_ms < delay)) {
-            slab_list(young_to, s, kWherePooled);
+            pool_put(young_to, s);
             continue;
         }
         // Every slot is free and we hold the slab: no one touches its memory.
         os::purge(reinterpret_cast<void*>(s->base), kSlabSize);
         s->purged = true;
         released += kSlabSize;
-        slab_list(g->clean_pool, s, kWherePooled);
+        pool_put(kPoolClean, s);
     }
     return released;
 }
 
 size_t purge_pass(bool everything) {
-    Globals* g = g_globals.load(std::memory_order_acquire);
     size_t released = 0;
     uint64_t delay = purge_delay_ms();
-    if (g) {
-        // Blocks freed on another CPU wait on their owner's remote-free stack
-        // until a thread of that heap refills; in an idle program none does,
-        // and their slabs would never become empty. Any thread may drain.
-        for (uint32_t i = 0; i < g->num_heaps; ++i) heap_drain_remote(g->heaps[i]);
-    }
+    // Blocks freed on another CPU wait on their owner's remote-free stack
+    // until a thread of that heap refills; in an idle program none does,
+    // and their slabs would never become empty. Any thread may drain.
+    bool left_work = heap_drain_all();
     // The time after the drain: a slab it pooled is not older than `now`.
-    uint64_t now = now_ms();
-    if (g) {
-        // Slabs arrive in the dirty pool; a pass sends the young ones of the
-        // aging pool back to it and then those of the dirty pool to the aging
-        // pool, so every slab is looked at once per pass, held alone.
-        size_t limit = slab_table_slabs() + 64;  // new arrivals could otherwise keep it going
-        released += sift(g, g->aging_pool, g->dirty_pool, everything, now, delay, limit);
-        released += sift(g, g->dirty_pool, g->aging_pool, everything, now, delay, limit);
-    }
+    uint64_t now = os::now_ms();
+    // Slabs arrive in the dirty pool; a pass sends the young ones of the
+    // aging pool back to it and then those of the dirty pool to the aging
+    // pool, so every slab is looked at once per pass, held alone.
+    size_t limit = slab_table_slabs() + 64;  // new arrivals could otherwise keep it going
+    released += sift(kPoolAging, kPoolDirty, everything, now, delay, limit);
+    released += sift(kPoolDirty, kPoolAging, everything, now, delay, limit);
     size_t mappings = 0;
     released += large_cache_purge(everything, now, delay, &mappings);
+    // relaxed: a statistics counter.
     g_purged_bytes.fetch_add(released, std::memory_order_relaxed);
+    // A slab the drain pooled dirty: the purger must hear of it (it may be
+    // this very pass's purger; a note then returns at once).
+    if (left_work) purge_note_work();
     return released;
 }
 
@@ -276,12 +272,14 @@ size_t purge_pass(bool everything) {
 // pauses. What other threads held at the fork is lost to the child: at most
 // one slab per pass and kSweepHeld per sweep (bounded, never corrupt).
 // Async-signal-safe (stores only): fork may run in a signal handler.
+// relaxed: the child has one thread; the purger it may start later is
+// created by a clone, which orders everything before it.
 static void purge_after_fork_in_child() {
     g_state.store(kNone, std::memory_order_relaxed);
     g_retry_at.store(0, std::memory_order_relaxed);
     g_pass_pid.store(0, std::memory_order_relaxed);
-    g_paused.store(t_pauses, std::memory_order_relaxed);
-    g_forks.fetch_add(1, std::memory_order_relaxed);
+    g_paused.store(t_pauses, std::memory_order_relaxed);  // relaxed: one thread (above)
+    g_forks.fetch_add(1, std::memory_order_relaxed);      // relaxed: one thread (above)
 }
 __attribute__((constructor)) static void purge_register_fork_handler() {
     pthread_atfork(nullptr, nullptr, purge_after_fork_in_child);

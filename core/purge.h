@@ -25,8 +25,6 @@
 
 namespace bitslab {
 
-// Milliseconds of a monotonic clock (vDSO: no system call).
-uint64_t now_ms();
 uint64_t purge_delay_ms();
 
 // Work for the purger was just published (a slab pooled dirty, a large
@@ -49,15 +47,5 @@ size_t purge_pass(bool everything);
 size_t purged_bytes();
 // Whether a background purger thread is running now (tests, statistics).
 bool purger_running();
-
-// Tests: called with kHoldPass while a pass holds a slab and with kHoldSweep
-// while a sweep holds its slabs, so a test can stop a holder there.
-enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2 };
-extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;
-inline void hold_point(HoldKind kind) {
-    // relaxed: a test installs the hook before the holders it stops run.
-    if (BITSLAB_UNLIKELY(g_hold_hook.load(std::memory_order_relaxed) != nullptr))
-        g_hold_hook.load(std::memory_order_relaxed)(kind);
-}
 
 }  // namespace bitslab

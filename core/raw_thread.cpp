@@ -47,7 +47,7 @@ std::atomic<size_t> g_tls_bytes{0};
 std::atomic<void*> g_raw_tp{nullptr};
 
 bool map_area() {
-    if (g_area.load(std::memory_order_relaxed)) return true;
+    if (g_area.load(std::memory_order_relaxed)) return true;  // relaxed: see g_area
     size_t tls = kMinStaticTls;
     if (&_dl_get_tls_static_info != nullptr) {
         size_t size = 0, align = 0;
@@ -63,6 +63,7 @@ bool map_area() {
     if (p < 0 && p > -4096) return false;
     char* area = reinterpret_cast<char*>(p);
     sys::call(SYS_mprotect, p, static_cast<long>(kPage), PROT_NONE);  // stack overflow faults
+    // relaxed: one starter at a time (see g_area).
     g_tls_bytes.store(tls, std::memory_order_relaxed);
     g_area.store(area, std::memory_order_relaxed);
     return true;
@@ -97,6 +98,8 @@ long clone_thread(unsigned long flags, void** sp, void* tls) {
 
 bool raw_thread_start(void (*entry)()) {
     if (!map_area()) return false;
+    // relaxed: written by this or an earlier starter, which the purger's
+    // state word (acq_rel CAS) ordered before us.
     char* area = g_area.load(std::memory_order_relaxed);
     char* stack_top = area + kPage + kStackBytes;
     char* tp = stack_top + g_tls_bytes.load(std::memory_order_relaxed);
@@ -104,7 +107,7 @@ bool raw_thread_start(void (*entry)()) {
     auto* tcb = reinterpret_cast<void**>(tp);
     tcb[0] = tp;
     tcb[2] = tp;
-    g_raw_tp.store(tp, std::memory_order_relaxed);
+    g_raw_tp.store(tp, std::memory_order_relaxed);  // relaxed: see g_raw_tp
     // Entry on top, placed so that after the child pops it the stack is
     // 16-byte aligned for the call (the System V ABI).
     void** sp = reinterpret_cast<void**>(stack_top) - 1;
@@ -116,7 +119,7 @@ bool raw_thread_start(void (*entry)()) {
 }
 
 bool on_raw_thread() {
-    void* tp = g_raw_tp.load(std::memory_order_relaxed);
+    void* tp = g_raw_tp.load(std::memory_order_relaxed);  // relaxed: see g_raw_tp
     return tp != nullptr && __builtin_thread_pointer() == tp;
 }
 

@@ -2,14 +2,13 @@
 
 #include "core/arena.h"
 #include "core/fault.h"
-#include "core/heap.h"
 #include "core/os.h"
 #include "core/page_map.h"
 #include "core/poison.h"
 
 namespace bitslab {
 
-std::atomic<uint32_t> g_forks{0};
+std::atomic<uint32_t> g_forks{0};  // relaxed: see slab.h
 
 #ifdef BITSLAB_SECURE
 uint64_t secure_random() {
@@ -36,7 +35,6 @@ void slab_assign(Slab* s, uint32_t heap, unsigned cls) {
     s->anchor.store(uint64_t{s->capacity} << 1, std::memory_order_relaxed);
     s->owner.store(heap, std::memory_order_relaxed);
     page_map_set(s->base, reinterpret_cast<uintptr_t>(s) | cls);
-    heap_map_slab(s->base, heap, cls);
 }
 
 uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
@@ -59,7 +57,7 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
 #endif
     for (unsigned i = 0; i < words && got < want; ++i) {
         unsigned w = start + i < words ? start + i : start + i - words;
-        uint64_t bits = s->free_slots.load(w);
+        uint64_t bits = s->free_slots.load(w);  // acquire (atomic_bitmap.h); take_bits decides
         if (!bits) continue;
 #ifdef BITSLAB_SECURE
         random = random * 6364136223846793005ull + 1442695040888963407ull;  // next step (LCG)
@@ -85,11 +83,12 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
     return got;
 }
 
-void slab_release_hold(Slab* s) {
+void slab_release_hold(Slab* s, SlabList& partial) {
+    // acquire: we see the bits of the freers whose counts we read.
     uint64_t a = s->anchor.load(std::memory_order_acquire);
     for (;;) {
         if ((a >> 1) != 0) {
-            slab_list(heap_at(s->owner.load(std::memory_order_relaxed)).partial[s->cls], s, kWhereListed);
+            slab_list(partial, s, kWhereListed);
             return;
         }
         // No free slot: detach. acq_rel so a freer that clears DETACHED sees our
@@ -101,19 +100,20 @@ void slab_release_hold(Slab* s) {
     }
 }
 
-void LocalFreeBatch::add(Slab* s, void* block) {
+SlabFreed LocalFreeBatch::add(Slab* s, void* block) {
     auto p = reinterpret_cast<uintptr_t>(block);
     uint32_t slot = s->slot_of(p);
     if (BITSLAB_UNLIKELY(slot >= s->capacity || s->slot_address(slot) != p)) {
         report_fault((p & (kMinAlign - 1)) ? Fault::kMisalignedFree : Fault::kInteriorFree, block, s->slot_size);
         faulted_ = true;
-        return;
+        return {};
     }
     unsigned word = slot / 64;
     uint64_t bit = uint64_t{1} << (slot % 64);
+    SlabFreed done;
     if (s != slab_) {
         commit_word();
-        commit_slab();
+        done = commit_slab();
         slab_ = s;
         word_ = word;
     } else if (word != word_) {
@@ -123,10 +123,11 @@ void LocalFreeBatch::add(Slab* s, void* block) {
     if (BITSLAB_UNLIKELY(mask_ & bit)) {  // this batch has the block already
         report_fault(Fault::kDoubleFree, block, s->slot_size);
         faulted_ = true;
-        return;
+        return done;
     }
     mask_ |= bit;
     ++added_;  // counted as a new free slot; commit_word takes back any that were free already
+    return done;
 }
 
 void LocalFreeBatch::commit_word() {
@@ -146,15 +147,15 @@ void LocalFreeBatch::commit_word() {
     mask_ = 0;
 }
 
-void LocalFreeBatch::commit_slab() {
-    if (!slab_ || !added_) return;
+SlabFreed LocalFreeBatch::commit_slab() {
+    if (!slab_ || !added_) return {};
     Slab* s = slab_;
     // Read before the anchor update: once free_count reaches capacity the slab
     // may be retired and reassigned by a sweep at any moment.
-    uint32_t owner = s->owner.load(std::memory_order_relaxed);
+    uint32_t owner = s->owner.load(std::memory_order_relaxed);  // relaxed: see Slab::owner
     unsigned cls = s->cls;
     uint32_t capacity = s->capacity;
-    uint64_t a = s->anchor.load(std::memory_order_relaxed);
+    uint64_t a = s->anchor.load(std::memory_order_relaxed);  // relaxed: only the CAS's expected value
     uint64_t next;
     do {
         next = (a + (uint64_t{added_} << 1)) & ~kDetached;
@@ -162,14 +163,19 @@ void LocalFreeBatch::commit_slab() {
         // with the holder's detach so the relist below sees its final state.
     } while (!s->anchor.compare_exchange_weak(a, next, std::memory_order_acq_rel, std::memory_order_relaxed));
     added_ = 0;
-    if (a & kDetached) slab_list(heap_at(owner).partial[cls], s, kWhereListed);  // we alone saw DETACHED: relist
-    if ((next >> 1) == capacity) heap_note_empty_slab(owner, cls);
+    SlabFreed done;
+    done.owner = owner;
+    done.cls = cls;
+    if (a & kDetached) done.relist = s;  // we alone saw DETACHED: the heap relists it
+    done.emptied = (next >> 1) == capacity;
+    return done;
 }
 
-void LocalFreeBatch::finish() {
+SlabFreed LocalFreeBatch::finish() {
     commit_word();
-    commit_slab();
+    SlabFreed done = commit_slab();
     slab_ = nullptr;
+    return done;
 }
 
 }  // namespace bitslab

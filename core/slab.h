@@ -46,7 +46,10 @@ struct alignas(256) Slab : lockfree::PoolNode {
     uint32_t capacity = 0;
     uint32_t bitmap_words = 0;
     uint32_t index_multiplier = 0;  // ceil(2^32 / slot_size): slot = offset * m >> 32
-    std::atomic<uint32_t> owner{kNoOwner};  // heap index
+    // Heap index. relaxed everywhere: written by the holder before the slab
+    // is published (page map entry, list push: release), and read by whoever
+    // holds a live block of it, which cannot change owner meanwhile.
+    std::atomic<uint32_t> owner{kNoOwner};
 
     // For the checker: set before a slab is put on a list (so the taker's own
     // store comes after it), relaxed because the list operations order them.
@@ -56,16 +59,19 @@ struct alignas(256) Slab : lockfree::PoolNode {
     // For the checker: the fork generation (g_forks) when the slab was last
     // taken. A slab still held from an earlier generation was held by a
     // thread that does not exist in this forked child: lost at the fork.
-    std::atomic<uint32_t> held_in_fork{0};
+    std::atomic<uint32_t> held_in_fork{0};  // relaxed: for the checker (see slab_mark_held)
 
     // Holder-only state.
     Slab* holder_next = nullptr;  // links slabs a holder has in hand (sweeps)
-    uint64_t pooled_at_ms = 0;    // when it last entered the pool of dirty slabs (purge.h)
+    uint64_t pooled_at_ms = 0;    // when it last entered the pool of dirty slabs (pool.h, purge.h)
     bool purged = false;          // its pages were given back since it was last used
 
+    // acq_rel CASes and read-modify-writes, acquire loads: each comment at
+    // the operation says what it orders (the bits against the count).
     alignas(64) std::atomic<uint64_t> anchor{0};
     alignas(64) lockfree::AtomicBitmap<kMaxSlotsPerSlab / 64> free_slots;
 
+    // acquire: the bits counted were set before (the freers' release).
     uint32_t free_count() const { return static_cast<uint32_t>(anchor.load(std::memory_order_acquire) >> 1); }
     uint32_t slot_of(uintptr_t p) const {
         return static_cast<uint32_t>((static_cast<uint64_t>(p - base) * index_multiplier) >> 32);
@@ -104,7 +110,9 @@ inline void slab_list(SlabList& list, Slab* s, SlabWhere w) {
     s->mark(w);
     list.put(s);
 }
-// Forks this process's line has made (bumped in each child): see Slab::held_in_fork.
+// Forks this process's line has made (bumped in each child): see
+// Slab::held_in_fork. relaxed: read and bumped only while one thread runs
+// (the fork child's handler) or for the checker.
 extern std::atomic<uint32_t> g_forks;
 // A slab comes into one thread's hand (taken off a list, or carved).
 inline void slab_mark_held(Slab* s) {
@@ -126,24 +134,37 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out);
 #ifdef BITSLAB_SECURE
 uint64_t secure_random();  // per-thread pseudo-random numbers seeded from the free mark
 #endif
-// Holder: gives up the hold; the slab goes back on its owner's partial list,
-// or becomes DETACHED if it has no free slot.
-void slab_release_hold(Slab* s);
+// Holder: gives up the hold; the slab goes back on `partial` (its owner's
+// partial list of its class), or becomes DETACHED if it has no free slot.
+void slab_release_hold(Slab* s, SlabList& partial);
+
+// What counting freed slots in one slab asks of the heap above (which the
+// slab layer does not call): relist the slab on its owner's partial list
+// (this freer alone saw DETACHED go away), and note that it became empty.
+// Owner and class are read before the count: once the slab is empty it may
+// be pooled and reassigned at any moment.
+struct SlabFreed {
+    Slab* relist = nullptr;
+    uint32_t owner = 0;
+    unsigned cls = 0;
+    bool emptied = false;
+};
 
 // Frees blocks into slab bitmaps, batching one atomic per bitmap word and one
 // per slab. Any thread may use it. It detects double and invalid frees that
 // got past the free-time checks (a race, or a free mark overwritten after a
 // free): each is reported and skipped, and faulted() tells the caller that
 // the chain it walks may be corrupt (a block freed twice onto a list makes a
-// cycle: the walk must stop).
+// cycle: the walk must stop). add and finish return what the count of the
+// slab they completed asks of the heap (heap.cpp settles it at once).
 class LocalFreeBatch {
 public:
-    void add(Slab* s, void* block);
-    void finish();  // must be called before the batch goes out of scope
+    SlabFreed add(Slab* s, void* block);
+    SlabFreed finish();  // must be called before the batch goes out of scope
     bool faulted() const { return faulted_; }
 private:
     void commit_word();
-    void commit_slab();
+    SlabFreed commit_slab();
     Slab* slab_ = nullptr;
     unsigned word_ = 0;
     uint64_t mask_ = 0;

@@ -4,10 +4,12 @@
 
 namespace bitslab {
 
+// Published by one acq_rel CAS (table_word); SlabIndex reads it relaxed (slab.h says why).
 std::atomic<uintptr_t> g_slab_table{0};
 
 // Blocks handed out (or claimed past the end: those claims failed). 64 bits:
 // failed claims keep counting and must never wrap to a used block.
+// relaxed: a partition counter (see slab_table_take_region).
 static std::atomic<uint64_t> g_next_block{1};  // block 0 holds index 0
 
 // Smallest reservation worth having: 15 regions (60 MiB of slabs).

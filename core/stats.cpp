@@ -11,6 +11,7 @@
 #include "core/options.h"
 #include "core/os.h"
 #include "core/purge.h"
+#include "core/region.h"
 
 namespace bitslab {
 
@@ -29,39 +30,41 @@ static void snapshot_walk(Stats& out) {
     uint32_t room = out.num_heaps;
     out = Stats{};
     out.heaps = heaps;
+    // acquire: pairs with the release that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
     if (g) {
         out.num_heaps = heaps ? (g->num_heaps < room ? g->num_heaps : room) : 0;
         for (uint32_t h = 0; h < out.num_heaps; ++h) {
             heaps[h] = HeapStats{};
-            heaps[h].remote_frees = g->heaps[h].remote_frees.load(std::memory_order_relaxed);
-        }
-        for (Region* r = g->regions.load(std::memory_order_acquire); r; r = r->next) {
-            ++out.regions;
-            for (unsigned i = 0, n = r->carved_count(); i < n; ++i) {
-                Slab* s = r->slab(i);
-                ++out.slabs_carved;
-                uint32_t owner = s->owner.load(std::memory_order_relaxed);
-                if (owner == kNoOwner) {
-                    if (s->where.load(std::memory_order_relaxed) != kWherePooled) continue;  // changing hands
-                    (s->purged ? out.slabs_pooled_clean : out.slabs_pooled_dirty) += 1;
-                    continue;
-                }
-                if (s->cls == 0 || s->cls > kNumClasses) continue;
-                uint32_t free_slots = s->free_count();
-                uint32_t capacity = s->capacity;
-                if (free_slots > capacity) free_slots = capacity;
-                if (owner < out.num_heaps) {
-                    ClassStats& c = heaps[owner].cls[s->cls];
-                    ++c.slabs;
-                    c.used_blocks += capacity - free_slots;
-                    c.free_blocks += free_slots;
-                }
-                out.small_used_bytes += uint64_t{capacity - free_slots} * kClassSize[s->cls];
-                out.small_free_bytes += uint64_t{free_slots} * kClassSize[s->cls];
-            }
+            heaps[h].remote_frees = g->heaps[h].remote_frees.load(std::memory_order_relaxed);  // relaxed: a statistic
         }
     }
+    out.regions = region_count();
+    for_each_slab([&](Slab& slab) {
+        Slab* s = &slab;
+        ++out.slabs_carved;
+        // relaxed here and below: a racy snapshot (stats.h); the purger is
+        // paused and the program's own threads are quiet when it is exact.
+        uint32_t owner = s->owner.load(std::memory_order_relaxed);
+        if (owner == kNoOwner) {
+            if (s->where.load(std::memory_order_relaxed) != kWherePooled) return true;  // changing hands
+            (s->purged ? out.slabs_pooled_clean : out.slabs_pooled_dirty) += 1;
+            return true;
+        }
+        if (s->cls == 0 || s->cls > kNumClasses) return true;
+        uint32_t free_slots = s->free_count();
+        uint32_t capacity = s->capacity;
+        if (free_slots > capacity) free_slots = capacity;
+        if (owner < out.num_heaps) {
+            ClassStats& c = heaps[owner].cls[s->cls];
+            ++c.slabs;
+            c.used_blocks += capacity - free_slots;
+            c.free_blocks += free_slots;
+        }
+        out.small_used_bytes += uint64_t{capacity - free_slots} * kClassSize[s->cls];
+        out.small_free_bytes += uint64_t{free_slots} * kClassSize[s->cls];
+        return true;
+    });
     LargeStats l = large_stats();
     out.large_blocks = l.live_blocks;
     out.large_bytes = l.live_bytes;

@@ -6,11 +6,11 @@
 
 #include <atomic>
 
+#include "core/fault.h"
 #include "core/heap.h"
-#include "core/large.h"
 #include "core/os.h"
 #include "core/page_map.h"
-#include "core/fault.h"
+#include "core/purge.h"
 
 namespace bitslab {
 
@@ -21,13 +21,12 @@ __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 // program that touches many classes does not spend the budget at once.
 static constexpr uint32_t kBinStartBlocks = 16;
 static constexpr size_t kBinStartBytes = 4096;
-// A refill fetches at most this many bytes of blocks (at least one block).
-static constexpr size_t kRefillMaxBytes = 16 * 1024;
 // After this many refused growths the thread halves every bin, so a cache
 // shaped by one phase of the program adapts to the next.
 static constexpr uint32_t kPressureRebalance = 64;
 
 // Budget of the shared pool no thread holds (see config.h).
+// relaxed everywhere: a counter that bounds memory; it orders nothing.
 static std::atomic<size_t> g_budget_pool{kCacheGrantPoolBytes};
 
 // Takes up to `want` bytes of budget from the pool; returns how many.
@@ -37,7 +36,7 @@ static size_t claim_budget(size_t want) {
     for (;;) {
         size_t take = want < available ? want : available;
         if (take == 0) return 0;
-        if (g_budget_pool.compare_exchange_weak(available, available - take, std::memory_order_relaxed))
+        if (g_budget_pool.compare_exchange_weak(available, available - take, std::memory_order_relaxed))  // relaxed: see above
             return take;
     }
 }
@@ -48,7 +47,7 @@ static void return_budget(ThreadCache& tc, size_t bytes) {
     if (bytes > tc.budget_left) bytes = tc.budget_left;
     tc.budget_left -= bytes;
     tc.budget_granted -= bytes;
-    g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);
+    g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);  // relaxed: see g_budget_pool
 }
 
 // In a child after fork only the forking thread exists; the others' caches
@@ -58,6 +57,7 @@ static void return_budget(ThreadCache& tc, size_t bytes) {
 // cache less for every thread the parent had. Async-signal-safe (a store),
 // as fork may run in a signal handler.
 static void after_fork_in_child() {
+    // relaxed: the child has one thread.
     g_budget_pool.store(kCacheGrantPoolBytes - t_cache.budget_granted, std::memory_order_relaxed);
 }
 __attribute__((constructor)) static void register_fork_handler() {
@@ -66,17 +66,19 @@ __attribute__((constructor)) static void register_fork_handler() {
 
 // The pthread key whose destructor flushes a thread's cache at exit. Created
 // lock-free: racing creators each make one, the loser deletes its own.
+// Published by an acq_rel CAS, read with acquire: a reader sees a created key.
 static std::atomic<unsigned> g_key_plus_one{0};
 
 static void thread_teardown(void*);
 
-static void thread_init(ThreadCache& tc) {
+void thread_init(ThreadCache& tc) {
     int saved_errno = errno;  // pthread calls below must not leak an errno
-    unsigned key = g_key_plus_one.load(std::memory_order_acquire);
+    unsigned key = g_key_plus_one.load(std::memory_order_acquire);  // acquire: pairs with the CAS below
     if (key == 0) {
         pthread_key_t fresh;
         if (pthread_key_create(&fresh, thread_teardown) == 0) {
             unsigned expected = 0;
+            // acq_rel: release publishes our key; acquire on failure reads the winner's.
             if (g_key_plus_one.compare_exchange_strong(expected, fresh + 1, std::memory_order_acq_rel))
                 key = fresh + 1;
             else {
@@ -94,15 +96,16 @@ static void thread_init(ThreadCache& tc) {
     errno = saved_errno;
 }
 
-// Hands `chain` (count blocks) back to the heaps.
+// Hands `chain` back to the heaps, and tells the purger if that left it work
+// (blocks pushed on a remote-free stack, a slab pooled).
 static void return_blocks(lockfree::StackNode* chain) {
     int saved_errno = errno;  // free must not change errno, malloc must not on success
     Globals* g = globals();
-    heap_return_chain(current_heap(g), chain);
+    if (heap_return_chain(current_heap(g), chain)) purge_note_work();
     errno = saved_errno;
 }
 
-static void free_one(void* p, unsigned cls) {
+void return_block(void* p, unsigned cls) {
     auto* node = static_cast<lockfree::StackNode*>(p);
     take_back(node, cls, g_free_mark);
     lockfree::link_set(node, nullptr);
@@ -145,12 +148,12 @@ static void claim_grant(ThreadCache& tc, size_t cost) {
 // and batch together hold at most base + grants: a block is batched only if
 // it fits in the unspent budget (after flushing the batch and asking for a
 // grant), else it goes home alone.
-static void free_foreign(ThreadCache& tc, void* p, unsigned cls) {
+void cache_foreign(ThreadCache& tc, void* p, unsigned cls) {
     size_t size = kClassSize[cls];
     if (size > tc.budget_left) {
         flush_foreign(tc);
         claim_grant(tc, size);
-        if (size > tc.budget_left) { free_one(p, cls); return; }
+        if (size > tc.budget_left) { return_block(p, cls); return; }
     }
     tc.budget_left -= size;
     auto* node = static_cast<lockfree::StackNode*>(p);
@@ -163,8 +166,7 @@ static void free_foreign(ThreadCache& tc, void* p, unsigned cls) {
     if (++tc.foreign_count >= kForeignBatchBlocks || tc.foreign_bytes >= kForeignBatchBytes) flush_foreign(tc);
 }
 
-// From now on the thread allocates from `h` and caches only h's blocks.
-static void adopt_heap(ThreadCache& tc, Heap& h) {
+void adopt_heap(ThreadCache& tc, Heap& h) {
     ClassMap* map = h.class_map;
     tc.heap = h.index;
     tc.class_map = map;
@@ -191,8 +193,7 @@ static lockfree::StackNode* checked_chain(lockfree::StackNode* chain, uint32_t c
     return chain;
 }
 
-// Flushes bin `cls` down to `keep` cached blocks (the most recently freed stay).
-static void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
+void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
     uint32_t cached = tc.limits[cls] - tc.rooms[cls];
     if (cached <= keep) return;
     lockfree::StackNode* cut = nullptr;
@@ -224,8 +225,7 @@ static void rebalance(ThreadCache& tc) {
     if (tc.budget_left > kThreadCacheGrant) return_budget(tc, tc.budget_left - kThreadCacheGrant);
 }
 
-// Raises bin `cls`'s limit if the thread's budget allows; false if it does not.
-static bool grow_bin(ThreadCache& tc, unsigned cls) {
+bool grow_bin(ThreadCache& tc, unsigned cls) {
     uint32_t limit = tc.limits[cls];
     uint32_t max = bin_max_blocks(cls);
     if (limit >= max) return false;
@@ -246,160 +246,6 @@ static bool grow_bin(ThreadCache& tc, unsigned cls) {
     return true;
 }
 
-static void* malloc_small_slow(unsigned cls) {
-    ThreadCache& tc = t_cache;
-    if (tc.state == kThreadNew) thread_init(tc);
-    if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
-        if (pop_marked(block, cls)) return block;
-        return malloc_unmarked(block, cls, kClassSize[cls]);
-    }
-    if (tc.state == kThreadActive) grow_bin(tc, cls);
-    // The bin is empty, so room == limit; keep half of it for the blocks we
-    // fetch, and fetch at most kRefillMaxBytes: claimed blocks are linked
-    // (their memory touched), so a big refill a thread does not use is
-    // resident memory for nothing.
-    uint32_t want = 1 + tc.limits[cls] / 2;
-    uint32_t byte_cap = static_cast<uint32_t>(kRefillMaxBytes / kClassSize[cls]);
-    if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
-    Globals* g = globals();
-    if (!g) { errno = ENOMEM; return nullptr; }
-    Heap& h = current_heap(g);
-    if (BITSLAB_UNLIKELY(h.index != tc.heap) && tc.state == kThreadActive) adopt_heap(tc, h);
-    Chain chain;
-    if (heap_take(h, cls, want, chain) == 0) { errno = ENOMEM; return nullptr; }
-    lockfree::StackNode* block = chain.head;
-#ifdef BITSLAB_SECURE
-    secure_check_reuse(block, cls);  // the chain's links were just made by slab_claim
-#endif
-    tc.heads[cls] = lockfree::link_next(block);
-    tc.rooms[cls] -= chain.count - 1;
-    hand_out(block, cls);
-    return block;
-}
-
-void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
-    // The block is someone's, and the links after it cannot be trusted:
-    // leak the whole bin, before reporting (a handler must not pop a head
-    // read from the block). It then holds nothing, so its room is its limit.
-    t_cache.heads[cls] = nullptr;
-    t_cache.rooms[cls] = t_cache.limits[cls];
-    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
-    return malloc_slow(size);
-}
-
-void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
-    t_cache.heads[cls] = nullptr;  // first, as in malloc_unmarked
-    t_cache.rooms[cls] = t_cache.limits[cls];
-    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
-}
-
-void* malloc_slow(size_t size) {
-    if (size <= kMaxSmallSize) return malloc_small_slow(size_class_of(size));
-    return large_alloc(size, kMinAlign);
-}
-
-// The checks of free_fast, made for every small block that reaches the slow
-// path; false (after reporting) if p must be left alone.
-static bool small_free_ok(void* p, unsigned cls) {
-    auto a = reinterpret_cast<uintptr_t>(p);
-    if (BITSLAB_UNLIKELY(!is_slot_start(a, cls))) {
-        report_fault((a & (kMinAlign - 1)) ? Fault::kMisalignedFree : Fault::kInteriorFree, p, kClassSize[cls]);
-        return false;
-    }
-    if (BITSLAB_UNLIKELY(mark_get(p) == g_free_mark)) {
-        report_fault(Fault::kDoubleFree, p, kClassSize[cls]);
-        return false;
-    }
-    return true;
-}
-
-static void free_small_slow(void* p, uintptr_t entry) {
-    ThreadCache& tc = t_cache;
-    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
-    if (!small_free_ok(p, cls)) return;
-    if (tc.state == kThreadNew) thread_init(tc);
-    if (tc.state != kThreadActive) { free_one(p, cls); return; }  // torn down: cache nothing
-    // relaxed: p is live, so its slab cannot change owner (slab.h); we got p
-    // after its slab was assigned.
-    if (slab_of(entry)->owner.load(std::memory_order_relaxed) != tc.heap && !class_cacheable_anywhere(cls)) {
-        free_foreign(tc, p, cls);
-        return;
-    }
-    if (tc.rooms[cls] == 0 && !grow_bin(tc, cls)) {
-        if (tc.limits[cls] == 0) { free_one(p, cls); return; }  // no budget at all for this bin
-        flush_bin(tc, cls, tc.limits[cls] / 2);
-    }
-    auto* block = static_cast<lockfree::StackNode*>(p);
-    take_back(block, cls, g_free_mark);
-    lockfree::StackNode* below = tc.heads[cls];
-    lockfree::link_set(block, below);
-    tc.heads[cls] = block;
-    --tc.rooms[cls];
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // see free_to_bin
-    if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
-}
-
-void free_slow(void* p) {
-    // The fast path's decrement found no room and wrapped the counter: undo it.
-    uintptr_t fast_cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (t_cache.rooms[fast_cls] == UINT32_MAX) t_cache.rooms[fast_cls] = 0;
-    if (p == nullptr) return;  // also before any initialization
-    // free never changes errno: the paths that can make a system call
-    // (thread_init, return_blocks, large_free) save and restore it.
-    uintptr_t entry = page_map_get(reinterpret_cast<uintptr_t>(p));
-    if (entry & kEntryClassMask) {
-        free_small_slow(p, entry);
-    } else if (entry != 0) {
-        int saved_errno = errno;
-        large_free(p, entry);
-        errno = saved_errno;
-    } else {
-        // Nothing of bitslab's starts in p's chunk: a large block freed before
-        // (its entry is cleared at free), or a pointer bitslab never returned.
-        report_fault(large_recently_freed(p) ? Fault::kDoubleFree : Fault::kInvalidFree, p, 0);
-    }
-}
-
-bool small_block_is_live(const void* p, unsigned cls) {
-    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != g_free_mark;
-}
-
-void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
-    if (p == nullptr) return;
-    auto a = reinterpret_cast<uintptr_t>(p);
-    uintptr_t entry = page_map_get(a);
-    unsigned cls = static_cast<unsigned>(entry & kEntryClassMask);
-    // Not a live block at all (double or invalid free): free reports that.
-    bool live = cls ? small_block_is_live(p, cls) : (entry != 0 && large_requested(p, entry) != SIZE_MAX);
-    if (live) {
-        if (align > kMinAlign && (a & (align - 1)) != 0) {
-            report_fault(Fault::kAlignMismatch, p, cls ? kClassSize[cls] : 0, align);
-            return;
-        }
-        if (size != kNoSize) {
-            bool fits;
-            if (cls) {
-                // The class the allocation would have had. A C block may also
-                // be larger: realloc keeps a block that shrinks by less than
-                // half and gives a growing one headroom, so its class may be
-                // up to that of twice the size.
-                unsigned expected = align > kMinAlign ? size_class_for_aligned(size, align)
-                                                      : (size <= kMaxSmallSize ? static_cast<unsigned>(size_class_of(size)) : 0);
-                size_t twice = size > kMaxSmallSize / 2 ? kMaxSmallSize : 2 * size;
-                fits = expected == cls || (from_c && align <= kMinAlign && expected != 0 && expected < cls &&
-                                           cls <= size_class_of(twice));
-            } else {
-                fits = large_requested(p, entry) == size;
-            }
-            if (!fits) {
-                report_fault(Fault::kSizeMismatch, p, cls ? kClassSize[cls] : 0, size);
-                return;
-            }
-        }
-    }
-    free_fast(p);
-}
-
 #ifdef BITSLAB_SECURE
 void secure_report_write(void* block, unsigned cls) {
     report_fault(Fault::kWriteAfterFree, block, kClassSize[cls]);
@@ -411,7 +257,7 @@ void secure_report_write(void* block, unsigned cls) {
 
 lockfree::StackNode* secure_next_slow(lockfree::StackNode* next, unsigned cls) {
     auto a = reinterpret_cast<uintptr_t>(next);
-    if ((page_map_get(a) & kEntryClassMask) == cls && is_slot_start(a, cls)) return next;
+    if (classify(next).cls == cls && is_slot_start(a, cls)) return next;
     // The link was overwritten (a write to the freed block): the rest of the
     // bin cannot be trusted. Leak it; the caller's ++room then makes the bin
     // count zero blocks.

@@ -1,7 +1,8 @@
 // Thread cache: the atomic-free fast path. Each thread has, per size class, a
 // bin: a LIFO list of free blocks linked through their first word, and `room`,
-// how many more blocks the bin may take. malloc pops, free pushes; neither
-// touches an atomic. Bins refill from and flush to the per-CPU heaps in batches.
+// how many more blocks the bin may take. malloc pops (alloc.h), free pushes
+// (free.h); neither touches an atomic. Bins refill from and flush to the
+// per-CPU heaps in batches.
 //
 // The cache starts all-zero (no heads, no room, no class map), so a thread's
 // first malloc and first free fall into the slow path, which initializes the
@@ -62,9 +63,6 @@ struct ThreadCache {
 // access, no __tls_get_addr, no allocation.
 extern __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
-void* malloc_slow(size_t size);
-void free_slow(void* p);
-
 // Takes one unit of room: decrements `room` and returns true, or, when it was
 // 0, returns false leaving it wrapped to UINT32_MAX (free_slow puts it back).
 // On x86-64 this is exactly `subl $1, room; jb`: one read-modify-write of a
@@ -94,7 +92,7 @@ BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
 #ifdef BITSLAB_SECURE
 // Hardened build (docs/MISUSE.md). A free block is zero past its two words
 // (link and free mark): free wipes it, and a slab that comes back from the
-// pool is zeroed before it gets a class (heap.cpp). malloc checks the zeros
+// pool is zeroed before it gets a class (pool.cpp). malloc checks the zeros
 // before handing the block out, which catches a write to freed memory (use
 // after free, or an overflow from the block before) at the block's next
 // reuse at the latest.
@@ -151,123 +149,22 @@ BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
     poison_memory(block, kClassSize[cls]);
 }
 
-// A block just taken from a bin had lost its free mark: it was handed out
-// already (by a malloc in a signal handler that interrupted this thread's
-// malloc or free while it had the bin's head in a register), or freed memory
-// was written. Reports it; if the report returns, drops (leaks) the bin and
-// allocates on the slow path.
-BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
+// ---- The cache's slow side (thread_cache.cpp), for the malloc and free paths
 
-// Pops bin cls's head `block`; false if it lacks the free mark (then see
-// malloc_unmarked). The mark is checked twice. Before the head moves: a block
-// that lost its mark earlier has a link that may be anything (its holder's
-// data), which must not become the head. After the head has moved past the
-// block: a signal handler that took the block any time before that store
-// has cleared the mark (hand_out) and is caught, and after the store the
-// block is out of the handler's reach.
-BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
-    uint64_t mark = g_free_mark;
-#ifdef BITSLAB_SECURE
-    // The block's bytes first (a write to it, the mark's word included, is
-    // reported as such; the report restores the mark), then the mark, then
-    // its link.
-    secure_check_reuse(block, cls);
-    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
-    t_cache.heads[cls] = secure_checked_next(block, cls);
-#else
-    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
-    t_cache.heads[cls] = lockfree::link_next(block);
-#endif
-    // A compiler barrier, no instruction: the mark is read again after the
-    // store above as this thread's signal handlers see it (the compiler
-    // could else reuse the first load, reopening the window).
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
-    ++t_cache.rooms[cls];
-    hand_out(block, cls);
-    return true;
-}
-
-BITSLAB_HOT void* malloc_fast(size_t size) {
-    if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
-        uintptr_t cls = size_class_of(size);
-        lockfree::StackNode* block = t_cache.heads[cls];
-        if (BITSLAB_LIKELY(block != nullptr)) {
-            if (BITSLAB_LIKELY(pop_marked(block, cls))) return block;
-            return malloc_unmarked(block, static_cast<unsigned>(cls), size);
-        }
-    }
-    return malloc_slow(size);
-}
-
-// Misuse checks on every free, before the block is touched: p must be the
-// start of a slot (is_slot_start; no offset is one in class 0, another heap's
-// block, which so goes to the slow path too) and must not carry the free mark
-// (a block freed twice). Either failure goes to the slow path, which checks
-// again and reports.
-// Caches p (of class cls in this thread's map) in its bin; false, touching
-// nothing, if a check fails or the bin is full (then free_slow takes over).
-// The block below a freed one had lost its free mark (see free_to_bin):
-// reports it and, if the report returns, drops (leaks) the bin.
-BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
-
-BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
-    uint64_t mark = g_free_mark;
-    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
-                       take_room(t_cache.rooms[cls]))) {
-        auto* block = static_cast<lockfree::StackNode*>(p);
-        take_back(block, cls, mark);
-        lockfree::StackNode* below = t_cache.heads[cls];
-        lockfree::link_set(block, below);
-        t_cache.heads[cls] = block;
-        // As in pop_marked: a signal handler's malloc that took `below`
-        // between the load of the head and this store left it linked under
-        // the freed block though it is handed out; its mark is gone. The
-        // check comes after the store (a compiler barrier keeps it there).
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
-            free_found_unmarked(below, static_cast<unsigned>(cls));
-        return true;
-    }
-    return false;
-}
-
-BITSLAB_HOT void free_fast(void* p) {
-    uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
-    // relaxed: see thread_class_of.
-    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks) &&
-        BITSLAB_LIKELY(free_to_bin(p, t_cache.class_map[chunk].load(std::memory_order_relaxed))))
-        return;
-    free_slow(p);
-}
-
-// free_sized, free_aligned_sized and sized/aligned delete: the size and
-// alignment must describe the block. The common case (the size's class is the
-// block's class in this thread's map) costs two loads and a compare more.
-inline constexpr size_t kNoSize = SIZE_MAX;  // free_checked_slow: no size to check
-void free_checked_slow(void* p, size_t size, size_t align, bool from_c);
-// p is the start of a slot of class cls that is not marked free.
-bool small_block_is_live(const void* p, unsigned cls);
-BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
-    uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) {
-        if (BITSLAB_LIKELY(free_to_bin(p, cls))) return;
-        free_slow(p);  // the size was right; the slow path does the rest
-        return;
-    }
-    free_checked_slow(p, size, 0, from_c);
-}
-
-BITSLAB_HOT void free_aligned_fast(void* p, size_t align) {
-    if (BITSLAB_LIKELY((reinterpret_cast<uintptr_t>(p) & (align - 1)) == 0)) free_fast(p);
-    else free_checked_slow(p, kNoSize, align, false);
-}
-
-BITSLAB_HOT void free_aligned_sized_fast(void* p, size_t align, size_t size, bool from_c) {
-    if (align <= kMinAlign) free_sized_fast(p, size, from_c);
-    else free_checked_slow(p, size, align, from_c);
-}
-
+struct Heap;
+// A thread's first malloc or free: registers the exit flush, sets the budget.
+void thread_init(ThreadCache& tc);
+// From now on the thread allocates from `h` and caches only h's blocks.
+void adopt_heap(ThreadCache& tc, Heap& h);
+// Raises bin `cls`'s limit if the thread's budget allows; false if it does not.
+bool grow_bin(ThreadCache& tc, unsigned cls);
+// Flushes bin `cls` down to `keep` cached blocks (the most recently freed stay).
+void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep);
+// A freed block of another heap joins the thread's foreign batch, which goes
+// home when full (or the block goes home alone if the budget has no room).
+void cache_foreign(ThreadCache& tc, void* p, unsigned cls);
+// Sends one freed block home at once (its heap's bitmap or remote stack).
+void return_block(void* p, unsigned cls);
 // Returns every cached block of this thread to the heaps (thread exit, tests).
 void thread_cache_flush_all();
 

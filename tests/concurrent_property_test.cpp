@@ -17,6 +17,7 @@
 
 #include "core/bitslab.h"
 #include "core/heap.h"
+#include "core/region.h"
 #include "test_util.h"
 
 namespace {
@@ -34,12 +35,7 @@ struct Mailbox {
     std::vector<Block> q;
 };
 
-size_t region_count() {
-    size_t n = 0;
-    if (auto* g = bitslab::g_globals.load())
-        for (bitslab::Region* r = g->regions.load(); r; r = r->next) ++n;
-    return n;
-}
+size_t region_count() { return bitslab::region_count(); }
 
 void drain_all_heaps() {
     auto* g = bitslab::g_globals.load();

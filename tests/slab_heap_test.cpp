@@ -8,6 +8,7 @@
 #include "core/bitslab.h"
 #include "core/heap.h"
 #include "core/page_map.h"
+#include "core/region.h"
 #include "core/slab.h"
 #include "test_util.h"
 
@@ -21,8 +22,10 @@ size_t pool_size() {
     // Count pooled slabs by walking the carved slabs of the regions (a slab
     // with no owner is pooled).
     size_t n = 0;
-    for (Region* r = g_globals.load()->regions.load(); r; r = r->next)
-        for (unsigned i = 0; i < r->carved_count(); ++i) n += r->slab(i)->owner.load() == kNoOwner;
+    for_each_slab([&](Slab& s) {
+        n += s.owner.load() == kNoOwner;
+        return true;
+    });
     return n;
 }
 
@@ -156,13 +159,11 @@ TEST(Heap, EmptySlabsReturnToThePoolAndAreReused) {
     bitslab_thread_flush();
     size_t pooled_after = pool_size();
     EXPECT_GE(pooled_after, pooled_before + 60) << "empty slabs must go back to the global pool";
-    size_t regions_before = 0;
-    for (Region* r = g_globals.load()->regions.load(); r; r = r->next) ++regions_before;
+    size_t regions_before = region_count();
     bitslab_test_set_cpu(1);
     blocks.clear();
     for (int i = 0; i < 16 * 1024; ++i) blocks.push_back(bitslab_malloc(128));  // 32 slabs
-    size_t regions_after = 0;
-    for (Region* r = g_globals.load()->regions.load(); r; r = r->next) ++regions_after;
+    size_t regions_after = region_count();
     EXPECT_EQ(regions_after, regions_before) << "pooled slabs must be reused before mapping more";
     for (void* p : blocks) bitslab_free(p);
     bitslab_thread_flush();

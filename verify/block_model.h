@@ -44,7 +44,7 @@ inline bool check_pattern(const void* p, size_t n, uint64_t seed) {
 inline bool known_block(const void* p) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     uintptr_t entry = page_map_get(a);
-    if (Slab* s = slab_of(entry)) return s->slot_address(s->slot_of(a)) == a && s->owner.load() != kNoOwner;
+    if (Slab* s = slab_of(entry)) return s->slot_address(s->slot_of(a)) == a && s->owner.load(std::memory_order_relaxed) != kNoOwner;  // relaxed: read at rest
     return entry != 0 && reinterpret_cast<const LargeHeader*>(entry)->user == a;
 }
 

@@ -9,6 +9,7 @@
 #include "core/heap.h"
 #include "core/poison.h"
 #include "core/purge.h"
+#include "core/region.h"
 #include "core/large.h"
 #include "core/page_map.h"
 #include "core/slab.h"
@@ -100,71 +101,71 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     // The globals exist once any slab does; large blocks and the thread cache
     // are checked either way (a program may have made only large blocks).
     Globals* g = g_globals.load(std::memory_order_acquire);
-    for (Region* r = g ? g->regions.load(std::memory_order_acquire) : nullptr; r && !c.failed; r = r->next) {
-        for (unsigned i = 0, n = r->carved_count(); i < n && !c.failed; ++i) {
-            Slab& s = *r->slab(i);
-            uintptr_t entry = page_map_get(s.base);
-            uint32_t owner = s.owner.load(std::memory_order_acquire);
-            uint8_t where = s.where.load(std::memory_order_acquire);
-            // Held, or being carved (its index claimed, its descriptor not yet
-            // built), by a thread of the parent when this child was forked.
-            if ((where == kWhereHeld && s.held_in_fork.load(std::memory_order_relaxed) != g_forks.load(std::memory_order_relaxed)) ||
-                (where == kWhereNew && g_forks.load(std::memory_order_relaxed) != 0)) {
-                ++census->lost_at_fork;  // held by a thread of the parent when this child was forked
-                continue;
-            }
-            if (owner == kNoOwner) {
-                if (where != kWherePooled) c.fail("slab %p has no owner but is not in the pool (where=%u)", (void*)s.base, where);
-                else if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
-                else if (unsigned h = heap_mapping(g, s.base); h != kNoOwner) c.fail("pooled slab %p still has a class in heap %u's class map", (void*)s.base, h);
-                else if (s.free_count() != s.capacity) c.fail("pooled slab %p is not empty (%u of %u free)", (void*)s.base, s.free_count(), s.capacity);
-                continue;
-            }
-            // At rest every owned slab is on its heap's partial list or detached;
-            // held (or anything else) means a slab lost to its heap.
-            bool detached_bit = s.anchor.load(std::memory_order_acquire) & kDetached;
-            // A freer of the parent that won the relist and vanished before
-            // relisting: the slab is lost to this forked child.
-            if (where == kWhereDetached && !detached_bit && g_forks.load(std::memory_order_relaxed) != 0)
-                { ++census->lost_at_fork; continue; }
-            if (where == kWhereListed && (detached_bit || s.free_count() == 0))
-                { c.fail("slab %p is listed but %s", (void*)s.base, detached_bit ? "marked detached" : "has no free slot"); break; }
-            if (where == kWhereDetached && !detached_bit)
-                { c.fail("slab %p is recorded detached but its anchor is not", (void*)s.base); break; }
-            if (where != kWhereListed && where != kWhereDetached)
-                { c.fail("slab %p of heap %u is neither listed nor detached (where=%u): lost", (void*)s.base, owner, where); break; }
-            if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); break; }
-            if (!class_maps_agree(c, g, s, owner)) break;
-            if (entry != (reinterpret_cast<uintptr_t>(&s) | s.cls))
-                { c.fail("slab %p: page map entry %#lx does not name its descriptor and class %u", (void*)s.base, (unsigned long)entry, s.cls); break; }
-            if (s.slot_size != kClassSize[s.cls] || s.capacity != slab_capacity(s.cls))
-                { c.fail("slab %p: slot size %u / capacity %u do not match class %u", (void*)s.base, s.slot_size, s.capacity, s.cls); break; }
-            uint32_t bits = s.free_slots.count();
-            uint32_t counted = s.free_count();
-            // In a forked child a freer of the parent may have vanished between
-            // setting its bits and counting them: those slots are lost to the
-            // child (never handed out twice: the holder takes only what is counted).
-            bool forked = g_forks.load(std::memory_order_relaxed) != 0;
-            if (bits != counted && !(forked && bits > counted))
-                { c.fail("slab %p: bitmap has %u free slots but free_count says %u", (void*)s.base, bits, counted); break; }
-            // No bit beyond capacity, a word at a time (the first word may be partly in range).
-            for (unsigned w = s.capacity / 64; w < kMaxSlotsPerSlab / 64; ++w) {
-                unsigned first_beyond = w * 64 < s.capacity ? s.capacity - w * 64 : 0;  // < 64
-                if (s.free_slots.load(w) & (~uint64_t{0} << first_beyond))
-                    { c.fail("slab %p: a bit is set beyond capacity %u", (void*)s.base, s.capacity); break; }
-            }
-            bool detached = s.anchor.load(std::memory_order_acquire) & kDetached;
-            if (detached && counted != 0) { c.fail("slab %p: detached with %u free slots (lost to its heap)", (void*)s.base, counted); break; }
-            live += s.capacity - counted;
+    // Every carved slab (region.h's walker), until the first failure.
+    for_each_slab([&](Slab& s) {
+        uintptr_t entry = page_map_get(s.base);
+        uint32_t owner = s.owner.load(std::memory_order_acquire);
+        uint8_t where = s.where.load(std::memory_order_acquire);
+        // Held, or being carved (its index claimed, its descriptor not yet
+        // built), by a thread of the parent when this child was forked.
+        if ((where == kWhereHeld && s.held_in_fork.load(std::memory_order_relaxed) != g_forks.load(std::memory_order_relaxed)) ||
+            (where == kWhereNew && g_forks.load(std::memory_order_relaxed) != 0)) {
+            ++census->lost_at_fork;  // held by a thread of the parent when this child was forked
+            return true;
         }
-    }
+        if (owner == kNoOwner) {
+            if (where != kWherePooled) c.fail("slab %p has no owner but is not in the pool (where=%u)", (void*)s.base, where);
+            else if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
+            else if (unsigned h = heap_mapping(g, s.base); h != kNoOwner) c.fail("pooled slab %p still has a class in heap %u's class map", (void*)s.base, h);
+            else if (s.free_count() != s.capacity) c.fail("pooled slab %p is not empty (%u of %u free)", (void*)s.base, s.free_count(), s.capacity);
+            return !c.failed;
+        }
+        // At rest every owned slab is on its heap's partial list or detached;
+        // held (or anything else) means a slab lost to its heap.
+        bool detached_bit = s.anchor.load(std::memory_order_acquire) & kDetached;
+        // A freer of the parent that won the relist and vanished before
+        // relisting: the slab is lost to this forked child.
+        if (where == kWhereDetached && !detached_bit && g_forks.load(std::memory_order_relaxed) != 0)
+            { ++census->lost_at_fork; return true; }
+        if (where == kWhereListed && (detached_bit || s.free_count() == 0))
+            { c.fail("slab %p is listed but %s", (void*)s.base, detached_bit ? "marked detached" : "has no free slot"); return false; }
+        if (where == kWhereDetached && !detached_bit)
+            { c.fail("slab %p is recorded detached but its anchor is not", (void*)s.base); return false; }
+        if (where != kWhereListed && where != kWhereDetached)
+            { c.fail("slab %p of heap %u is neither listed nor detached (where=%u): lost", (void*)s.base, owner, where); return false; }
+        if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); return false; }
+        if (!class_maps_agree(c, g, s, owner)) return false;
+        if (entry != (reinterpret_cast<uintptr_t>(&s) | s.cls))
+            { c.fail("slab %p: page map entry %#lx does not name its descriptor and class %u", (void*)s.base, (unsigned long)entry, s.cls); return false; }
+        if (s.slot_size != kClassSize[s.cls] || s.capacity != slab_capacity(s.cls))
+            { c.fail("slab %p: slot size %u / capacity %u do not match class %u", (void*)s.base, s.slot_size, s.capacity, s.cls); return false; }
+        uint32_t bits = s.free_slots.count();
+        uint32_t counted = s.free_count();
+        // In a forked child a freer of the parent may have vanished between
+        // setting its bits and counting them: those slots are lost to the
+        // child (never handed out twice: the holder takes only what is counted).
+        bool forked = g_forks.load(std::memory_order_relaxed) != 0;
+        if (bits != counted && !(forked && bits > counted))
+            { c.fail("slab %p: bitmap has %u free slots but free_count says %u", (void*)s.base, bits, counted); return false; }
+        // No bit beyond capacity, a word at a time (the first word may be partly in range).
+        for (unsigned w = s.capacity / 64; w < kMaxSlotsPerSlab / 64; ++w) {
+            unsigned first_beyond = w * 64 < s.capacity ? s.capacity - w * 64 : 0;  // < 64
+            if (s.free_slots.load(w) & (~uint64_t{0} << first_beyond))
+                { c.fail("slab %p: a bit is set beyond capacity %u", (void*)s.base, s.capacity); break; }
+        }
+        if (c.failed) return false;
+        bool detached = s.anchor.load(std::memory_order_acquire) & kDetached;
+        if (detached && counted != 0) { c.fail("slab %p: detached with %u free slots (lost to its heap)", (void*)s.base, counted); return false; }
+        live += s.capacity - counted;
+        return true;
+    });
     // Blocks pending on remote-free stacks: handed out from the bitmaps' view.
     for (unsigned h = 0; g && h < g->num_heaps && !c.failed; ++h) {
         size_t n = 0;
         for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = lockfree::link_next(node)) {
             if (!check_not_free(c, node, "a remote-free stack")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
-            if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load());
+            if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load(std::memory_order_relaxed));
             if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
             ++pending;
         }

@@ -1,0 +1,137 @@
+// The path of free(p): see free.h for the steps in order. This file holds
+// steps 2 and 3 and the checked frees; steps 4 to 6 are in thread_cache.cpp
+// (return_blocks), heap.cpp (heap_return_chain, settle) and slab.cpp
+// (LocalFreeBatch).
+#include "core/free.h"
+
+#include <errno.h>
+
+#include "core/fault.h"
+#include "core/heap.h"
+#include "core/large.h"
+#include "core/page_map.h"
+#include "core/purge.h"
+#include "core/size_class.h"
+#include "core/slab.h"
+#include "core/thread_cache.h"
+
+namespace bitslab {
+
+void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
+    t_cache.heads[cls] = nullptr;  // first, as in malloc_unmarked
+    t_cache.rooms[cls] = t_cache.limits[cls];
+    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
+}
+
+// The checks of free_fast, made for every small block that reaches the slow
+// path; false (after reporting) if p must be left alone.
+static bool small_free_ok(void* p, unsigned cls) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    if (BITSLAB_UNLIKELY(!is_slot_start(a, cls))) {
+        report_fault((a & (kMinAlign - 1)) ? Fault::kMisalignedFree : Fault::kInteriorFree, p, kClassSize[cls]);
+        return false;
+    }
+    if (BITSLAB_UNLIKELY(mark_get(p) == g_free_mark)) {
+        report_fault(Fault::kDoubleFree, p, kClassSize[cls]);
+        return false;
+    }
+    return true;
+}
+
+// Step 3: a small block the fast path could not cache.
+static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
+    ThreadCache& tc = t_cache;
+    if (!small_free_ok(p, cls)) return;
+    if (tc.state == kThreadNew) thread_init(tc);
+    if (tc.state != kThreadActive) { return_block(p, cls); return; }  // torn down: cache nothing
+    // relaxed: p is live, so its slab cannot change owner (slab.h); we got p
+    // after its slab was assigned.
+    if (slab_of(entry)->owner.load(std::memory_order_relaxed) != tc.heap && !class_cacheable_anywhere(cls)) {
+        cache_foreign(tc, p, cls);  // steps 4-6 when the batch goes home
+        return;
+    }
+    if (tc.rooms[cls] == 0 && !grow_bin(tc, cls)) {
+        if (tc.limits[cls] == 0) { return_block(p, cls); return; }  // no budget at all for this bin
+        flush_bin(tc, cls, tc.limits[cls] / 2);
+    }
+    auto* block = static_cast<lockfree::StackNode*>(p);
+    take_back(block, cls, g_free_mark);
+    lockfree::StackNode* below = tc.heads[cls];
+    lockfree::link_set(block, below);
+    tc.heads[cls] = block;
+    --tc.rooms[cls];
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // seq_cst compiler barrier: see free_to_bin
+    if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
+}
+
+// Step 2.
+void free_slow(void* p) {
+    // The fast path's decrement found no room and wrapped the counter: undo it.
+    uintptr_t fast_cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
+    if (t_cache.rooms[fast_cls] == UINT32_MAX) t_cache.rooms[fast_cls] = 0;
+    if (p == nullptr) return;  // also before any initialization
+    // free never changes errno: the paths that can make a system call
+    // (thread_init, return_blocks, large_free, purge_note_work) save and
+    // restore it.
+    BlockInfo b = classify(p);
+    switch (b.kind) {
+    case BlockKind::kSmall:
+        free_small_slow(p, b.entry, b.cls);
+        return;
+    case BlockKind::kLarge: {
+        int saved_errno = errno;
+        if (large_free(p, b.entry)) purge_note_work();  // a cached mapping: work for the purger
+        errno = saved_errno;
+        return;
+    }
+    case BlockKind::kNone:
+        // Nothing of bitslab's starts in p's chunk: a large block freed before
+        // (its entry is cleared at free), or a pointer bitslab never returned.
+        report_fault(large_recently_freed(p) ? Fault::kDoubleFree : Fault::kInvalidFree, p, 0);
+        return;
+    }
+}
+
+bool small_block_is_live(const void* p, unsigned cls) {
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != g_free_mark;
+}
+
+void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
+    if (p == nullptr) return;
+    auto a = reinterpret_cast<uintptr_t>(p);
+    BlockInfo b = classify(p);
+    unsigned cls = b.cls;
+    uintptr_t entry = b.entry;
+    // Not a live block at all (double or invalid free): free reports that.
+    bool live = b.kind == BlockKind::kSmall ? small_block_is_live(p, cls)
+                                            : (b.kind == BlockKind::kLarge && large_requested(p, entry) != SIZE_MAX);
+    if (live) {
+        if (align > kMinAlign && (a & (align - 1)) != 0) {
+            report_fault(Fault::kAlignMismatch, p, cls ? kClassSize[cls] : 0, align);
+            return;
+        }
+        if (size != kNoSize) {
+            bool fits;
+            if (cls) {
+                // The class the allocation would have had. A C block may also
+                // be larger: realloc keeps a block that shrinks by less than
+                // half and gives a growing one headroom, so its class may be
+                // up to that of twice the size.
+                unsigned expected = align > kMinAlign ? size_class_for_aligned(size, align)
+                                                      : (size <= kMaxSmallSize ? static_cast<unsigned>(size_class_of(size)) : 0);
+                size_t twice = size > kMaxSmallSize / 2 ? kMaxSmallSize : 2 * size;
+                fits = expected == cls || (from_c && align <= kMinAlign && expected != 0 && expected < cls &&
+                                           cls <= size_class_of(twice));
+            } else {
+                fits = large_requested(p, entry) == size;
+            }
+            if (!fits) {
+                report_fault(Fault::kSizeMismatch, p, cls ? kClassSize[cls] : 0, size);
+                return;
+            }
+        }
+    }
+    free_fast(p);
+}
+
+}  // namespace bitslab

@@ -1,0 +1,120 @@
+// The path of free(p), in order, and the files it goes through.
+//
+//  1. free_fast (below, inlined into free): p's chunk in the calling thread's
+//     class map gives its class if p is a small block of the thread's own heap
+//     in the arena; the misuse checks (slot start, no free mark) and room in
+//     the bin pass: p gets the free mark and is pushed on the bin. No atomic.
+//  2. free_slow (free.cpp): undoes the fast path's wrapped room counter,
+//     returns on NULL, and classifies p by the page map (page_map.h,
+//     classify): a small block goes to step 3, a large block to large_free
+//     (large.cpp: the page map entry is cleared and the mapping cached or
+//     unmapped; a cached one is work for the purger, purge.h), anything else
+//     is reported (fault.h) as an invalid or double free.
+//  3. free_small_slow (free.cpp): repeats the misuse checks, initializes the
+//     thread; a block of another heap joins the foreign batch (cache_foreign,
+//     thread_cache.cpp); else it goes in its bin, which grows within the
+//     thread's budget or has its older half flushed first (flush_bin).
+//  4. Blocks going home (a flushed bin, a full foreign batch, a thread's
+//     exit, a block the cache cannot take): return_blocks (thread_cache.cpp)
+//     hands the chain to heap_return_chain (heap.cpp), which sorts it by the
+//     owner of each block's slab, and tells the purger if that left it work.
+//  5. A block of the current CPU's heap goes into its slab's bitmap through a
+//     LocalFreeBatch (slab.cpp): one fetch_or per bitmap word, one anchor CAS
+//     per slab. The heap settles what the count asks (heap.cpp, settle): a
+//     slab this freer found DETACHED goes back on its owner's partial list,
+//     and a slab that became empty may start a sweep of its class, which
+//     pools empty slabs beyond the one kept (pool.h).
+//  6. A block of another heap is pushed, with the others of its owner, as one
+//     chain onto the owner's remote-free stack (one CAS). The owner's threads
+//     (heap_take), or the purger's pass, drain it later through step 5.
+//
+// The sized and aligned frees (free_sized, free_aligned_sized, sized and
+// aligned delete) check the size or alignment first (free_checked_slow) and
+// then take the same path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <atomic>
+
+#include "core/config.h"
+#include "core/fault.h"
+#include "core/size_class.h"
+#include "core/thread_cache.h"
+#include "lockfree/remote_free_stack.h"
+
+namespace bitslab {
+
+// Step 2 (free.cpp).
+void free_slow(void* p);
+// The block below a freed one had lost its free mark (see free_to_bin):
+// reports it and, if the report returns, drops (leaks) the bin.
+BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
+
+// Misuse checks on every free, before the block is touched: p must be the
+// start of a slot (is_slot_start; no offset is one in class 0, another heap's
+// block, which so goes to the slow path too) and must not carry the free mark
+// (a block freed twice). Either failure goes to the slow path, which checks
+// again and reports.
+// Caches p (of class cls in this thread's map) in its bin; false, touching
+// nothing, if a check fails or the bin is full (then free_slow takes over).
+BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
+    uint64_t mark = g_free_mark;
+    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
+                       take_room(t_cache.rooms[cls]))) {
+        auto* block = static_cast<lockfree::StackNode*>(p);
+        take_back(block, cls, mark);
+        lockfree::StackNode* below = t_cache.heads[cls];
+        lockfree::link_set(block, below);
+        t_cache.heads[cls] = block;
+        // As in pop_marked: a signal handler's malloc that took `below`
+        // between the load of the head and this store left it linked under
+        // the freed block though it is handed out; its mark is gone. The
+        // check comes after the store (a compiler barrier keeps it there:
+        // a seq_cst signal fence, no instruction, as in pop_marked).
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
+            free_found_unmarked(below, static_cast<unsigned>(cls));
+        return true;
+    }
+    return false;
+}
+
+// Step 1: the fast path, inlined into free.
+BITSLAB_HOT void free_fast(void* p) {
+    uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
+    // relaxed: see thread_class_of.
+    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks) &&
+        BITSLAB_LIKELY(free_to_bin(p, t_cache.class_map[chunk].load(std::memory_order_relaxed))))
+        return;
+    free_slow(p);
+}
+
+// free_sized, free_aligned_sized and sized/aligned delete: the size and
+// alignment must describe the block. The common case (the size's class is the
+// block's class in this thread's map) costs two loads and a compare more.
+inline constexpr size_t kNoSize = SIZE_MAX;  // free_checked_slow: no size to check
+void free_checked_slow(void* p, size_t size, size_t align, bool from_c);
+// p is the start of a slot of class cls that is not marked free.
+bool small_block_is_live(const void* p, unsigned cls);
+BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
+    uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
+    if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) {
+        if (BITSLAB_LIKELY(free_to_bin(p, cls))) return;
+        free_slow(p);  // the size was right; the slow path does the rest
+        return;
+    }
+    free_checked_slow(p, size, 0, from_c);
+}
+
+BITSLAB_HOT void free_aligned_fast(void* p, size_t align) {
+    if (BITSLAB_LIKELY((reinterpret_cast<uintptr_t>(p) & (align - 1)) == 0)) free_fast(p);
+    else free_checked_slow(p, kNoSize, align, false);
+}
+
+BITSLAB_HOT void free_aligned_sized_fast(void* p, size_t align, size_t size, bool from_c) {
+    if (align <= kMinAlign) free_sized_fast(p, size, from_c);
+    else free_checked_slow(p, size, align, from_c);
+}
+
+}  // namespace bitslab
