@@ -61,6 +61,10 @@ int current_cpu();
 void write_stderr(const char* msg, size_t len);
 // Writes all of buf to fd (retrying short writes); never allocates.
 void write_fd(int fd, const char* buf, size_t len);
+// Writes `v` as "0x" and lowercase hex digits (no NUL) into `out`, which
+// has room for kHexChars; returns the length. The one hex formatter.
+inline constexpr size_t kHexChars = 18;
+size_t format_hex(char* out, uintptr_t v);
 // Formats "bitslab: <what> <ptr>\n" into `out`; returns its length.
 size_t format_fault(char* out, size_t cap, const char* what, const void* ptr);
 [[noreturn]] void fatal(const char* what, const void* ptr);
