@@ -94,7 +94,7 @@ static void thread_init(ThreadCache& tc) {
     errno = saved_errno;
 }
 
-// Hands `chain` (count blocks) back to the heaps.
+// Hands `chain` (a null-terminated list of blocks) back to the heaps.
 static void return_blocks(lockfree::StackNode* chain) {
     int saved_errno = errno;  // free must not change errno, malloc must not on success
     Globals* g = globals();
