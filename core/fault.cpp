@@ -52,11 +52,9 @@ struct Line {
     void put(char c) { if (len + 1 < cap) out[len++] = c; }
     void text(const char* s) { while (*s) put(*s++); }
     void hex(uintptr_t v) {
-        text("0x");
-        char digits[16];
-        int n = 0;
-        do { digits[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
-        while (n) put(digits[--n]);
+        char digits[bitslab::os::kHexChars];
+        size_t n = bitslab::os::format_hex(digits, v);
+        for (size_t i = 0; i < n; ++i) put(digits[i]);
     }
     void dec(size_t v) {
         char digits[20];

@@ -107,7 +107,7 @@ __attribute__((constructor)) static void announce() {
     char line[256];
     int n = snprintf(line, sizeof line,
                      "bitslab %s loaded%s: %u CPU heaps; on_error=%s purge_delay_ms=%llu background_purge=%d show_stats=%s\n",
-                     "0.1.0",
+                     BITSLAB_VERSION,
 #ifdef BITSLAB_SECURE
                      " (hardened build)",
 #else
@@ -116,6 +116,27 @@ __attribute__((constructor)) static void announce() {
                      os::possible_cpus(), kOnError[o.on_error], static_cast<unsigned long long>(o.purge_delay_ms),
                      o.background_purge ? 1 : 0, kStats[o.show_stats]);
     if (n > 0) os::write_stderr(line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
+}
+
+// BITSLAB_CHECK_AT_EXIT=1 (options.h): the checker, if one was installed.
+static std::atomic<void (*)()> g_exit_check{nullptr};
+
+void set_exit_check(void (*check)()) {
+    // release/acquire: the checker's code and data are ready when it is called.
+    g_exit_check.store(check, std::memory_order_release);
+}
+
+__attribute__((destructor)) static void check_at_exit() {
+    const char* flag = getenv("BITSLAB_CHECK_AT_EXIT");
+    if (!flag || flag[0] != '1') return;
+    void (*check)() = g_exit_check.load(std::memory_order_acquire);
+    if (check) {
+        check();
+        return;
+    }
+    static const char kNoChecker[] =
+        "bitslab: BITSLAB_CHECK_AT_EXIT=1 needs libbitslab-check.so (this library has no heap checker)\n";
+    os::write_stderr(kNoChecker, sizeof kNoChecker - 1);
 }
 
 }  // namespace bitslab

@@ -10,6 +10,12 @@
 //   background_purge  BITSLAB_BACKGROUND_PURGE   1        0 | 1
 //   show_stats        BITSLAB_SHOW_STATS         0        0 | 1 | json              (core/stats.h)
 //   verbose           BITSLAB_VERBOSE            0        0 | 1: one line on stderr at load
+//
+// BITSLAB_CHECK_AT_EXIT=1 runs the heap checker at exit (read with getenv, so
+// setuid programs honour it too: it only adds a check). The checker lives in
+// verify/, above core: a library that contains it installs it with
+// set_exit_check when loaded (libbitslab-check.so, the tests). Without it the
+// variable prints one line saying the check needs libbitslab-check.so.
 #pragma once
 #include <cstdint>
 
@@ -35,5 +41,8 @@ struct Options {
 
 // A copy: cheap (a few words), and racing first readers never wait.
 Options options();
+
+// The function BITSLAB_CHECK_AT_EXIT=1 runs at exit (verify/ installs it).
+void set_exit_check(void (*check)());
 
 }  // namespace bitslab

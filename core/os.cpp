@@ -180,19 +180,25 @@ void write_fd(int fd, const char* msg, size_t len) {
     }
 }
 
+size_t format_hex(char* out, uintptr_t v) {
+    char digits[16];
+    size_t n = 0;
+    do { digits[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    out[0] = '0';
+    out[1] = 'x';
+    for (size_t i = 0; i < n; ++i) out[2 + i] = digits[n - 1 - i];
+    return 2 + n;
+}
+
 size_t format_fault(char* out, size_t cap, const char* what, const void* ptr) {
     size_t len = 0;
     auto put = [&](char c) { if (len + 1 < cap) out[len++] = c; };
     for (const char* s = "bitslab: "; *s; ++s) put(*s);
     for (const char* s = what; *s; ++s) put(*s);
     put(' ');
-    put('0');
-    put('x');
-    uintptr_t v = reinterpret_cast<uintptr_t>(ptr);
-    char hex[16];
-    int n = 0;
-    do { hex[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
-    while (n) put(hex[--n]);
+    char hex[kHexChars];
+    size_t n = format_hex(hex, reinterpret_cast<uintptr_t>(ptr));
+    for (size_t i = 0; i < n; ++i) put(hex[i]);
     put('\n');
     out[len] = '\0';
     return len;

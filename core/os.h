@@ -1,5 +1,11 @@
-// The OS layer: every system call bitslab makes goes through here. None of
-// these functions allocates from the heap, so they are safe during start-up.
+// The OS layer: the memory bitslab maps, commits and gives back for its
+// regions, large blocks and tables, and what it asks the OS (CPUs, the
+// current CPU, stderr). None of these functions allocates from the heap, so
+// they are safe during start-up. Not every system call comes here: the
+// purger, its raw thread and the fault report make raw ones (core/syscall.h:
+// purge.cpp, raw_thread.cpp, fault.cpp), the slab table reserves its range
+// with mmap itself (slab_table.cpp), and the free mark reads getrandom once
+// (fault.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -65,6 +71,10 @@ int current_cpu();
 void write_stderr(const char* msg, size_t len);
 // Writes all of buf to fd (retrying short writes); never allocates.
 void write_fd(int fd, const char* buf, size_t len);
+// Writes `v` as "0x" and lowercase hex digits (no NUL) into `out`, which
+// has room for kHexChars; returns the length. The one hex formatter.
+inline constexpr size_t kHexChars = 18;
+size_t format_hex(char* out, uintptr_t v);
 // Formats "bitslab: <what> <ptr>\n" into `out`; returns its length.
 size_t format_fault(char* out, size_t cap, const char* what, const void* ptr);
 [[noreturn]] void fatal(const char* what, const void* ptr);

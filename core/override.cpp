@@ -16,33 +16,13 @@ using namespace bitslab;
 
 extern "C" {
 
-BITSLAB_EXPORT void* malloc(size_t size) { return api_malloc(size); }
-BITSLAB_EXPORT void free(void* p) { api_free(p); }
-BITSLAB_EXPORT void* calloc(size_t count, size_t size) { return api_calloc(count, size); }
-BITSLAB_EXPORT void* realloc(void* p, size_t size) { return api_realloc(p, size); }
-BITSLAB_EXPORT void* reallocarray(void* p, size_t count, size_t size) { return api_reallocarray(p, count, size); }
-BITSLAB_EXPORT int posix_memalign(void** out, size_t align, size_t size) { return api_posix_memalign(out, align, size); }
-BITSLAB_EXPORT void* aligned_alloc(size_t align, size_t size) { return api_aligned_alloc(align, size); }
-BITSLAB_EXPORT void* memalign(size_t align, size_t size) { return api_memalign(align, size); }
-BITSLAB_EXPORT void* valloc(size_t size) { return api_valloc(size); }
-BITSLAB_EXPORT void* pvalloc(size_t size) { return api_pvalloc(size); }
-BITSLAB_EXPORT size_t malloc_usable_size(void* p) { return api_usable_size(p); }
-BITSLAB_EXPORT void free_sized(void* p, size_t size) { api_free_sized(p, size); }
-BITSLAB_EXPORT void free_aligned_sized(void* p, size_t align, size_t size) { api_free_aligned_sized(p, align, size); }
-
-// glibc's internal names, for code that calls them directly. Separate
-// definitions rather than aliases: an alias would have to copy glibc's
-// declared attributes, and each of these inlines the same fast path anyway.
-BITSLAB_EXPORT void cfree(void* p) { api_free(p); }
-BITSLAB_EXPORT void* __libc_malloc(size_t size) { return api_malloc(size); }
-BITSLAB_EXPORT void __libc_free(void* p) { api_free(p); }
-BITSLAB_EXPORT void* __libc_calloc(size_t count, size_t size) { return api_calloc(count, size); }
-BITSLAB_EXPORT void* __libc_realloc(void* p, size_t size) { return api_realloc(p, size); }
-BITSLAB_EXPORT void* __libc_memalign(size_t align, size_t size) { return api_memalign(align, size); }
-BITSLAB_EXPORT void* __libc_valloc(size_t size) { return api_valloc(size); }
-BITSLAB_EXPORT void* __libc_pvalloc(size_t size) { return api_pvalloc(size); }
-BITSLAB_EXPORT void* __libc_reallocarray(void* p, size_t count, size_t size) { return api_reallocarray(p, count, size); }
-BITSLAB_EXPORT int __posix_memalign(void** out, size_t align, size_t size) { return api_posix_memalign(out, align, size); }
+// Generated from the one list (core/entry_points.def): malloc, free, ...,
+// and glibc's other names (__libc_malloc, ...).
+#define BITSLAB_API(ret, name, params, call) BITSLAB_EXPORT ret name params { return call; }
+#define BITSLAB_GLIBC(ret, name, params, call) BITSLAB_API(ret, name, params, call)
+#define BITSLAB_PREFIXED(ret, name, params, call)
+#define BITSLAB_OTHER(symbol)
+#include "core/entry_points.def"
 
 // glibc's malloc.o surface, so a -static program links against bitslab alone,
 // backed by bitslab's statistics (core/stats.h). mallopt accepts and ignores

@@ -9,12 +9,11 @@
 
 #include "core/config.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#include "lockfree/sanitizer.h"
+
+// The detection itself is lockfree/sanitizer.h's; BITSLAB_ASAN names it here.
+#ifdef LOCKFREE_ASAN
 #define BITSLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BITSLAB_ASAN 1
-#endif
 #endif
 
 #ifdef BITSLAB_ASAN

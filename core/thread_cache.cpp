@@ -96,8 +96,9 @@ void thread_init(ThreadCache& tc) {
     errno = saved_errno;
 }
 
-// Hands `chain` back to the heaps, and tells the purger if that left it work
-// (blocks pushed on a remote-free stack, a slab pooled).
+// Hands `chain` (a null-terminated list of blocks) back to the heaps, and
+// tells the purger if that left it work (blocks pushed on a remote-free
+// stack, a slab pooled).
 static void return_blocks(lockfree::StackNode* chain) {
     int saved_errno = errno;  // free must not change errno, malloc must not on success
     Globals* g = globals();

@@ -1,23 +1,31 @@
 // Atomic bitmap: a fixed array of 64-bit words whose bits are changed only by
-// atomic operations. Knows nothing of memory allocation: a set bit is just "free".
+// atomic operations. Knows nothing of what the bits stand for.
 //
-// Protocol used by bitslab (and the reason the orders below suffice):
-//   * Any thread may SET bits (fetch_or, release): it publishes the caller's
+// The protocol a user follows (and the reason the orders below suffice):
+//   * Any thread may SET bits (fetch_or, release): it publishes the setter's
 //     earlier writes to whatever the bit stands for.
 //   * Only one thread at a time CLEARS bits (the holder): it takes bits with
 //     fetch_and (acquire), pairing with the setters' release.
 //   Because only the holder clears, a bit the holder saw set stays set until it
-//   takes it, so claiming needs no compare-and-swap loop.
+//   takes it, so taking needs no compare-and-swap loop.
 #pragma once
 #include <atomic>
 #include <cstdint>
-#ifdef BITSLAB_PLANT_BUG_NONATOMIC_CLAIM
-#include <sched.h>
-#endif
 
 namespace lockfree {
 
-template <unsigned kWords>
+// How take_bits clears the bits of one word: a single fetch_and. It is a
+// parameter only so that a test can build a bitmap whose take is broken on
+// purpose (a load and a separate store) and show that its checks catch the
+// lost bits (tests/planted.h, ci/run planted); every real user takes this one.
+struct FetchAndTake {
+    static uint64_t take(std::atomic<uint64_t>& word, uint64_t mask) {
+        // acquire: pairs with set_bits' release (see the file comment).
+        return word.fetch_and(~mask, std::memory_order_acquire) & mask;
+    }
+};
+
+template <unsigned kWords, class Take = FetchAndTake>
 class AtomicBitmap {
 public:
     static constexpr unsigned kBits = kWords * 64;
@@ -50,20 +58,7 @@ public:
     // Holder only: clears `mask` (bits the holder saw set) in word `i`.
     // Returns the bits actually taken (equal to mask under the one-clearer rule).
     uint64_t take_bits(unsigned i, uint64_t mask) {
-#ifdef BITSLAB_PLANT_BUG_NONATOMIC_CLAIM
-        // PLANTED BUG (only in `ci/run planted`): a claim that is not one
-        // atomic step. A bit set between the load and the store is lost, and
-        // the property tests must notice the missing slot.
-        // The yield widens the window so the bug shows on a loaded machine too
-        // (a real race needs only the two instructions).
-        uint64_t old = words_[i].load(std::memory_order_acquire);
-        sched_yield();
-        words_[i].store(old & ~mask, std::memory_order_relaxed);
-        return old & mask;
-#else
-        // acquire: pairs with set_bits' release (see the file comment).
-        return words_[i].fetch_and(~mask, std::memory_order_acquire) & mask;
-#endif
+        return Take::take(words_[i], mask);
     }
 
     // Number of set bits. Exact only when no thread is changing the bitmap.

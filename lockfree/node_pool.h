@@ -1,28 +1,25 @@
 // Node pool: a typed multi-producer multi-consumer lock-free stack of objects
-// that move between pools (a slab goes from a heap's partial list to the
-// global pool and on to another heap's list).
+// that move between pools (a node may be popped from one pool and put on
+// another at any time).
 //
 // A Treiber stack whose 64-bit head packs the top node's INDEX (24 bits) with
 // a tag (40 bits) that every push and pop increments, so a pop whose CAS
 // succeeds saw no other operation in between. ABA would need exactly a
 // multiple of 2^40 operations on this one pool while one thread sits between
-// two instructions of its pop (its load of the head and its CAS): at least
-// hours of back-to-back CASes (docs/DESIGN.md, "ABA"). Addresses cannot be
-// packed with such a tag: with 47 address bits (>> 8 for 256-byte alignment)
-// only 25 bits were left, and 2^25 operations take under a second.
+// two instructions of its pop (its load of the head and its CAS): at 5 ns per
+// operation, 2^40 of them take 1.5 hours of back-to-back CASes. Addresses
+// cannot be packed with such a tag: with 47 address bits (>> 8 for 256-byte
+// alignment) only 25 bits were left, and 2^25 operations take under a second.
 //
 // Nodes are named by index, not address: `Index` maps them both ways,
 //   static T* node(uint32_t index);          // index in [1, 2^24)
 //   static uint32_t index(const T* node);
 // and index 0 means "no node" (the empty pool, the end of the list).
 //
-// Why not libcds's FreeList, which this used to be: Cameron's reference-
-// counted free list may defer a put, and the deferred node is then added by
-// whichever get() on *that* list drops the last reference. A node that moves
-// between lists can so land on a list it was never put on: a slab showed up
-// on a partial list while another thread held it for the pool, and a holder
-// crashed on the pool's "no owner" (threads_test, about 1 run in 20 on a
-// loaded machine). This stack has no deferred operations.
+// No operation is deferred: a node is on the pool it was last put on, and
+// only there. (A reference-counted free list that defers puts, such as
+// Cameron's, may add a node to whichever list drops the last reference, so a
+// node moving between lists can land on one it was never put on.)
 //
 // Requirement: every node that was ever put stays mapped, at its index, for
 // the process's life: a stale pop may still read a node's `pool_next` (a

@@ -7,6 +7,8 @@
 #pragma once
 #include <atomic>
 
+#include "lockfree/sanitizer.h"
+
 namespace lockfree {
 
 struct StackNode {
@@ -14,17 +16,10 @@ struct StackNode {
 };
 
 // Every read and write of a node's link goes through these two. Intrusive
-// nodes may live in memory their client has poisoned for AddressSanitizer
-// (bitslab poisons free blocks), so under ASan the accessors are exempt from
+// nodes may live in memory their user has poisoned for AddressSanitizer (an
+// allocator poisons its free blocks, say), so under ASan the accessors are exempt from
 // instrumentation and kept out of line (an inlined copy would be instrumented
 // with its caller); otherwise they are plain inline loads and stores.
-#if defined(__SANITIZE_ADDRESS__)
-#define LOCKFREE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LOCKFREE_ASAN 1
-#endif
-#endif
 #ifdef LOCKFREE_ASAN
 #define LOCKFREE_LINK_ACCESS inline __attribute__((no_sanitize("address"), noinline))
 #else
@@ -34,24 +29,28 @@ struct StackNode {
 LOCKFREE_LINK_ACCESS StackNode* link_next(const StackNode* node) { return node->next; }
 LOCKFREE_LINK_ACCESS void link_set(StackNode* node, StackNode* next) { node->next = next; }
 
+// The memory order a push publishes its chain with. Release is what the
+// protocol needs (see push_chain); anything weaker is a bug. It is a knob only
+// so that a verification build can weaken it everywhere the stack is used
+// (ci/run planted: -DLOCKFREE_REMOTE_PUSH_ORDER=std::memory_order_relaxed,
+// under TSan) and show that its tests report the missing edge.
+#ifndef LOCKFREE_REMOTE_PUSH_ORDER
+#define LOCKFREE_REMOTE_PUSH_ORDER std::memory_order_release
+#endif
+inline constexpr std::memory_order kRemotePushOrder = LOCKFREE_REMOTE_PUSH_ORDER;
+
 class RemoteFreeStack {
 public:
     // Pushes the pre-linked chain first -> ... -> last (last->next is overwritten).
     void push_chain(StackNode* first, StackNode* last) {
         // relaxed initial load: the CAS below re-validates it.
         StackNode* head = head_.load(std::memory_order_relaxed);
-#ifdef BITSLAB_PLANT_BUG_RELAXED_REMOTE_PUSH
-        // PLANTED BUG (only in `ci/run planted`): the push publishes the chain
-        // without release ordering; TSan must report the taker's reads.
-        constexpr auto kPushOrder = std::memory_order_relaxed;
-#else
-        // release on success: the chain's contents (and every write the pusher
-        // made to those blocks) happen-before the taker's acquire exchange.
-        constexpr auto kPushOrder = std::memory_order_release;
-#endif
+        // release on success (kRemotePushOrder): the chain's contents (and
+        // every write the pusher made to those nodes) happen-before the
+        // taker's acquire exchange.
         do {
             link_set(last, head);
-        } while (!head_.compare_exchange_weak(head, first, kPushOrder, std::memory_order_relaxed));
+        } while (!head_.compare_exchange_weak(head, first, kRemotePushOrder, std::memory_order_relaxed));
     }
 
     void push(StackNode* node) { push_chain(node, node); }
@@ -67,7 +66,7 @@ public:
 
     bool empty() const { return head_.load(std::memory_order_relaxed) == nullptr; }
 
-    // For the heap checker only: the head, without taking it.
+    // For a checker that inspects the stack at rest: the head, without taking it.
     StackNode* peek() const { return head_.load(std::memory_order_acquire); }
 
 private:

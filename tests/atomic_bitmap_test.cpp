@@ -1,4 +1,5 @@
 #include "lockfree/atomic_bitmap.h"
+#include "planted.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +7,9 @@
 #include <thread>
 #include <vector>
 
-using lockfree::AtomicBitmap;
+// The bitmap under test (a broken one in the planted build: planted.h).
+template <unsigned kWords>
+using AtomicBitmap = planted::TestBitmap<kWords>;
 
 TEST(AtomicBitmap, ResetFirstSetsExactlyThatManyBits) {
     static AtomicBitmap<4> bm;

@@ -14,13 +14,14 @@
 #include "core/size_class.h"
 #include "lockfree/atomic_bitmap.h"
 #include "lockfree/remote_free_stack.h"
+#include "planted.h"
 
 using namespace bitslab;
 
 // Bitmap: any sequence of sets (of taken bits) and holder takes agrees with a
 // std::bitset model, and set + taken always equals the whole.
 RC_GTEST_PROP(BitmapProperty, SetsAndTakesMatchTheModel, ()) {
-    static lockfree::AtomicBitmap<8> bm;
+    static planted::TestBitmap<8> bm;
     const unsigned initial = *rc::gen::inRange(0u, 513u);
     bm.reset_first(initial);
     std::bitset<512> model;
@@ -53,7 +54,7 @@ RC_GTEST_PROP(BitmapProperty, SetsAndTakesMatchTheModel, ()) {
 RC_GTEST_PROP(BitmapProperty, ConcurrentClaimsConserveSlotsAndNeverDuplicate, ()) {
     const unsigned setters = *rc::gen::inRange(1u, 4u);
     const unsigned rounds = *rc::gen::inRange(20000u, 200000u);
-    static lockfree::AtomicBitmap<1> bm;
+    static planted::TestBitmap<1> bm;
     bm.reset_first(64);
     std::atomic<int> owned_by_setter[64];  // 1: the setter holding this slot must give it back
     for (auto& o : owned_by_setter) o.store(0);

@@ -27,3 +27,9 @@ out=$("$prefix/bin/bitslab" python3 -c "print('libbitslab.so' in open('/proc/sel
 out=$("$prefix/bin/bitslab" --secure python3 -c "print('libbitslab-secure.so' in open('/proc/self/maps').read())")
 [ "$out" = "True" ] || { echo "launcher --secure: python3 did not map libbitslab-secure.so"; exit 1; }
 echo "launcher: bitslab and bitslab --secure preload into python3"
+
+check=$(find "$prefix" -name libbitslab-check.so)
+[ -n "$check" ] || { echo "libbitslab-check.so is not installed"; exit 1; }
+out=$(BITSLAB_CHECK_AT_EXIT=1 LD_PRELOAD="$check" /bin/true 2>&1)
+case "$out" in "bitslab: heap check at exit: ok"*) ;; *) echo "installed libbitslab-check.so at exit printed: $out"; exit 1 ;; esac
+echo "libbitslab-check.so: installed, checks the heap at exit"

@@ -523,6 +523,12 @@ int main(int argc, char** argv) {
         if (c == "purger_start_exit_churn") return case_purger_start_exit_churn();
         return 99;
     }
+    // Every case runs with BITSLAB_CHECK_AT_EXIT=1; with no checker loaded
+    // that would check nothing and pass.
+    if (!dlsym(RTLD_DEFAULT, "bitslab_heap_check")) {
+        fprintf(stderr, "lifecycle_test: preload libbitslab-check.so (no heap checker is loaded)\n");
+        return 1;
+    }
     testing::InitGoogleTest(&argc, argv);
     return RUN_ALL_TESTS();
 }

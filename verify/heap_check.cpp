@@ -5,12 +5,14 @@
 #include <stdlib.h>
 
 #include "core/arena.h"
+#include "core/config.h"
 #include "core/fault.h"
 #include "core/heap.h"
 #include "core/poison.h"
 #include "core/purge.h"
 #include "core/region.h"
 #include "core/large.h"
+#include "core/options.h"
 #include "core/page_map.h"
 #include "core/slab.h"
 #include "core/thread_cache.h"
@@ -52,7 +54,7 @@ bool check_not_free(Checker& c, const void* block, const char* where) {
 
 }  // namespace
 
-extern "C" int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out) {
+BITSLAB_EXPORT int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out) {
     bitslab_heap_census census{};
     int rc = bitslab_heap_check_census(report, report_size, &census);
     if (live_blocks_out) *live_blocks_out = census.handed_out;
@@ -87,7 +89,7 @@ static bool class_maps_agree(Checker& c, Globals* g, const Slab& s, uint32_t own
 static int check_census(char* report, size_t report_size, bitslab_heap_census* census);
 
 // The purger thread (core/purge.h) is paused while the checker reads.
-extern "C" int bitslab_heap_check_census(char* report, size_t report_size, bitslab_heap_census* census) {
+BITSLAB_EXPORT int bitslab_heap_check_census(char* report, size_t report_size, bitslab_heap_census* census) {
     purge_pause();
     int rc = check_census(report, report_size, census);
     purge_resume();
@@ -247,9 +249,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
 // BITSLAB_CHECK_AT_EXIT=1: run the checker when the process exits and abort
 // with the report if an invariant is broken. Meaningful once the program's
 // other threads have finished (it reads the heap without stopping them).
-__attribute__((destructor)) static void bitslab_check_at_exit() {
-    const char* flag = getenv("BITSLAB_CHECK_AT_EXIT");
-    if (!flag || flag[0] != '1') return;
+static void check_at_exit() {
     char report[512] = "";
     size_t live = 0;
     if (bitslab_heap_check(report, sizeof report, &live) != 0) {
@@ -258,3 +258,6 @@ __attribute__((destructor)) static void bitslab_check_at_exit() {
     }
     fprintf(stderr, "bitslab: heap check at exit: ok (%zu small blocks live)\n", live);
 }
+
+// Core calls the checker at exit; the dependency points from verify to core.
+__attribute__((constructor)) static void install_exit_check() { set_exit_check(check_at_exit); }

@@ -2,14 +2,16 @@
 """The death-test suite: runs each misuse program (tests/misuse/*.c, *.cpp) as
 a child process with bitslab preloaded and checks how it ends.
 
-  run.py BIN_DIR LIBBITSLAB LIBBITSLAB_SECURE
+  run.py BIN_DIR LIBBITSLAB LIBBITSLAB_SECURE LIBBITSLAB_CHECK LIBBITSLAB_SECURE_CHECK
 
 For each program, library variant and BITSLAB_ON_ERROR mode:
   abort  (default)  killed by SIGABRT; stderr is exactly the expected line
   report            exits 0 and prints "survived" (the heap still works);
                     the first stderr line is the expected one, and the heap
                     checker at exit (BITSLAB_CHECK_AT_EXIT=1) finds no broken
-                    invariant
+                    invariant: run with the variant's checked library (the
+                    same allocator plus verify/), since the production
+                    libraries hold no checker
   ignore            exits 0, "survived", and nothing from bitslab on stderr
 The expected line comes from the program itself ("expect: ..." on stdout),
 which knows the pointer it misuses.
@@ -71,7 +73,8 @@ def check(name, binary, lib, mode):
 
 
 def main():
-    bin_dir, lib, lib_secure = sys.argv[1:4]
+    bin_dir, lib, lib_secure, lib_check, lib_secure_check = sys.argv[1:6]
+    checked = {lib: lib_check, lib_secure: lib_secure_check}
     failures = 0
     print(f"{'misuse':30} {'build':9} {'abort':8} {'report':8} {'ignore':8}")
     for name in PROGRAMS:
@@ -82,7 +85,7 @@ def main():
                 continue
             cells = []
             for mode in ("abort", "report", "ignore"):
-                problem = check(name, binary, library, mode)
+                problem = check(name, binary, checked[library] if mode == "report" else library, mode)
                 cells.append("ok" if problem is None else "FAIL")
                 if problem:
                     failures += 1
