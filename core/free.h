@@ -17,7 +17,8 @@
 //  4. Blocks going home (a flushed bin, a full foreign batch, a thread's
 //     exit, a block the cache cannot take): return_blocks (thread_cache.cpp)
 //     hands the chain to heap_return_chain (heap.cpp), which sorts it by the
-//     owner of each block's slab, and tells the purger if that left it work.
+//     owner of each block's slab and says whether that left the purger work;
+//     return_blocks then tells the purger (purge_note_work).
 //  5. A block of the current CPU's heap goes into its slab's bitmap through a
 //     LocalFreeBatch (slab.cpp): one fetch_or per bitmap word, one anchor CAS
 //     per slab. The heap settles what the count asks (heap.cpp, settle): a

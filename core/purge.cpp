@@ -88,10 +88,12 @@ static bool try_start(uint64_t& seen, long pid) {
     if (won && !raw_thread_start(purger_main)) {
         // A program that may not create threads (seccomp, RLIMIT_NPROC)
         // keeps working: it purges on malloc_trim, and retries later.
-        // relaxed: no purger runs, so there is no handshake to order; a
-        // later note's CAS on the state decides the next attempt.
+        // relaxed: a hint, read only after the state below.
         g_retry_at.store(os::now_ms() + kRetryAfterMs, std::memory_order_relaxed);
-        g_state.store(state_word(pid, kFailed), std::memory_order_relaxed);
+        // release: the next starter's acq_rel CAS reads this word, and so
+        // sees the area this attempt may have mapped (raw_thread.cpp reads
+        // it relaxed on that ground), and the retry time above.
+        g_state.store(state_word(pid, kFailed), std::memory_order_release);
     }
     restore_signals(old_mask);
     return won;
@@ -261,9 +263,10 @@ size_t purge_pass(bool everything) {
     released += large_cache_purge(everything, now, delay, &mappings);
     // relaxed: a statistics counter.
     g_purged_bytes.fetch_add(released, std::memory_order_relaxed);
-    // A slab the drain pooled dirty: the purger must hear of it (it may be
-    // this very pass's purger; a note then returns at once).
-    if (left_work) purge_note_work();
+    // A slab the drain pooled dirty: the purger must hear of it. On the
+    // purger itself no note is needed (it looks for work again before it
+    // leaves), and none is made: the purger touches no thread-local state.
+    if (left_work && !on_raw_thread()) purge_note_work();
     return released;
 }
 

@@ -8,6 +8,8 @@
 #include <sys/prctl.h>
 
 #include "core/syscall.h"
+#include "lockfree/rseq.h"
+#include "lockfree/sanitizer.h"
 
 extern "C" {
 // glibc's size of the static TLS block (every thread's, below its thread
@@ -18,16 +20,7 @@ void _dl_get_tls_static_info(size_t* size, size_t* align) __attribute__((weak));
 
 namespace bitslab {
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define BITSLAB_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define BITSLAB_SANITIZED 1
-#endif
-
-#if defined(__x86_64__) && !defined(BITSLAB_SANITIZED)
+#if defined(__x86_64__) && !defined(LOCKFREE_SANITIZED)
 
 bool raw_thread_supported() { return true; }
 
@@ -107,6 +100,16 @@ bool raw_thread_start(void (*entry)()) {
     auto* tcb = reinterpret_cast<void**>(tp);
     tcb[0] = tp;
     tcb[2] = tp;
+    // The C library's rseq area lies in the TCB too. The kernel knows no
+    // registration for this thread, so its cpu_id must say so (as glibc's
+    // own unregistered threads' does), or per-CPU code would take the zero
+    // for CPU 0 and run sections the kernel never restarts.
+    if (lockfree::rseq::available() && __rseq_offset >= 0 &&
+        static_cast<size_t>(__rseq_offset) + sizeof(lockfree::rseq::Area) <= kTcbBytes) {
+        auto* area = reinterpret_cast<lockfree::rseq::Area*>(tp + __rseq_offset);
+        area->cpu_id_start = 0;
+        area->cpu_id = lockfree::rseq::kCpuIdUnregistered;
+    }
     g_raw_tp.store(tp, std::memory_order_relaxed);  // relaxed: see g_raw_tp
     // Entry on top, placed so that after the child pops it the stack is
     // 16-byte aligned for the call (the System V ABI).

@@ -111,8 +111,10 @@ inline void slab_list(SlabList& list, Slab* s, SlabWhere w) {
     list.put(s);
 }
 // Forks this process's line has made (bumped in each child): see
-// Slab::held_in_fork. relaxed: read and bumped only while one thread runs
-// (the fork child's handler) or for the checker.
+// Slab::held_in_fork. relaxed: bumped only while one thread runs (the fork
+// child's handler); read by every slab take (slab_mark_held) and the
+// checker, which need only the value of the current process, which no
+// thread of it can see change.
 extern std::atomic<uint32_t> g_forks;
 // A slab comes into one thread's hand (taken off a list, or carved).
 inline void slab_mark_held(Slab* s) {

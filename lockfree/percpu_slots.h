@@ -87,7 +87,9 @@ public:
     bool init(void* memory, unsigned num_cpus, unsigned shift, const uint16_t* capacity, unsigned num_classes,
               ptrdiff_t rseq_offset) {
         if (num_classes > kMaxSlotClasses || shift > 19 || shift < 6) return false;
-        if (words_needed(capacity, num_classes) > (size_t{1} << shift) / 8) return false;
+        // Indices are 16 bits: the last end must be below 65,536.
+        size_t words = words_needed(capacity, num_classes);
+        if (words > (size_t{1} << shift) / 8 || words > 65535) return false;
         regions_ = static_cast<char*>(memory);
         num_cpus_ = num_cpus;
         shift_ = shift;
@@ -100,10 +102,12 @@ public:
             word += 1 + capacity[c];
             end_[c] = static_cast<uint16_t>(word);
         }
+        // Closed first: zeroed memory reads as CPU 0's open tag.
+        for (unsigned cpu = 0; cpu < num_cpus; ++cpu) tag(cpu).store(kStoppedTag, std::memory_order_relaxed);
         for (unsigned cpu = 0; cpu < num_cpus; ++cpu) {
-            uint64_t* words = region_words(cpu);
+            uint64_t* region = region_words(cpu);
             for (unsigned c = 0; c < num_classes; ++c) {
-                words[sentinel_[c]] = kSentinel;
+                region[sentinel_[c]] = kSentinel;
                 header(cpu, c) = Header{begin_[c], end_[c]};
             }
             // release: a thread that reads the tag (after refresh) reads the

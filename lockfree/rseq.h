@@ -55,6 +55,10 @@ struct Descriptor {
 };
 
 inline constexpr uint32_t kSignature = 0x53053053;  // glibc's RSEQ_SIG on x86-64
+// What cpu_id holds in a thread the kernel has no registration for
+// (RSEQ_CPU_ID_UNINITIALIZED). A thread the C library did not create (a raw
+// clone) must set it in its own copy of the area before anything reads it.
+inline constexpr uint32_t kCpuIdUnregistered = 0xffffffffu;
 
 // Whether the C library registered rseq for its threads. Decided at start-up
 // and the same for every thread; a thread whose own registration failed
