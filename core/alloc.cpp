@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/cpu_cache.h"
 #include "core/fault.h"
 #include "core/free.h"
 #include "core/heap.h"
@@ -62,6 +63,46 @@ static void* malloc_small_slow(unsigned cls) {
     return block;
 }
 
+// Step 2 for a small size with the per-CPU front end: the current CPU's
+// stack of the class was empty (or the thread's region stale): refreshes the
+// region, and refills the stack from that CPU's heap. A thread without a
+// region (cpu_cache_refresh) takes one block from its heap, uncached.
+static void* malloc_small_cpu(unsigned cls) {
+    ThreadCache& tc = t_cache;
+    if (tc.state == kThreadNew) thread_init(tc);
+    Globals* g = globals();
+    if (!g) { errno = ENOMEM; return nullptr; }
+    int cpu = cpu_cache_refresh();
+    if (cpu >= 0) {
+        if (void* p = g_cpu_slots.pop(cls)) {  // the region was only stale
+            hand_out(p, cls);
+            return p;
+        }
+    }
+    Heap& h = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
+    if (h.index != tc.heap) adopt_heap(tc, h);  // free_fast reads this heap's class map
+    bool left_work = false;
+    void* p;
+    if (cpu >= 0) {
+        p = cpu_cache_refill(h, cls, left_work);
+    } else {
+        Chain one;
+        p = heap_take(h, cls, 1, one, left_work) ? one.head : nullptr;
+    }
+    if (left_work) purge_note_work();
+    if (!p) { errno = ENOMEM; return nullptr; }
+#ifdef BITSLAB_SECURE
+    secure_check_reuse(p, cls);
+#endif
+    hand_out(p, cls);
+    return p;
+}
+
+void* malloc_unmarked_cpu(void* block, unsigned cls, size_t size) {
+    report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
+    return malloc_slow(size);
+}
+
 void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
     // The block is someone's, and the links after it cannot be trusted:
     // leak the whole bin, before reporting (a handler must not pop a head
@@ -74,7 +115,10 @@ void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
 
 // Step 2.
 void* malloc_slow(size_t size) {
-    if (size <= kMaxSmallSize) return malloc_small_slow(size_class_of(size));
+    if (size <= kMaxSmallSize) {
+        unsigned cls = static_cast<unsigned>(size_class_of(size));
+        return cpu_front_on() ? malloc_small_cpu(cls) : malloc_small_slow(cls);
+    }
     return alloc_large(size, kMinAlign, false);
 }
 
@@ -193,9 +237,22 @@ void* api_memalign(size_t align, size_t size) {
     return api_aligned(align, size);
 }
 
+void api_thread_flush() {
+    thread_cache_flush_all();
+    if (cpu_cache_drain(true)) purge_note_work();
+}
+
+int api_test_per_cpu() {
+    globals();
+    return cpu_front_on() ? 1 : 0;
+}
+
 size_t api_trim() {
     thread_cache_flush_all();
-    if (heap_trim_all()) purge_note_work();
+    // Every CPU's stacks first, so the slabs they empty are trimmed too.
+    bool left_work = cpu_cache_drain(true);
+    if (heap_trim_all()) left_work = true;
+    if (left_work) purge_note_work();
     return purge_pass(true);
 }
 

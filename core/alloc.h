@@ -4,11 +4,15 @@
 //
 // The path of malloc(n), in order:
 //  1. malloc_fast (below, inlined into malloc): the class of n from a table,
-//     then a pop of the thread's bin of that class. No atomic.
+//     then a pop of the current CPU's stack of that class (per-CPU front
+//     end: a restartable sequence, cpu_slots.h) or of the thread's bin
+//     (per-thread front end, thread_cache.h). No atomic.
 //  2. malloc_slow (alloc.cpp): a large n goes to large_alloc (large.cpp); a
-//     small one to malloc_small_slow, which initializes the thread, grows the
-//     bin within the thread's budget (thread_cache.cpp) and refills it from
-//     the heap of the CPU the thread runs on (adopting that heap).
+//     small one to malloc_small_cpu, which points the thread at its CPU's
+//     stacks and refills the stack from that CPU's heap (cpu_cache.cpp), or
+//     to malloc_small_slow, which initializes the thread, grows the bin
+//     within the thread's budget (thread_cache.cpp) and refills it from the
+//     heap of the CPU the thread runs on (adopting that heap).
 //  3. heap_take (heap.cpp): drains the heap's remote-free stack, then claims
 //     slots of a partial slab of the class; failing that, of a pooled slab
 //     (pool.h) or a newly carved one (region.h), given the class
@@ -20,6 +24,7 @@
 #include <cstddef>
 
 #include "core/config.h"
+#include "core/cpu_slots.h"
 #include "core/free.h"
 #include "core/thread_cache.h"
 
@@ -65,10 +70,34 @@ BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     return true;
 }
 
+// A block just popped from a CPU's stack had lost its free mark: freed
+// memory was written (a signal handler cannot interleave with the pop).
+// Reports it; if the report returns, leaves the block out (leaked) and
+// allocates on the slow path.
+BITSLAB_COLD void* malloc_unmarked_cpu(void* block, unsigned cls, size_t size);
+
+// Step 1 with the per-CPU front end: a pop of the current CPU's stack of
+// the class (a restartable sequence: no atomic, and a signal handler's
+// malloc or free cannot interleave with it), and the block's free mark
+// checked as a bin's is.
+BITSLAB_HOT void* malloc_from_cpu(size_t size, uintptr_t cls) {
+    void* p;
+    if (BITSLAB_LIKELY(g_cpu_slots.try_pop(cls, p))) {
+#ifdef BITSLAB_SECURE
+        secure_check_reuse(p, cls);
+#endif
+        if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, static_cast<unsigned>(cls), size);
+        hand_out(p, cls);
+        return p;
+    }
+    return malloc_slow(size);
+}
+
 // Step 1: the fast path, inlined into malloc.
 BITSLAB_HOT void* malloc_fast(size_t size) {
     if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
         uintptr_t cls = size_class_of(size);
+        if (BITSLAB_LIKELY(cpu_front_on())) return malloc_from_cpu(size, cls);
         lockfree::StackNode* block = t_cache.heads[cls];
         if (BITSLAB_LIKELY(block != nullptr)) {
             if (BITSLAB_LIKELY(pop_marked(block, cls))) return block;
@@ -104,5 +133,9 @@ void* api_valloc(size_t size);
 void* api_pvalloc(size_t size);
 size_t api_usable_size(const void* p);
 size_t api_trim();
+// bitslab_thread_flush: the calling thread's bins and every CPU's stacks.
+void api_thread_flush();
+// Whether the front end is per CPU (after making the globals if none exist).
+int api_test_per_cpu();
 
 }  // namespace bitslab

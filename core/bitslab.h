@@ -66,7 +66,8 @@ size_t bitslab_trim(void);
  * blocks. BITSLAB_SHOW_STATS=1 (or =json) prints them on stderr at exit. */
 void bitslab_stats_print(int fd, int json);
 
-/* Returns every block cached by the calling thread to the heaps. */
+/* Returns every block cached by the calling thread to the heaps; with the
+ * per-CPU front end (docs/DESIGN.md), every block in every CPU's stacks. */
 void bitslab_thread_flush(void);
 /* Tests: make the calling thread use the heap of `cpu` (-1: the real CPU). */
 void bitslab_test_set_cpu(int cpu);
@@ -79,6 +80,12 @@ void bitslab_test_fail_maps(unsigned permille);
 void bitslab_test_set_hold_hook(void (*hook)(int kind));
 /* Tests: 1 while a background purger thread exists. */
 int bitslab_test_purger_running(void);
+/* Tests: 1 if the front end is per CPU (restartable sequences), 0 if per
+ * thread (docs/DESIGN.md). Decided at the first allocation. */
+int bitslab_test_per_cpu(void);
+/* Tests: restartable sequences the kernel aborted so far (preemption,
+ * migration, signals, a drain's fence), all threads. */
+unsigned long long bitslab_test_rseq_aborts(void);
 
 #ifdef __cplusplus
 }

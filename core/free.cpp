@@ -6,6 +6,7 @@
 
 #include <errno.h>
 
+#include "core/cpu_cache.h"
 #include "core/fault.h"
 #include "core/heap.h"
 #include "core/large.h"
@@ -38,10 +39,47 @@ static bool small_free_ok(void* p, unsigned cls) {
     return true;
 }
 
+// Step 3 with the per-CPU front end: refreshes the thread's region; a block
+// of that CPU's heap (or of a class cacheable anywhere) goes on its stack,
+// after half the stack has gone home if it is full; a block of another heap
+// goes on the CPU's foreign stack (cpu_cache.cpp). A thread without a region
+// sends the block home at once.
+static void free_small_cpu(void* p, uintptr_t entry, unsigned cls) {
+    ThreadCache& tc = t_cache;
+    if (tc.state == kThreadNew) thread_init(tc);
+    int saved_errno = errno;  // the heap and the purger may make system calls
+    // acquire: pairs with the release that published the globals (p exists,
+    // so they do).
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    int cpu = cpu_cache_refresh();
+    Heap& here = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
+    if (here.index != tc.heap) adopt_heap(tc, here);  // free_fast reads this heap's class map
+    auto* block = static_cast<lockfree::StackNode*>(p);
+    take_back(block, cls, g_free_mark);
+    bool left_work = false;
+    // relaxed: p is live, so its slab cannot change owner (slab.h).
+    bool own = slab_of(entry)->owner.load(std::memory_order_relaxed) == here.index || class_cacheable_anywhere(cls);
+    if (cpu < 0) {
+        lockfree::link_set(block, nullptr);
+        left_work = heap_return_chain(here, block);
+    } else if (!own) {
+        left_work = cpu_cache_free_foreign(here, block, cls);
+    } else if (!g_cpu_slots.push(cls, block)) {
+        left_work = cpu_cache_make_room(here, cls);
+        if (!g_cpu_slots.push(cls, block)) {  // moved, or the region is being drained
+            lockfree::link_set(block, nullptr);
+            if (heap_return_chain(here, block)) left_work = true;
+        }
+    }
+    if (left_work) purge_note_work();
+    errno = saved_errno;
+}
+
 // Step 3: a small block the fast path could not cache.
 static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
     ThreadCache& tc = t_cache;
     if (!small_free_ok(p, cls)) return;
+    if (cpu_front_on()) { free_small_cpu(p, entry, cls); return; }
     if (tc.state == kThreadNew) thread_init(tc);
     if (tc.state != kThreadActive) { return_block(p, cls); return; }  // torn down: cache nothing
     // relaxed: p is live, so its slab cannot change owner (slab.h); we got p

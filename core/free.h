@@ -2,8 +2,10 @@
 //
 //  1. free_fast (below, inlined into free): p's chunk in the calling thread's
 //     class map gives its class if p is a small block of the thread's own heap
-//     in the arena; the misuse checks (slot start, no free mark) and room in
-//     the bin pass: p gets the free mark and is pushed on the bin. No atomic.
+//     in the arena; the misuse checks (slot start, no free mark) pass: p gets
+//     the free mark and is pushed on the current CPU's stack of its class
+//     (per-CPU front end, a restartable sequence) or on the thread's bin if
+//     it has room (per-thread front end). No atomic.
 //  2. free_slow (free.cpp): undoes the fast path's wrapped room counter,
 //     returns on NULL, and classifies p by the page map (page_map.h,
 //     classify): a small block goes to step 3, a large block to large_free
@@ -39,6 +41,7 @@
 #include <atomic>
 
 #include "core/config.h"
+#include "core/cpu_slots.h"
 #include "core/fault.h"
 #include "core/size_class.h"
 #include "core/thread_cache.h"
@@ -81,12 +84,37 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     return false;
 }
 
+// Step 1 with the per-CPU front end: the same misuse checks, then p gets the
+// free mark and is pushed on the current CPU's stack of its class (a
+// restartable sequence). The mark goes on before the push: once pushed, a
+// thread of this CPU may pop and hand out p at once. If the push fails (the
+// stack is full, or the thread's region is stale), the mark comes off again
+// and the slow path takes p as it came. The class map is that of the heap
+// of the CPU the thread's region is for (set together by the slow path), so
+// only blocks of that heap (or of a class cacheable anywhere) enter it.
+BITSLAB_HOT bool free_to_cpu(void* p, uintptr_t cls) {
+    uint64_t mark = g_free_mark;
+    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark)) {
+        take_back(p, cls, mark);
+        if (BITSLAB_LIKELY(g_cpu_slots.push(cls, p))) return true;
+        hand_out(p, cls);  // live again, as the caller gave it
+    }
+    return false;
+}
+
+// Caches p (of class cls in this thread's map) in the front end; false,
+// with p as it was, if a check fails or there is no room.
+BITSLAB_HOT bool free_to_front(void* p, uintptr_t cls) {
+    if (BITSLAB_LIKELY(cpu_front_on())) return free_to_cpu(p, cls);
+    return free_to_bin(p, cls);
+}
+
 // Step 1: the fast path, inlined into free.
 BITSLAB_HOT void free_fast(void* p) {
     uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
     // relaxed: see thread_class_of.
     if (BITSLAB_LIKELY(chunk < t_cache.map_chunks) &&
-        BITSLAB_LIKELY(free_to_bin(p, t_cache.class_map[chunk].load(std::memory_order_relaxed))))
+        BITSLAB_LIKELY(free_to_front(p, t_cache.class_map[chunk].load(std::memory_order_relaxed))))
         return;
     free_slow(p);
 }
@@ -101,7 +129,7 @@ bool small_block_is_live(const void* p, unsigned cls);
 BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
     uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) {
-        if (BITSLAB_LIKELY(free_to_bin(p, cls))) return;
+        if (BITSLAB_LIKELY(free_to_front(p, cls))) return;
         free_slow(p);  // the size was right; the slow path does the rest
         return;
     }

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "core/arena.h"
+#include "core/cpu_slots.h"
 #include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
@@ -21,7 +22,14 @@ namespace bitslab {
 std::atomic<Globals*> g_globals{nullptr};
 static __thread int t_fake_cpu __attribute__((tls_model("initial-exec"))) = -1;
 
-void set_fake_cpu(int cpu) { t_fake_cpu = cpu; }
+void set_fake_cpu(int cpu) {
+    t_fake_cpu = cpu;
+    // The per-CPU front end's fast paths use the real CPU's stacks: off them
+    // (and onto the slow paths, which honour the injected CPU) until the
+    // next refresh.
+    lockfree::t_region = lockfree::kNeverRegion;
+}
+int fake_cpu() { return t_fake_cpu; }
 
 Globals* globals_slow() {
     // acquire: pairs with the CAS below that published the globals.
@@ -34,6 +42,7 @@ Globals* globals_slow() {
     void* mem = os::map_metadata(bytes);
     if (!mem) { errno = ENOMEM; return nullptr; }
     free_mark_init();  // before any block exists
+    cpu_slots_init(n);  // the front end, also before any block exists (cpu_slots.h)
     auto* fresh = new (mem) Globals();
     fresh->num_heaps = n;
     fresh->heaps = reinterpret_cast<Heap*>(static_cast<char*>(mem) + heaps_offset);

@@ -70,6 +70,8 @@ inline bool class_cacheable_anywhere(unsigned cls) { return kClassSize[cls] % kC
 void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls);
 // Tests: pretend this thread runs on `cpu` (-1: use the real CPU).
 void set_fake_cpu(int cpu);
+// The injected CPU of this thread, or -1.
+int fake_cpu();
 
 // The functions below that return a bool say whether they left work for
 // the purger (a slab pooled dirty, blocks pushed on a remote-free stack).

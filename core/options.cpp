@@ -46,10 +46,12 @@ void apply(Options& o, const char* name, size_t name_len, const char* v, const c
         else if (parse_number(v, end, n)) o.show_stats = n ? kShowStatsText : kShowStatsNone;
     } else if (is("verbose")) {
         if (parse_number(v, end, n)) o.verbose = n != 0;
+    } else if (is("per_cpu")) {
+        if (parse_number(v, end, n)) o.per_cpu = n != 0;
     }
 }
 
-const char* const kNames[] = {"on_error", "purge_delay_ms", "background_purge", "show_stats", "verbose"};
+const char* const kNames[] = {"on_error", "purge_delay_ms", "background_purge", "show_stats", "verbose", "per_cpu"};
 
 Options read_options() {
     Options o;

@@ -10,6 +10,8 @@
 //   background_purge  BITSLAB_BACKGROUND_PURGE   1        0 | 1
 //   show_stats        BITSLAB_SHOW_STATS         0        0 | 1 | json              (core/stats.h)
 //   verbose           BITSLAB_VERBOSE            0        0 | 1: one line on stderr at load
+//   per_cpu           BITSLAB_PER_CPU            1        0 | 1: per-CPU caches when the
+//                                                         C library registers rseq (core/cpu_slots.h)
 //
 // BITSLAB_CHECK_AT_EXIT=1 runs the heap checker at exit (read with getenv, so
 // setuid programs honour it too: it only adds a check). The checker lives in
@@ -37,6 +39,7 @@ struct Options {
     bool background_purge = true;
     int show_stats = kShowStatsNone;
     bool verbose = false;
+    bool per_cpu = true;
 };
 
 // A copy: cheap (a few words), and racing first readers never wait.

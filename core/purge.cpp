@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include "core/cpu_cache.h"
 #include "core/heap.h"
 #include "core/large.h"
 #include "core/options.h"
@@ -57,7 +58,7 @@ static __thread uint32_t t_notes __attribute__((tls_model("initial-exec")));
 // Whether anything waits for a pass: pooled dirty slabs, cached large
 // mappings, blocks on a remote-free stack. Relaxed loads: the callers fence.
 static bool work_pending() {
-    return large_stats().cached_bytes != 0 || pool_awaits_purge() || heap_remote_pending();
+    return large_stats().cached_bytes != 0 || pool_awaits_purge() || heap_remote_pending() || cpu_cache_in_use();
 }
 
 // Blocks every signal but SIGSYS on the calling thread (a seccomp trap on
@@ -247,10 +248,13 @@ static size_t sift(SlabPool from, SlabPool young_to, bool everything, uint64_t n
 size_t purge_pass(bool everything) {
     size_t released = 0;
     uint64_t delay = purge_delay_ms();
+    // The per-CPU stacks of CPUs that were idle since the last pass (all of
+    // them for malloc_trim) go home first, so their blocks reach the slabs.
+    bool left_work = cpu_cache_drain(everything);
     // Blocks freed on another CPU wait on their owner's remote-free stack
     // until a thread of that heap refills; in an idle program none does,
     // and their slabs would never become empty. Any thread may drain.
-    bool left_work = heap_drain_all();
+    if (heap_drain_all()) left_work = true;
     // The time after the drain: a slab it pooled is not older than `now`.
     uint64_t now = os::now_ms();
     // Slabs arrive in the dirty pool; a pass sends the young ones of the
@@ -259,6 +263,14 @@ size_t purge_pass(bool everything) {
     size_t limit = slab_table_slabs() + 64;  // new arrivals could otherwise keep it going
     released += sift(kPoolAging, kPoolDirty, everything, now, delay, limit);
     released += sift(kPoolDirty, kPoolAging, everything, now, delay, limit);
+    // A background pass running meanwhile (malloc_trim's pass runs on the
+    // caller) may have moved young slabs between the pools behind our sifts:
+    // everything means those too. A few more rounds while slabs wait (the
+    // other pass holds one slab at a time, and ends).
+    for (int round = 0; everything && round < 4 && pool_awaits_purge(); ++round) {
+        released += sift(kPoolAging, kPoolDirty, everything, now, delay, limit);
+        released += sift(kPoolDirty, kPoolAging, everything, now, delay, limit);
+    }
     size_t mappings = 0;
     released += large_cache_purge(everything, now, delay, &mappings);
     // relaxed: a statistics counter.

@@ -37,10 +37,12 @@
 // the region, its tag is kStoppedTag, which no CPU has. A thread that never
 // refreshed points at a region whose tag matches nothing.
 //
-// Remote control (one controller at a time, for example a background
-// thread): stop(cpu) stores kStoppedTag and fences the CPU; from then on no
-// section of that CPU commits until start(cpu), so the controller may read
-// and reset the region with plain accesses.
+// Remote control (any thread the C library knows or not; one controller per
+// region at a time, by a compare-and-swap on its tag): stop(cpu) swaps the
+// tag for kStoppedTag and fences the CPU; from then on no section of that CPU
+// commits until start(cpu), so the controller may read and reset the region
+// with plain accesses. A drain may close a class (capacity 0) so that the
+// next push on it takes its thread's slow path, which reopens it (reopen).
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -83,9 +85,10 @@ public:
 
     // memory: num_cpus << shift bytes, zeroed, never unmapped while in use.
     // Returns false if the layout does not fit (regions too small, or more
-    // than 65,535 words). Regions start open.
+    // than 65,535 words). Regions start open; their classes open too, or,
+    // with open_classes false, closed (capacity 0 until reopen).
     bool init(void* memory, unsigned num_cpus, unsigned shift, const uint16_t* capacity, unsigned num_classes,
-              ptrdiff_t rseq_offset) {
+              ptrdiff_t rseq_offset, bool open_classes = true) {
         if (num_classes > kMaxSlotClasses || shift > 19 || shift < 6) return false;
         // Indices are 16 bits: the last end must be below 65,536.
         size_t words = words_needed(capacity, num_classes);
@@ -108,7 +111,7 @@ public:
             uint64_t* region = region_words(cpu);
             for (unsigned c = 0; c < num_classes; ++c) {
                 region[sentinel_[c]] = kSentinel;
-                header(cpu, c) = Header{begin_[c], end_[c]};
+                header(cpu, c) = Header{begin_[c], open_classes ? end_[c] : begin_[c]};
             }
             // release: a thread that reads the tag (after refresh) reads the
             // headers and sentinels above as written.
@@ -133,9 +136,9 @@ public:
 
     // ---- Operations of the current CPU (restartable sequences) -------------
 
-    // Pops the top of class cls on the current CPU; nullptr if it is empty or
-    // t_region is not the current, open region (then refresh() and retry, or
-    // take the slow path).
+    // Pops the top of class cls on the current CPU into `out`; false if it is
+    // empty or t_region is not the current, open region (then refresh() and
+    // retry, or take the slow path).
     // The sections are asm with a flag output, not asm goto: GCC 12 drops the
     // jump targets of an asm goto that has outputs. Every exit that fails
     // jumps to the post-commit label with the flag saying so; the success
@@ -166,7 +169,7 @@ public:
     "movl %%fs:4(%[off]), %k[scratch]\n\t" /* cpu_id */                                \
     "cmpl %k[scratch], (%[region])\n\t"    /* the tag */
 
-    __attribute__((always_inline)) void* pop(uintptr_t cls) const {
+    __attribute__((always_inline)) bool try_pop(uintptr_t cls, void*& out) const {
 #if defined(__x86_64__)
         void* p;
         uintptr_t region, scratch;
@@ -180,15 +183,22 @@ public:
                      "leal -1(%q[scratch]), %k[scratch]\n\t"
                      "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
                      "2:\n\t"
-                     : [p] "=&r"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccz"(ok)
+                     : [p] "=&a"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccz"(ok)
                      : [off] "r"(rseq_offset_), [cls] "r"(cls), [t_region] "m"(t_region),
                        [aborts] "m"(g_rseq_aborts)
                      : "memory");
-        return ok ? p : nullptr;
+        out = p;  // (only meaningful when ok: the caller branches on the flag)
+        return ok;
 #else
-        (void)cls;
-        return nullptr;
+        (void)cls; (void)out;
+        return false;
 #endif
+    }
+
+    // try_pop for callers that want the pointer or nullptr.
+    __attribute__((always_inline)) void* pop(uintptr_t cls) const {
+        void* p;
+        return try_pop(cls, p) ? p : nullptr;
     }
 
     // Pushes p (even) on class cls of the current CPU; false if it is full or
@@ -223,16 +233,23 @@ public:
     }
 #undef LOCKFREE_RSEQ_PROLOGUE
 
-    // ---- Remote control (one controller at a time) -------------------------
+    // ---- Remote control ---------------------------------------------------
 
     // Closes cpu's region: once it returns true, no section on that CPU
-    // commits until start(cpu). false: the fence failed (membarrier missing
-    // or not registered: see rseq::register_fences); the region is open.
+    // commits until start(cpu), and the caller is the region's only
+    // controller until then. false: another controller has it stopped, or
+    // the fence failed (membarrier missing or not registered: see
+    // rseq::register_fences); the region is as it was.
     bool stop(unsigned cpu) {
-        // relaxed: the fence below orders it before every later section on cpu.
-        tag(cpu).store(kStoppedTag, std::memory_order_relaxed);
+        uint32_t open = cpu;
+        // acquire: the previous controller's resets (released by its start)
+        // happen-before this controller's reads. The fence below, not this
+        // order, keeps the CPU's sections from committing after it.
+        if (!tag(cpu).compare_exchange_strong(open, kStoppedTag, std::memory_order_acquire,
+                                              std::memory_order_relaxed))
+            return false;
         if (rseq::fence_cpu(cpu)) return true;
-        tag(cpu).store(cpu, std::memory_order_relaxed);
+        tag(cpu).store(cpu, std::memory_order_release);  // release: as in start
         return false;
     }
 
@@ -244,15 +261,56 @@ public:
     }
 
     // Stopped region only: calls fn(p) for each pointer of class cls, top
-    // first, and empties the class; returns how many.
+    // first, and empties the class; returns how many. With `close`, the class
+    // is also closed: its end becomes its begin, so the next push on it fails
+    // (full) and its thread's slow path learns of it (see reopen).
     template <class Fn>
-    size_t drain(unsigned cpu, unsigned cls, Fn&& fn) {
+    size_t drain(unsigned cpu, unsigned cls, Fn&& fn, bool close = false) {
         Header& h = header(cpu, cls);
         uint64_t* words = region_words(cpu);
         size_t n = 0;
         for (uint16_t i = h.current; i > begin_[cls]; --i, ++n) fn(reinterpret_cast<void*>(words[i - 1]));
         h.current = begin_[cls];
+        if (close) __atomic_store_n(&h.end, begin_[cls], __ATOMIC_RELAXED);  // relaxed: see reopen
         return n;
+    }
+
+    // The calling thread's slow path, on the region it last refreshed to:
+    // gives class cls its capacity back if a drain closed it; returns whether
+    // it was closed. A plain store of `end`, racing only with sections that
+    // read it (each sees the old or the new value: both are valid states)
+    // and with a controller that closes it again (then the next push fails
+    // again and comes back here).
+    bool reopen(unsigned cls) const {
+        auto* region = static_cast<const uint64_t*>(t_region);
+        if (region == reinterpret_cast<const uint64_t*>(kNeverRegion)) return false;
+        Header* h = reinterpret_cast<Header*>(const_cast<uint64_t*>(region) + kHeaderWord) + cls;
+        // relaxed: end is a bound the sections re-read; nothing else is published with it.
+        if (__atomic_load_n(&h->end, __ATOMIC_RELAXED) == end_[cls]) return false;
+        __atomic_store_n(&h->end, end_[cls], __ATOMIC_RELAXED);
+        return true;
+    }
+
+    // Stopped region only: calls fn(p, cls) for every pointer of every class,
+    // changing nothing.
+    template <class Fn>
+    void for_each(unsigned cpu, Fn&& fn) const {
+        const uint64_t* words = region_words(cpu);
+        for (unsigned c = 0; c < num_classes_; ++c)
+            for (uint16_t i = header(cpu, c).current; i > begin_[c]; --i) fn(reinterpret_cast<void*>(words[i - 1]), c);
+    }
+
+    // Whether some class of cpu is open (may take a push) or holds a pointer.
+    // A snapshot: exact only on a stopped region.
+    bool in_use(unsigned cpu) const {
+        for (unsigned c = 0; c < num_classes_; ++c) {
+            const Header& h = header(cpu, c);
+            // relaxed: a snapshot (see above).
+            if (__atomic_load_n(&h.end, __ATOMIC_RELAXED) != begin_[c] ||
+                __atomic_load_n(&h.current, __ATOMIC_RELAXED) != begin_[c])
+                return true;
+        }
+        return false;
     }
 
     // Pointers cached in class cls of cpu. Exact on a stopped region;
@@ -272,7 +330,7 @@ public:
         const uint64_t* words = region_words(cpu);
         for (unsigned c = 0; c < num_classes_; ++c) {
             const Header& h = header(cpu, c);
-            if (h.end != end_[c] || h.current < begin_[c] || h.current > h.end) return false;
+            if ((h.end != end_[c] && h.end != begin_[c]) || h.current < begin_[c] || h.current > h.end) return false;
             if (words[sentinel_[c]] != kSentinel) return false;
             for (unsigned i = begin_[c]; i < h.current; ++i)
                 if (words[i] & 1) return false;

@@ -17,11 +17,12 @@ int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out
 /* What the heap holds, counted by the checker; with it a test can verify the
  * conservation equation against its own model of live blocks:
  *   handed_out == (small blocks the program holds) + cached_here + pending_remote
- * (cached_here counts only the calling thread's cache: call it when no other
- * live thread has cached blocks). */
+ * (cached_here counts the calling thread's cache and the per-CPU stacks, not
+ * other threads' caches: call it when no other live thread has cached
+ * blocks). */
 struct bitslab_heap_census {
     size_t handed_out;      /* slab slots not free in the bitmaps */
-    size_t cached_here;     /* blocks in the calling thread's cache */
+    size_t cached_here;     /* blocks in the calling thread's cache and in every CPU's stacks */
     size_t pending_remote;  /* blocks waiting on remote-free stacks */
     size_t large_blocks;    /* large blocks mapped */
     size_t lost_at_fork;    /* slabs a thread of the parent held when this process was forked (lost to it) */

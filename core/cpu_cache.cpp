@@ -1,0 +1,144 @@
+#include "core/cpu_cache.h"
+
+#include "core/slab.h"
+#include "lockfree/remote_free_stack.h"
+#include "lockfree/rseq.h"
+
+namespace bitslab {
+
+// A refill fetches at most this many bytes of blocks (at least one block).
+static constexpr size_t kCpuRefillMaxBytes = 16 * 1024;
+
+// Per CPU, the count of slow paths run on it (its region's client word,
+// bumped relaxed: only ever compared with an earlier reading of itself), and
+// the drainer's reading of it at its last pass. relaxed: a hint of idleness;
+// a stale one only drains a busy CPU early or an idle one a pass late.
+static std::atomic<uint64_t> g_seen_activity[kMaxHeaps];
+
+static void note_activity(int cpu) {
+    // relaxed: a counter that says "something happened", read by the purger.
+    g_cpu_slots.client_word(static_cast<unsigned>(cpu)).fetch_add(1, std::memory_order_relaxed);
+}
+
+int cpu_cache_refresh() {
+    if (fake_cpu() >= 0) {  // a test's injected CPU: the heaps of that CPU, uncached
+        lockfree::t_region = lockfree::kNeverRegion;
+        return -1;
+    }
+    int cpu = g_cpu_slots.refresh();
+    if (cpu >= 0) note_activity(cpu);
+    return cpu;
+}
+
+void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
+    if (g_cpu_slots.reopen(cls)) left_work = true;  // a drain closed it: the purger must come back
+    uint32_t want = 1 + g_cpu_slots.capacity(cls) / 2;
+    uint32_t byte_cap = static_cast<uint32_t>(kCpuRefillMaxBytes / kClassSize[cls]);
+    if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
+    Chain chain;
+    if (heap_take(h, cls, want, chain, left_work) == 0) return nullptr;
+    lockfree::StackNode* first = chain.head;
+    lockfree::StackNode* rest = lockfree::link_next(first);
+    while (rest) {
+        lockfree::StackNode* next = lockfree::link_next(rest);
+        if (!g_cpu_slots.push(cls, rest)) break;  // full, moved to another CPU, or stopped
+        rest = next;
+    }
+    if (rest && heap_return_chain(h, rest)) left_work = true;
+    return first;
+}
+
+bool cpu_cache_make_room(Heap& here, unsigned cls) {
+    if (g_cpu_slots.reopen(cls)) return true;  // it was closed: the purger must hear of the blocks coming
+    lockfree::StackNode* chain = nullptr;
+    for (unsigned n = g_cpu_slots.capacity(cls) / 2; n > 0; --n) {
+        void* p = g_cpu_slots.pop(cls);
+        if (!p) break;
+        auto* node = static_cast<lockfree::StackNode*>(p);
+        lockfree::link_set(node, chain);
+        chain = node;
+    }
+    return chain && heap_return_chain(here, chain);
+}
+
+bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
+    auto* block = static_cast<lockfree::StackNode*>(p);
+    if (kClassSize[cls] <= kForeignMaxSize) {
+        g_cpu_slots.reopen(kForeignSlots);
+        if (g_cpu_slots.push(kForeignSlots, block)) return false;
+        // Full (or not the current region): the whole stack goes home with p,
+        // grouped by owner in heap_return_chain.
+        lockfree::link_set(block, nullptr);
+        while (void* q = g_cpu_slots.pop(kForeignSlots)) {
+            auto* node = static_cast<lockfree::StackNode*>(q);
+            lockfree::link_set(node, block);
+            block = node;
+        }
+        return heap_return_chain(here, block);
+    }
+    lockfree::link_set(block, nullptr);
+    return heap_return_chain(here, block);
+}
+
+// Fences need this process's registration (a forked child may lack its
+// parent's): stop registers once more if its fence fails.
+static bool stop_region(unsigned cpu) {
+    if (g_cpu_slots.stop(cpu)) return true;
+    return lockfree::rseq::register_fences() && g_cpu_slots.stop(cpu);
+}
+
+// A region in use (a class open or holding blocks) needs the purger: an
+// open class can take pushes that no slow path sees. A drain closes every
+// class, so a region of an idle CPU is out of use after it.
+
+bool cpu_cache_drain(bool everything) {
+    if (!cpu_front_on()) return false;
+    // acquire: pairs with the release that published the globals.
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    if (!g) return false;
+    bool left_work = false;
+    for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu) {
+        // relaxed: see note_activity.
+        uint64_t activity = g_cpu_slots.client_word(cpu).load(std::memory_order_relaxed);
+        bool idle = activity == g_seen_activity[cpu].exchange(activity, std::memory_order_relaxed);
+        if ((!everything && !idle) || !g_cpu_slots.in_use(cpu)) continue;
+        if (!stop_region(cpu)) continue;
+        lockfree::StackNode* chain = nullptr;
+        for (unsigned c = 0; c <= kNumClasses; ++c)
+            g_cpu_slots.drain(
+                cpu, c,
+                [&](void* p) {
+                    auto* node = static_cast<lockfree::StackNode*>(p);
+                    lockfree::link_set(node, chain);
+                    chain = node;
+                },
+                /*close=*/true);
+        g_cpu_slots.start(cpu);
+        // The blocks are this CPU's heap's (or cacheable anywhere, or in the
+        // foreign stack): its heap frees its own into the bitmaps and pushes
+        // the others home.
+        if (chain && heap_return_chain(g->heaps[cpu % g->num_heaps], chain)) left_work = true;
+    }
+    return left_work;
+}
+
+bool cpu_cache_in_use() {
+    if (!cpu_front_on()) return false;
+    for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu)
+        if (g_cpu_slots.in_use(cpu)) return true;
+    return false;
+}
+
+bool cpu_cache_for_each_block(void (*fn)(void* block, unsigned cpu, unsigned slot_class, void* arg), void* arg) {
+    if (!cpu_front_on()) return true;
+    bool all = true;
+    for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu) {
+        if (!g_cpu_slots.in_use(cpu)) continue;
+        if (!stop_region(cpu)) { all = false; continue; }
+        g_cpu_slots.for_each(cpu, [&](void* p, unsigned c) { fn(p, cpu, c, arg); });
+        g_cpu_slots.start(cpu);
+    }
+    return all;
+}
+
+}  // namespace bitslab

@@ -1,0 +1,324 @@
+// The per-CPU front end (core/cpu_slots.h, core/cpu_cache.cpp) as the
+// allocator uses it, on real CPUs: it is on where it should be, it keeps
+// the per-heap caching rule, what it caches is bounded by the CPUs however
+// many threads run, an idle program gets it back, and no block is handed out
+// twice while threads are preempted, moved between CPUs and interrupted by
+// signal handlers that allocate. Under the per-thread front end (rseq off)
+// each test says so and skips, except the first.
+#include <gtest/gtest.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "core/bitslab.h"
+#include "core/cpu_slots.h"
+#include "core/heap.h"
+#include "lockfree/rseq.h"
+#include "lockfree/sanitizer.h"
+#include "test_util.h"
+
+namespace {
+
+bool per_cpu() { return bitslab_test_per_cpu() == 1; }
+
+bool pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// Bytes in every CPU's stacks now.
+size_t cpu_cached_bytes() {
+    size_t blocks, bytes;
+    bitslab::cpu_slots_census(blocks, bytes);
+    return bytes;
+}
+
+}  // namespace
+
+// The front end is per CPU exactly when the C library registered rseq (and
+// ThreadSanitizer, which cannot see the sections, is not watching); the
+// suite runs again with GLIBC_TUNABLES=glibc.pthread.rseq=0, where it must
+// be per thread.
+TEST(PerCpuFrontEnd, IsOnExactlyWhenRseqIsRegistered) {
+#if defined(LOCKFREE_TSAN)
+    EXPECT_EQ(bitslab_test_per_cpu(), 0);
+#else
+    EXPECT_EQ(bitslab_test_per_cpu(), lockfree::rseq::available() ? 1 : 0)
+        << "rseq registered by the C library: " << lockfree::rseq::available();
+#endif
+}
+
+// A block of one CPU's heap freed on another CPU is not handed out there
+// (passive false sharing); a block a whole number of cache lines long may be.
+TEST(PerCpuFrontEnd, AnotherCpusBlockIsNotReusedThere) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end (slab_heap_test covers it)";
+    if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
+    for (size_t size : {16, 48, 200, 1100, 64, 128, 1000}) {
+        void* theirs = nullptr;
+        std::thread([&] {
+            ASSERT_TRUE(pin_to(0));
+            theirs = bitslab_malloc(size);
+        }).join();
+        bool line_sized = bitslab_malloc_usable_size(theirs) % 64 == 0;
+        void* again = nullptr;
+        std::thread([&] {
+            ASSERT_TRUE(pin_to(1));
+            void* mine = bitslab_malloc(size);  // this CPU's stacks and heap in use
+            bitslab_free(theirs);
+            again = bitslab_malloc(size);
+            bitslab_free(again);
+            bitslab_free(mine);
+        }).join();
+        if (line_sized) EXPECT_EQ(again, theirs) << size << "-byte blocks share no cache line: reuse is fine";
+        else EXPECT_NE(again, theirs) << "a " << size << "-byte block of CPU 0's heap was reused on CPU 1";
+        bitslab_thread_flush();
+        EXPECT_HEAP_OK();
+    }
+}
+
+// 1,000 threads alive at once, each allocating and freeing blocks of every
+// size class and freeing blocks another thread allocated: what the front end
+// holds is bounded by the CPUs (possible CPUs x cpu_cache_max_bytes), and no
+// thread holds anything of its own: every block the slabs count as handed
+// out is held by the program, in a CPU's stacks, or on a remote-free stack.
+TEST(PerCpuFrontEnd, CachedMemoryIsBoundedByCpusWithAThousandThreadsAlive) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end (thread_memory_test covers its bound)";
+    constexpr int kThreads = 1000;
+    constexpr int kBlocks = 48;
+    bitslab_thread_flush();
+    std::vector<std::vector<void*>> handoff(kThreads);
+    // Barriers (futex waits: test scaffolding) rather than spins, which
+    // would slow a thousand threads' creation on two CPUs to a crawl.
+    pthread_barrier_t allocated, finished, release;
+    pthread_barrier_init(&allocated, nullptr, kThreads);
+    pthread_barrier_init(&finished, nullptr, kThreads + 1);
+    pthread_barrier_init(&release, nullptr, kThreads + 1);
+    auto body = [&](int id) {
+        std::mt19937 rng(static_cast<unsigned>(id));
+        std::vector<void*> mine;
+        for (int i = 0; i < kBlocks; ++i) {
+            size_t size = 1 + rng() % (i % 4 == 0 ? 16384 : 1024);
+            void* p = bitslab_malloc(size);
+            memset(p, id & 0xff, size < 64 ? size : 64);
+            (i % 2 ? mine : handoff[id]).push_back(p);
+        }
+        pthread_barrier_wait(&allocated);
+        for (void* p : mine) bitslab_free(p);
+        for (void* p : handoff[(id + 1) % kThreads]) bitslab_free(p);  // another thread's blocks
+        pthread_barrier_wait(&finished);
+        pthread_barrier_wait(&release);  // alive, parked, until measured
+    };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 128 * 1024);
+    std::vector<pthread_t> threads(kThreads);
+    struct Arg { decltype(body)* f; int id; };
+    std::vector<Arg> args(kThreads);
+    for (int i = 0; i < kThreads; ++i) {
+        args[i] = {&body, i};
+        ASSERT_EQ(pthread_create(&threads[i], &attr, [](void* a) -> void* {
+            auto* arg = static_cast<Arg*>(a);
+            (*arg->f)(arg->id);
+            return nullptr;
+        }, &args[i]), 0);
+    }
+    pthread_barrier_wait(&finished);
+    // Every thread is alive and holds no block of the program.
+    bitslab_heap_census census{};
+    char report[512] = "";
+    ASSERT_EQ(bitslab_heap_check_census(report, sizeof report, &census), 0) << report;
+    size_t bytes = cpu_cached_bytes();
+    size_t bound = size_t{bitslab::g_globals.load()->num_heaps} * bitslab::cpu_cache_max_bytes();
+    pthread_barrier_wait(&release);
+    for (auto& t : threads) pthread_join(t, nullptr);
+    printf("1,000 threads alive: %zu blocks in CPU stacks (%.2f MiB), %zu pending remote; bound %.2f MiB\n",
+           census.cached_here, bytes / 1048576.0, census.pending_remote, bound / 1048576.0);
+    EXPECT_LE(bytes, bound);
+    EXPECT_EQ(census.handed_out, census.cached_here + census.pending_remote)
+        << "blocks the slabs count as handed out that are neither in a CPU's stacks nor pending: held by threads";
+}
+
+// An idle program gets the CPUs' stacks back: the purger drains the stacks of
+// CPUs that ran no slow path since its last pass, and then ends.
+TEST(PerCpuFrontEnd, IdleProgramGetsTheCpuStacksBack) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
+#if defined(LOCKFREE_SANITIZED)
+    GTEST_SKIP() << "no background purger under sanitizers";
+#endif
+    std::vector<void*> blocks;
+    for (int i = 0; i < 20000; ++i) blocks.push_back(bitslab_malloc(1 + i % 2000));
+    for (void* p : blocks) bitslab_free(p);
+    ASSERT_GT(cpu_cached_bytes(), 0u);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while ((cpu_cached_bytes() != 0 || bitslab_test_purger_running()) && std::chrono::steady_clock::now() < deadline)
+        usleep(20000);
+    EXPECT_EQ(cpu_cached_bytes(), 0u) << "the CPUs' stacks of an idle program were not drained";
+    EXPECT_EQ(bitslab_test_purger_running(), 0) << "the purger of an idle program did not end";
+    // Used again, the stacks reopen (and the purger comes back for them).
+    void* p = bitslab_malloc(100);
+    bitslab_free(p);
+    EXPECT_HEAP_OK();
+}
+
+// ---- Forced aborts -----------------------------------------------------------
+
+namespace {
+
+constexpr int kStressThreads = 6;  // more threads than CPUs
+std::atomic<bool> g_stop{false};
+std::atomic<uint64_t> g_corrupt{0};
+std::atomic<uint64_t> g_handler_ops{0};
+
+uint64_t pattern(const void* p, uint64_t salt) { return reinterpret_cast<uintptr_t>(p) * 0x9e3779b97f4a7c15ull ^ salt; }
+void fill(void* p, size_t size, uint64_t salt) {
+    auto* w = static_cast<uint64_t*>(p);
+    for (size_t i = 0; i < size / 8; ++i) w[i] = pattern(p, salt) + i;
+}
+bool intact(const void* p, size_t size, uint64_t salt) {
+    auto* w = static_cast<const uint64_t*>(p);
+    for (size_t i = 0; i < size / 8; ++i)
+        if (w[i] != pattern(p, salt) + i) return false;
+    return true;
+}
+
+// The timer's handler allocates, fills, checks and frees a block of its own
+// (sizes in the classes the main loops use), interrupting sections.
+thread_local unsigned t_seed;
+void on_timer(int) {
+    int saved = errno;
+    size_t size = 16 + 16 * ((t_seed = t_seed * 1103515245u + 12345u) % 12);
+    void* p = bitslab_malloc(size);
+    if (p) {
+        fill(p, size, 0x5151);
+        if (!intact(p, size, 0x5151)) g_corrupt.fetch_add(1);
+        bitslab_free(p);
+        g_handler_ops.fetch_add(1, std::memory_order_relaxed);
+    }
+    errno = saved;
+}
+
+struct Shared {
+    std::mutex lock;  // test scaffolding for the hand-off list, never in a handler
+    std::vector<std::pair<void*, size_t>> handoff;
+};
+
+}  // namespace
+
+TEST(PerCpuFrontEnd, NoBlockHandedOutTwiceUnderForcedAborts) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
+    bitslab_thread_flush();
+    struct sigaction sa{};
+    sa.sa_handler = on_timer;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGRTMIN + 1, &sa, nullptr), 0);
+    unsigned long long aborts_before = bitslab_test_rseq_aborts();
+    Shared shared;
+    std::vector<std::atomic<pid_t>> tids(kStressThreads);
+    std::atomic<uint64_t> ops{0};
+    auto worker = [&](int id) {
+        tids[id].store(static_cast<pid_t>(syscall(SYS_gettid)));
+        t_seed = static_cast<unsigned>(id) + 1;
+        timer_t timer;
+        sigevent ev{};
+        ev.sigev_notify = SIGEV_THREAD_ID;
+        ev.sigev_signo = SIGRTMIN + 1;
+        ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+        ASSERT_EQ(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
+        itimerspec its{};
+        its.it_interval.tv_nsec = 20'000;
+        its.it_value.tv_nsec = 20'000;
+        ASSERT_EQ(timer_settime(timer, 0, &its, nullptr), 0);
+        std::mt19937 rng(static_cast<unsigned>(id) * 7u);
+        std::vector<std::pair<void*, size_t>> mine;
+        while (!g_stop.load(std::memory_order_relaxed)) {
+            size_t size = 16 + 16 * (rng() % 12);
+            void* p = bitslab_malloc(size);
+            fill(p, size, 0xabcd);
+            mine.push_back({p, size});
+            if (mine.size() > 64) {
+                // Free half here, hand a few to other threads.
+                for (size_t k = 0; k < 32; ++k) {
+                    auto [q, n] = mine.back();
+                    mine.pop_back();
+                    if (!intact(q, n, 0xabcd)) g_corrupt.fetch_add(1);
+                    if (k < 8) {
+                        std::lock_guard<std::mutex> g(shared.lock);
+                        shared.handoff.push_back({q, n});
+                    } else {
+                        bitslab_free(q);
+                    }
+                }
+                std::vector<std::pair<void*, size_t>> theirs;
+                {
+                    std::lock_guard<std::mutex> g(shared.lock);
+                    theirs.swap(shared.handoff);
+                }
+                for (auto [q, n] : theirs) {
+                    if (!intact(q, n, 0xabcd)) g_corrupt.fetch_add(1);
+                    bitslab_free(q);
+                }
+            }
+            ops.fetch_add(1, std::memory_order_relaxed);
+        }
+        timer_delete(timer);
+        for (auto [q, n] : mine) {
+            if (!intact(q, n, 0xabcd)) g_corrupt.fetch_add(1);
+            bitslab_free(q);
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kStressThreads; ++i) threads.emplace_back(worker, i);
+    // Moves the workers between CPUs until enough sections were aborted.
+    const int cpus = get_nprocs();
+    std::mt19937 rng(3);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+    while (std::chrono::steady_clock::now() < deadline && g_corrupt.load() == 0 &&
+           (bitslab_test_rseq_aborts() - aborts_before < 5'000 || ops.load() < 2'000'000 ||
+            g_handler_ops.load() < 50'000)) {
+        pid_t tid = tids[rng() % kStressThreads].load();
+        if (tid != 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(static_cast<int>(rng() % cpus), &set);
+            if (rng() % 4 == 0)
+                for (int c = 0; c < cpus; ++c) CPU_SET(c, &set);
+            sched_setaffinity(tid, sizeof set, &set);
+        }
+        usleep(100);
+    }
+    g_stop.store(true);
+    for (auto& t : threads) t.join();
+    signal(SIGRTMIN + 1, SIG_IGN);
+    {
+        std::lock_guard<std::mutex> g(shared.lock);
+        for (auto [q, n] : shared.handoff) {
+            if (!intact(q, n, 0xabcd)) g_corrupt.fetch_add(1);
+            bitslab_free(q);
+        }
+    }
+    unsigned long long aborts = bitslab_test_rseq_aborts() - aborts_before;
+    printf("operations %llu, handler operations %llu, sections aborted %llu\n",
+           static_cast<unsigned long long>(ops.load()), static_cast<unsigned long long>(g_handler_ops.load()), aborts);
+    EXPECT_EQ(g_corrupt.load(), 0u) << "a block's contents changed while it was held: handed out twice";
+    EXPECT_GE(aborts, 5'000u) << "the run ended before enough sections were aborted";
+    bitslab_thread_flush();
+    bitslab_heap_census census{};
+    char report[512] = "";
+    ASSERT_EQ(bitslab_heap_check_census(report, sizeof report, &census), 0) << report;
+    EXPECT_EQ(census.handed_out, census.pending_remote) << "every block was freed";
+}
