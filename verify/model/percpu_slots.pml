@@ -6,10 +6,15 @@
  * that stops, drains and reopens a CPU. Checked exhaustively by spin
  * (ci/run spin).
  *
- * Each `atomic { }` below is ONE instruction (or one indivisible event):
+ * A thread's instruction pointer is data (ip[]), so that the kernel can do
+ * what it does on an abort: move the thread to the abort handler, i.e. back to
+ * the section's first instruction, with its registers dead. Each `atomic { }`
+ * is ONE instruction (or one indivisible event); the ip values:
+ *   IDLE   the caller: picks pop or push (or stops after ROUNDS operations)
+ *          and arms the section: movq &descriptor, %fs:8(off) (rseq_cs)
  *   pop, PerCpuSlots::pop (asm in percpu_slots.h):
  *     P1 read t_region      movq %[t_region], %[region]
- *     P2 read cpu_id        movl %fs:4(off), scratch       (rseq area, rseq.h)
+ *     P2 read cpu_id        movl %fs:4(off), scratch       (the rseq area, rseq.h)
  *     P3 compare tag        cmpl scratch, (region); jne 2f  (mismatch: fail)
  *     P4 read current       movzwl 16(region, cls, 4), scratch
  *     P5 read slot          movq -8(region, scratch, 8), p
@@ -21,44 +26,49 @@
  *     U5 check end          cmpw 18(region, cls, 4), scratch; jae 2f (full: fail)
  *     U6 write slot         movq p, (region, scratch, 8)   (above current: dead)
  *     U7 commit             movw scratch + 1, 16(region, cls, 4)
- *   arm                     movq &descriptor, %fs:8(off)   (rseq_cs; restart point 0:)
- *   abort                   the kernel moves the thread to the abort handler
- *                           (4:), which jumps back to the arm (0:): the section
- *                           restarts at P1/U1 and reads t_region and cpu_id afresh
- *   refresh (2 steps)       PerCpuSlots::refresh: read cpu_id; store t_region
- *   switch                  the kernel puts a thread on a CPU: the thread that
- *                           ran there is preempted, the moved thread leaves its
- *                           old CPU (a migration); a section in progress in
- *                           either is aborted (it restarts when next run)
- *   stop                    PerCpuSlots::stop: tag = kStoppedTag (relaxed store)
- *   fence                   rseq::fence_cpu (membarrier PRIVATE_EXPEDITED_RSEQ,
- *                           CPU flag): aborts every section in progress that
- *                           last ran on that CPU
- *   fence fails             stop() restores the tag and returns false: no drain
- *   drain (1 + 1 per slot + 1)  PerCpuSlots::drain: read current once; read
- *                           each slot below it; current = begin (plain accesses)
- *   start                   PerCpuSlots::start: tag = cpu (release store)
+ *   after a failed section, the caller:
+ *     R1, R2                PerCpuSlots::refresh: read cpu_id; store t_region
+ *     SLOW                  a pop found the stack empty: the slow path takes a
+ *                           token from the controller's pool, if it has one
+ * Events of the other processes:
+ *   switch    the kernel puts thread i on CPU c: the thread that ran on c is
+ *             preempted, and i leaves the CPU it ran on (a migration). A
+ *             thread inside [start, post_commit) is aborted: its ip goes back
+ *             to P1/U1 (the abort handler jumps to the arm, 0:, which falls
+ *             into 1:), so it reads t_region and cpu_id afresh when it runs.
+ *   stop      PerCpuSlots::stop: tag = kStoppedTag (relaxed store)
+ *   fence     rseq::fence_cpu (membarrier PRIVATE_EXPEDITED_RSEQ, CPU flag):
+ *             aborts every thread in a section that runs, or last ran, on c
+ *   fence fails  stop() stores the tag back and returns false: no drain
+ *   drain     PerCpuSlots::drain: read current once; read each slot below it,
+ *             top first (one step each); current = begin (plain accesses)
+ *   start     PerCpuSlots::start: tag = cpu (release store)
  * Everything between two atomic blocks may interleave with every other process.
- * The model is sequentially consistent: the orderings it relies on are the
- * ones rseq gives (a section runs on one CPU with no other thread of that CPU
- * in between, or does not commit) and the fence's (a section that starts after
- * fence_cpu returns reads the stopped tag).
+ * The model is sequentially consistent: the orderings the code relies on are
+ * the ones rseq gives (a section runs whole on one CPU with no other thread of
+ * that CPU in between, or does not commit) and the fence's (a section that
+ * starts after fence_cpu returns reads the stopped tag).
  *
  * A signal handler that runs a nested pop/push is, to the interrupted section,
- * the same as another thread that runs on its CPU in between (the kernel aborts
- * the section when it delivers the signal); the preemptions cover it.
+ * the same as another thread run on its CPU in between (the kernel aborts the
+ * section when it delivers the signal): the preemptions cover it.
  *
  * Ghost state (not in the code): where each token is (a thread's hand, the
  * controller's pool, or stack slot (cpu, index)), and which threads are inside
- * a section; the assertions say that a token is never in two places and never
- * lost, that the sentinel is never overwritten, that begin <= current <= end,
- * and that the drain reads only committed slots.
+ * a section. The assertions: a pop returns only the token the ghost has in
+ * that slot (never a token that is not on the stack or that someone else
+ * holds); a push pushes a token its hand holds, into a slot no token is in;
+ * the sentinel is never overwritten; begin <= current <= end after every
+ * store; the drain reads only committed slots; at the end every token is in
+ * exactly one place.
  */
 
 #define NT       3           /* threads */
 #define NC       2           /* CPUs */
 #define NTOK     3           /* tokens 1..NTOK; 0 is a dead (never pushed) slot */
-#define ROUNDS   2           /* operations per thread */
+#ifndef OPS
+#define OPS      4           /* operations, all threads together */
+#endif
 #ifndef CTRL_ROUNDS
 #define CTRL_ROUNDS 1        /* stop/drain/start cycles of the controller */
 #endif
@@ -71,37 +81,54 @@
 #define SENT     15          /* the sentinel's value (odd in the code: never a pointer) */
 #define STOPPED  7           /* kStoppedTag: no CPU */
 #define NEVER    NC          /* kNeverRegion: t_region before the first refresh */
-#define NONE     NT          /* no thread runs on the CPU */
 
-/* Ghost locations of a token. */
+/* Ghost locations of a token: a thread's hand is the thread's number. */
 #define CTRL     NT                              /* the controller's pool */
 #define STK(c, k) (NT + 1 + (c) * END + (k))     /* slot k of cpu c */
 
+/* Instruction pointers. */
+#define IDLE  0
+#define P1    1
+#define P2    2
+#define P3    3
+#define P4    4
+#define P5    5
+#define P6    6
+#define P7    7
+#define U1    11
+#define U2    12
+#define U3    13
+#define U4    14
+#define U5    15
+#define U6    16
+#define U7    17
+#define R1    20
+#define R2    21
+#define SLOW  22
+#define DONE  30
+
+/* Memory. */
 byte tag[NC + 1];            /* word 0 of each region; tag[NEVER] stays STOPPED */
-byte current[NC];            /* the header's current (end is the constant END) */
-byte slot[NC * END];         /* the region's words SENT_AT..END-1 */
-
-byte cpu[NT];                /* the rseq area's cpu_id: the CPU the thread runs or last ran on */
-byte running[NC];            /* the thread on each CPU, or NONE */
+byte current[NC];            /* the header's current (its end is the constant END) */
+byte slot[NC * END];         /* the region's words SENT_AT .. END - 1 */
 byte t_region[NT];           /* the thread-local region pointer */
+byte cpu[NT];                /* the rseq area's cpu_id (read only while the thread runs) */
 
-bit  insec[NT + 1];          /* ghost: inside [start, post_commit) (index NONE unused) */
-bit  aborted[NT + 1];        /* the kernel will send the thread to its abort handler */
-byte where[NTOK + 1];        /* ghost: where each token is */
-bit  done[NT];
+/* The scheduler. */
+byte running[NC];            /* the thread on each CPU */
+
+/* Each thread's registers and instruction pointer. */
+byte ip[NT];
+byte ops = OPS;              /* operations left to start */
+byte r[NT], k[NT], cur[NT], p[NT], t[NT];   /* region, cpu_id, current, popped, to push */
+
+/* Ghost. */
+bit  insec[NT];              /* inside [start, post_commit) */
+byte where[NTOK + 1];        /* where each token is */
 byte finished = 0;
 
-#define RUNS (running[cpu[me]] == me)
 #define IS_TOKEN(v) ((v) >= 1 && (v) <= NTOK)
-
-/* One instruction of a section, on the thread's CPU. If the kernel aborted the
- * section, the thread first goes to the abort handler, which restarts it. */
-#ifdef PLANT_ABORT_FALLS_THROUGH
-/* PLANTED BUG: an abort continues the section where it was. */
-#define STEP(restart, body) atomic { RUNS -> aborted[me] = 0; body }
-#else
-#define STEP(restart, body) atomic { RUNS -> if :: aborted[me] -> aborted[me] = 0; goto restart :: else -> body fi }
-#endif
+#define IN_SLOT(c, j) (where[1] == STK(c, j) || where[2] == STK(c, j) || where[3] == STK(c, j))
 
 /* Holds after every store to a region. */
 inline region_ok() {
@@ -110,22 +137,38 @@ inline region_ok() {
     assert(current[1] >= BEGIN && current[1] <= END)
 }
 
-/* The kernel puts thread i on CPU c. */
+/* The kernel (or the fence) aborts thread i's section, if it is in one: the
+ * thread resumes at the abort handler, which restarts the section. */
+inline abort_section(i) {
+#ifdef PLANT_ABORT_FALLS_THROUGH
+    /* PLANTED BUG: the thread resumes where it was, with its registers. */
+    skip
+#else
+    if
+    :: insec[i] && ip[i] < U1 -> ip[i] = P1; r[i] = 0; k[i] = 0; cur[i] = 0; p[i] = 0
+    :: insec[i] && ip[i] >= U1 -> ip[i] = U1; r[i] = 0; k[i] = 0; cur[i] = 0
+    :: else -> skip
+    fi
+#endif
+}
+
+/* The kernel puts thread i on CPU c. The thread that ran on c is preempted;
+ * if i ran on another CPU, the two change places (both migrate). (A CPU is
+ * never left idle: a thread that runs but takes no step is the same to the
+ * others. A thread that does not run has no cpu_id anyone reads, so it is
+ * left at 0: one state, not two.) */
 inline switch_to(i, c) {
+    abort_section(running[c]);
+    abort_section(i);
     if
-    :: running[c] != NONE -> aborted[running[c]] = aborted[running[c]] | insec[running[c]]   /* preempted */
-    :: else -> skip
+    :: running[cpu[i]] == i -> running[cpu[i]] = running[c]; cpu[running[c]] = cpu[i]   /* swap */
+    :: else -> cpu[running[c]] = 0                                              /* preempted */
     fi;
-    if
-    :: running[cpu[i]] == i -> running[cpu[i]] = NONE   /* migrates off its CPU */
-    :: else -> skip
-    fi;
-    aborted[i] = aborted[i] | insec[i];
     running[c] = i;
     cpu[i] = c
 }
 
-#define SWITCH(i, c) :: atomic { finished < NT && !done[i] && running[c] != i -> switch_to(i, c) }
+#define SWITCH(i, c) :: atomic { finished < NT && ip[i] != DONE && running[c] != i -> switch_to(i, c) }
 
 proctype Kernel() {
 end:
@@ -139,85 +182,130 @@ end:
     od
 }
 
-/* The lowest token at location loc, into t (0 if none). */
-inline first_token(loc, t) {
+/* The lowest token at location loc, into v (0 if none). */
+inline first_token(loc, v) {
     if
-    :: where[1] == loc -> t = 1
+    :: where[1] == loc -> v = 1
     :: else ->
         if
-        :: where[2] == loc -> t = 2
+        :: where[2] == loc -> v = 2
         :: else ->
             if
-            :: where[3] == loc -> t = 3
-            :: else -> t = 0
+            :: where[3] == loc -> v = 3
+            :: else -> v = 0
             fi
         fi
     fi
 }
 
-proctype Thread(byte me) {
-    byte round = 0, r, k, cur, p, t;
-    do
-    :: round == ROUNDS -> break
+/* The end of one operation: its registers are dead. */
+inline next_op(me) {
+    r[me] = 0; k[me] = 0; cur[me] = 0; p[me] = 0; t[me] = 0;
+    ip[me] = IDLE
+}
+
+/* One instruction of thread me (it runs on cpu[me]). */
+inline execute(me) {
+    if
+    :: ip[me] == IDLE && ops == 0 -> ip[me] = DONE; finished++
+    :: ip[me] == IDLE && ops > 0 -> ops--; insec[me] = 1; ip[me] = P1             /* arm pop */
+    :: ip[me] == IDLE && ops > 0 && (where[1] == me || where[2] == me || where[3] == me) ->
+        ops--; first_token(me, t[me]); insec[me] = 1; ip[me] = U1                /* arm push */
 
     /* ---- pop ---- */
-    :: atomic { RUNS && round < ROUNDS -> insec[me] = 1 }                      /* arm */
-pop_1:  STEP(pop_1, r = t_region[me]);                                          /* P1 */
-        STEP(pop_1, k = cpu[me]);                                               /* P2 */
-        STEP(pop_1, if :: tag[r] != k -> insec[me] = 0; goto refresh :: else -> skip fi);   /* P3 */
-        STEP(pop_1, cur = current[r]);                                          /* P4 */
-        STEP(pop_1, p = slot[r * END + cur - 1]);                               /* P5 */
+    :: ip[me] == P1 -> r[me] = t_region[me]; ip[me] = P2
+    :: ip[me] == P2 -> k[me] = cpu[me]; ip[me] = P3
+    :: ip[me] == P3 ->
+        if
+        :: tag[r[me]] != k[me] -> insec[me] = 0; r[me] = 0; k[me] = 0; ip[me] = R1
+        :: else -> k[me] = 0; ip[me] = P4                                     /* (k dead) */
+        fi
+    :: ip[me] == P4 -> cur[me] = current[r[me]]; ip[me] = P5
 #if PLANT_COMMIT_EARLY == 1
-        /* PLANTED BUG: the commit before the sentinel check. */
-        STEP(pop_1, current[r] = cur - 1; region_ok());
-        STEP(pop_1, if :: p == SENT -> insec[me] = 0; goto pop_empty
-                       :: else -> insec[me] = 0; assert(IS_TOKEN(p)); assert(where[p] == STK(r, cur - 1)); where[p] = me fi);
+    /* PLANTED BUG: the commit before the sentinel check. */
+    :: ip[me] == P5 -> p[me] = slot[r[me] * END + cur[me] - 1]; ip[me] = P7
+    :: ip[me] == P7 -> current[r[me]] = cur[me] - 1; region_ok(); ip[me] = P6
+    :: ip[me] == P6 ->
+        insec[me] = 0;
+        if
+        :: p[me] == SENT -> r[me] = 0; cur[me] = 0; p[me] = 0; ip[me] = SLOW
+        :: else ->
+            assert(IS_TOKEN(p[me]) && where[p[me]] == STK(r[me], cur[me] - 1));
+            where[p[me]] = me;
+            next_op(me)
+        fi
 #else
-        STEP(pop_1, if :: p == SENT -> insec[me] = 0; goto pop_empty :: else -> skip fi);   /* P6 */
-        STEP(pop_1, current[r] = cur - 1; insec[me] = 0;                        /* P7: commit */
-                    region_ok();
-                    assert(IS_TOKEN(p));                 /* never a dead slot or the sentinel */
-                    assert(where[p] == STK(r, cur - 1)); /* it was on this stack, at this slot: no one else has it */
-                    where[p] = me);
+    :: ip[me] == P5 -> p[me] = slot[r[me] * END + cur[me] - 1]; ip[me] = P6
+    :: ip[me] == P6 ->
+        if
+        :: p[me] == SENT -> insec[me] = 0; r[me] = 0; cur[me] = 0; p[me] = 0; ip[me] = SLOW
+        :: else -> ip[me] = P7
+        fi
+    :: ip[me] == P7 ->                                                          /* commit */
+        current[r[me]] = cur[me] - 1; insec[me] = 0;
+        region_ok();
+        assert(IS_TOKEN(p[me]));                        /* never a dead slot or the sentinel */
+        assert(where[p[me]] == STK(r[me], cur[me] - 1)); /* on this stack, in this slot: nobody else has it */
+        where[p[me]] = me;
+        next_op(me)
 #endif
-        goto next;
-pop_empty:
-        /* the slow path: a token the controller drained, if any */
-        atomic { RUNS -> first_token(CTRL, t); if :: t != 0 -> where[t] = me :: else -> skip fi; t = 0 };
-        goto next
 
-    /* ---- push the lowest token in the hand ---- */
-    :: atomic { RUNS && round < ROUNDS && (where[1] == me || where[2] == me || where[3] == me) ->
-                first_token(me, t); insec[me] = 1 }                             /* arm */
-push_1: STEP(push_1, r = t_region[me]);                                         /* U1 */
-        STEP(push_1, k = cpu[me]);                                              /* U2 */
-        STEP(push_1, if :: tag[r] != k -> insec[me] = 0; goto refresh :: else -> skip fi);  /* U3 */
-        STEP(push_1, cur = current[r]);                                         /* U4 */
-        STEP(push_1, if :: cur == END -> insec[me] = 0; goto next :: else -> skip fi);      /* U5 */
+    /* ---- push t ---- */
+    :: ip[me] == U1 -> r[me] = t_region[me]; ip[me] = U2
+    :: ip[me] == U2 -> k[me] = cpu[me]; ip[me] = U3
+    :: ip[me] == U3 ->
+        if
+        :: tag[r[me]] != k[me] -> insec[me] = 0; r[me] = 0; k[me] = 0; ip[me] = R1
+        :: else -> k[me] = 0; ip[me] = U4                                     /* (k dead) */
+        fi
+    :: ip[me] == U4 -> cur[me] = current[r[me]]; ip[me] = U5
+    :: ip[me] == U5 ->
+        if
+        :: cur[me] == END -> insec[me] = 0; next_op(me)                       /* full */
 #if PLANT_COMMIT_EARLY == 2
-        /* PLANTED BUG: the commit before the slot store. */
-        STEP(push_1, current[r] = cur + 1; region_ok(); assert(where[t] == me); where[t] = STK(r, cur));
-        STEP(push_1, slot[r * END + cur] = t; insec[me] = 0);
+        :: else -> ip[me] = U7
+        fi
+    /* PLANTED BUG: the commit before the slot store. */
+    :: ip[me] == U7 ->
+        current[r[me]] = cur[me] + 1; region_ok();
+        assert(where[t[me]] == me); where[t[me]] = STK(r[me], cur[me]);
+        ip[me] = U6
+    :: ip[me] == U6 -> slot[r[me] * END + cur[me]] = t[me]; insec[me] = 0; next_op(me)
 #else
-        STEP(push_1, assert(cur >= BEGIN);                                      /* U6: never the sentinel */
-                     assert(!(where[1] == STK(r, cur) || where[2] == STK(r, cur) || where[3] == STK(r, cur)));
-                     slot[r * END + cur] = t;                                   /* (no committed slot overwritten) */
-                     region_ok());
-        STEP(push_1, current[r] = cur + 1; insec[me] = 0;                       /* U7: commit */
-                     region_ok();
-                     assert(where[t] == me);              /* pushed once: the hand had it */
-                     where[t] = STK(r, cur));
+        :: else -> ip[me] = U6
+        fi
+    :: ip[me] == U6 ->
+        assert(cur[me] >= BEGIN);                       /* never the sentinel */
+        assert(!IN_SLOT(r[me], cur[me]));               /* never a slot a token is in */
+        slot[r[me] * END + cur[me]] = t[me];
+        region_ok();
+        ip[me] = U7
+    :: ip[me] == U7 ->                                                          /* commit */
+        current[r[me]] = cur[me] + 1; insec[me] = 0;
+        region_ok();
+        assert(where[t[me]] == me);                     /* the hand held it: pushed once */
+        where[t[me]] = STK(r[me], cur[me]);
+        next_op(me)
 #endif
-        goto next;
 
-refresh:
-        /* t_region was not this CPU's open region: refresh() */
-        atomic { RUNS -> k = cpu[me] };
-        atomic { RUNS -> t_region[me] = k };
-next:
-        atomic { round++; r = 0; k = 0; cur = 0; p = 0; t = 0 }
-    od;
-    atomic { done[me] = 1; finished++ }
+    /* ---- after a failed section ---- */
+    :: ip[me] == R1 -> k[me] = cpu[me]; ip[me] = R2
+    :: ip[me] == R2 -> t_region[me] = k[me]; next_op(me)
+    :: ip[me] == SLOW ->
+        first_token(CTRL, p[me]);
+        if
+        :: p[me] != 0 -> where[p[me]] = me
+        :: else -> skip
+        fi;
+        next_op(me)
+    fi
+}
+
+proctype Thread(byte me) {
+    do
+    :: atomic { running[cpu[me]] == me && ip[me] != DONE -> execute(me) }
+    :: ip[me] == DONE -> break
+    od
 }
 
 proctype Controller() {
@@ -235,10 +323,11 @@ proctype Controller() {
             atomic {                                                          /* fence */
                 for (i : 0 .. NT - 1) {
                     if
-                    :: insec[i] && cpu[i] == c -> aborted[i] = 1
-                    :: else -> skip
+                    :: running[c] == i -> abort_section(i)
+                    :: else -> skip     /* not running: aborted when preempted */
                     fi
                 }
+                i = 0
             }
 #endif
             /* PLANT_NO_FENCE: PLANTED BUG, the drain follows the stop with no fence. */
@@ -246,41 +335,42 @@ proctype Controller() {
             do
             :: i > BEGIN ->
                 atomic {
-                    assert(i - 1 < current[c]);          /* a committed slot: no section changed current */
+                    assert(i - 1 < current[c]);          /* a committed slot: no section moved current */
                     v = slot[c * END + i - 1];
-                    assert(IS_TOKEN(v));
-                    assert(where[v] == STK(c, i - 1));
+                    assert(IS_TOKEN(v) && where[v] == STK(c, i - 1));
                     where[v] = CTRL;
                     v = 0;
                     i--
                 }
             :: else -> break
             od;
-            atomic { current[c] = BEGIN; region_ok() }
+            atomic { current[c] = BEGIN; region_ok(); i = 0 }
             tag[c] = c                                                        /* start */
         :: true -> tag[c] = c                                                 /* the fence failed: reopen */
         fi;
-        atomic { n++; c = 0; i = 0 }
+        atomic { n++; c = 0 }
     od
 }
 
 /* When everything is done: every token is in exactly one place. */
 proctype Final() {
-    byte t, c, k, n;
+    byte j, c, n;
     atomic {
         timeout ->
         assert(finished == NT);
         region_ok();
-        for (t : 1 .. NTOK) {
-            assert(where[t] <= CTRL || where[t] == STK(0, 1) || where[t] == STK(0, 2) ||
-                   where[t] == STK(1, 1) || where[t] == STK(1, 2))
+        for (j : 1 .. NTOK) {
+            assert(where[j] <= CTRL || where[j] == STK(0, 1) || where[j] == STK(0, 2) ||
+                   where[j] == STK(1, 1) || where[j] == STK(1, 2))
         }
         for (c : 0 .. NC - 1) {
-            for (k : BEGIN .. END - 1) {
-                /* how many tokens the ghost puts in this slot */
-                n = (where[1] == STK(c, k)) + (where[2] == STK(c, k)) + (where[3] == STK(c, k));
+            for (j : BEGIN .. END - 1) {
+                n = (where[1] == STK(c, j)) + (where[2] == STK(c, j)) + (where[3] == STK(c, j));
                 if
-                :: k < current[c] -> assert(n == 1 && IS_TOKEN(slot[c * END + k]) && where[slot[c * END + k]] == STK(c, k))
+                :: j < current[c] ->                           /* committed: its token, and only it, is here */
+                    assert(n == 1);
+                    assert(IS_TOKEN(slot[c * END + j]));
+                    assert(where[slot[c * END + j]] == STK(c, j))
                 :: else -> assert(n == 0)               /* nothing lost above current */
                 fi
             }
@@ -291,14 +381,15 @@ proctype Final() {
 init {
     atomic {
         tag[0] = 0; tag[1] = 1; tag[NEVER] = STOPPED;
-        current[0] = BEGIN; current[1] = BEGIN;
         slot[0 * END + SENT_AT] = SENT; slot[1 * END + SENT_AT] = SENT;
-        /* threads 0 and 1 run on CPUs 0 and 1 and refreshed; thread 2 waits
-         * and never refreshed */
-        cpu[0] = 0; cpu[1] = 1; cpu[2] = 0;
+        /* token 1 on CPU 0's stack; CPU 1's stack empty */
+        slot[0 * END + BEGIN] = 1; current[0] = BEGIN + 1; current[1] = BEGIN;
+        /* threads 0 and 1 run on CPUs 0 and 1 and have refreshed; thread 2
+         * waits and never refreshed */
+        cpu[0] = 0; cpu[1] = 1;
         running[0] = 0; running[1] = 1;
         t_region[0] = 0; t_region[1] = 1; t_region[2] = NEVER;
-        where[1] = 0; where[2] = 1; where[3] = 2;
+        where[1] = STK(0, BEGIN); where[2] = 0; where[3] = 2;
         run Kernel();
         run Thread(0); run Thread(1); run Thread(2);
         run Controller();
