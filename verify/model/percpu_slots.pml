@@ -3,15 +3,18 @@
  * sequences (lockfree/rseq.h): 2 CPUs, 1 class of 2 slots per CPU, 3 tokens,
  * 3 threads (more threads than CPUs) doing pops and pushes, a kernel that
  * preempts and migrates them between any two instructions, and a controller
- * that stops, drains and reopens a CPU. Checked exhaustively by spin
- * (ci/run spin).
+ * that stops, drains and reopens a CPU. At the start token 1 is on CPU 0's
+ * stack, threads 0 and 2 hold tokens 2 and 3, threads 0 and 1 run on CPUs 0
+ * and 1 and have refreshed, and thread 2 waits and never refreshed. Checked
+ * exhaustively by spin (ci/run spin).
  *
  * A thread's instruction pointer is data (ip[]), so that the kernel can do
  * what it does on an abort: move the thread to the abort handler, i.e. back to
  * the section's first instruction, with its registers dead. Each `atomic { }`
  * is ONE instruction (or one indivisible event); the ip values:
- *   IDLE   the caller: picks pop or push (or stops after ROUNDS operations)
- *          and arms the section: movq &descriptor, %fs:8(off) (rseq_cs)
+ *   IDLE   the caller: picks pop or push (a push needs a token in the hand;
+ *          the thread stops when the OPS operations all threads share are
+ *          spent) and arms the section: movq &descriptor, %fs:8(off) (rseq_cs)
  *   pop, PerCpuSlots::pop (asm in percpu_slots.h):
  *     P1 read t_region      movq %[t_region], %[region]
  *     P2 read cpu_id        movl %fs:4(off), scratch       (the rseq area, rseq.h)
@@ -23,7 +26,8 @@
  *   push, PerCpuSlots::push:
  *     U1-U3                 as P1-P3 (mismatch: fail)
  *     U4 read current       movzwl 16(region, cls, 4), scratch
- *     U5 check end          cmpw 18(region, cls, 4), scratch; jae 2f (full: fail)
+ *     U5 check end          cmpw 18(region, cls, 4), scratch; jae 2f (full: fail;
+ *                           end never changes after init: a constant here)
  *     U6 write slot         movq p, (region, scratch, 8)   (above current: dead)
  *     U7 commit             movw scratch + 1, 16(region, cls, 4)
  *   after a failed section, the caller:
@@ -337,7 +341,8 @@ proctype Controller() {
                 atomic {
                     assert(i - 1 < current[c]);          /* a committed slot: no section moved current */
                     v = slot[c * END + i - 1];
-                    assert(IS_TOKEN(v) && where[v] == STK(c, i - 1));
+                    assert(IS_TOKEN(v));                 /* a pushed token, not a dead slot */
+                    assert(where[v] == STK(c, i - 1));   /* the one the ghost has there */
                     where[v] = CTRL;
                     v = 0;
                     i--
