@@ -1,6 +1,7 @@
 #include "core/cpu_cache.h"
 
 #include "core/slab.h"
+#include "core/syscall.h"
 #include "lockfree/remote_free_stack.h"
 #include "lockfree/rseq.h"
 
@@ -80,11 +81,18 @@ bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
     return heap_return_chain(here, block);
 }
 
-// Fences need this process's registration (a forked child may lack its
-// parent's): stop registers once more if its fence fails.
+// A controller is named by its process id: a region that a controller of
+// another process stopped was stopped in a parent, which this process was
+// forked from mid-drain, and that controller will never reopen it here: it
+// is taken over (the blocks the parent had already taken out are lost to
+// this process, at most one CPU's stacks; DESIGN.md, fork). Fences need this
+// process's registration (a forked child may lack its parent's): stop
+// registers once more if its fence fails.
 static bool stop_region(unsigned cpu) {
-    if (g_cpu_slots.stop(cpu)) return true;
-    return lockfree::rseq::register_fences() && g_cpu_slots.stop(cpu);
+    auto me = static_cast<uint32_t>(sys::call(SYS_getpid));
+    auto orphaned = [me](uint32_t controller) { return controller != me; };
+    if (g_cpu_slots.stop(cpu, me, orphaned)) return true;
+    return lockfree::rseq::register_fences() && g_cpu_slots.stop(cpu, me, orphaned);
 }
 
 // A region in use (a class open or holding blocks) needs the purger: an
@@ -120,6 +128,12 @@ bool cpu_cache_drain(bool everything) {
         if (chain && heap_return_chain(g->heaps[cpu % g->num_heaps], chain)) left_work = true;
     }
     return left_work;
+}
+
+void cpu_cache_after_fork_in_child() {
+    if (!cpu_front_on()) return;
+    for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu)
+        if (g_cpu_slots.stopped(cpu)) g_cpu_slots.start(cpu);
 }
 
 bool cpu_cache_in_use() {

@@ -44,6 +44,12 @@ bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls);
 // another controller has. Raw system calls only (membarrier).
 bool cpu_cache_drain(bool everything);
 
+// In a child after fork (its only thread, in the atfork handler): reopens
+// every region a controller of the parent had stopped. What that controller
+// had taken out is lost to the child (at most one CPU's stacks); what it had
+// not is still there. Stores only: async-signal-safe.
+void cpu_cache_after_fork_in_child();
+
 // Whether some CPU's region is in use: a class holds blocks or is open (can
 // take a push no slow path sees). The purger keeps running while so; its
 // drains close the regions of idle CPUs.

@@ -295,6 +295,7 @@ static void purge_after_fork_in_child() {
     g_pass_pid.store(0, std::memory_order_relaxed);
     g_paused.store(t_pauses, std::memory_order_relaxed);  // relaxed: one thread (above)
     g_forks.fetch_add(1, std::memory_order_relaxed);      // relaxed: one thread (above)
+    cpu_cache_after_fork_in_child();
 }
 __attribute__((constructor)) static void purge_register_fork_handler() {
     pthread_atfork(nullptr, nullptr, purge_after_fork_in_child);

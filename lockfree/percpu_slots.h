@@ -4,8 +4,8 @@
 //
 // Memory: one region of 2^shift bytes per possible CPU (shift <= 19):
 //
-//   word 0      tag: the CPU's number while the region is open; kStoppedTag
-//               while a remote controller drains it
+//   word 0      tag: the CPU's number while the region is open; the
+//               controller's name with the top bit set while one drains it
 //   word 1      client word (the client keeps what it likes there)
 //   words 2..   headers, 4 bytes per class: { uint16 current, uint16 end },
 //               slot indices in words from the region's start
@@ -34,12 +34,12 @@
 // the thread's last refresh() found for its CPU. The tag check makes a stale
 // pointer harmless: after a migration the tag names another CPU than cpu_id
 // and the operation fails (the caller refreshes); while a controller drains
-// the region, its tag is kStoppedTag, which no CPU has. A thread that never
+// the region, its tag names the controller, which no CPU matches. A thread that never
 // refreshed points at a region whose tag matches nothing.
 //
 // Remote control (any thread the C library knows or not; one controller per
 // region at a time, by a compare-and-swap on its tag): stop(cpu) swaps the
-// tag for kStoppedTag and fences the CPU; from then on no section of that CPU
+// tag for the controller's name and fences the CPU; from then on no section of that CPU
 // commits until start(cpu), so the controller may read and reset the region
 // with plain accesses. A drain may close a class (capacity 0) so that the
 // next push on it takes its thread's slow path, which reopens it (reopen).
@@ -52,7 +52,11 @@
 
 namespace lockfree {
 
-inline constexpr uint32_t kStoppedTag = 0xfffffff0u;  // no CPU, and not an unregistered cpu_id
+// Tags with the top bit set name no CPU (cpu_id is below 2^31 when the
+// thread is registered): kControllerBit | controller while a controller has
+// the region stopped, kStoppedTag before init opens it.
+inline constexpr uint32_t kControllerBit = 0x80000000u;
+inline constexpr uint32_t kStoppedTag = 0xfffffff0u;  // no CPU, no controller, and not an unregistered cpu_id
 inline constexpr uint64_t kSentinel = 1;              // odd: never a pushed pointer
 inline constexpr unsigned kMaxSlotClasses = 128;
 
@@ -235,22 +239,47 @@ public:
 
     // ---- Remote control ---------------------------------------------------
 
-    // Closes cpu's region: once it returns true, no section on that CPU
-    // commits until start(cpu), and the caller is the region's only
-    // controller until then. false: another controller has it stopped, or
-    // the fence failed (membarrier missing or not registered: see
-    // rseq::register_fences); the region is as it was.
-    bool stop(unsigned cpu) {
-        uint32_t open = cpu;
+    // Closes cpu's region for `controller` (a number below 2^31 - 16 that
+    // names the caller, such as its process id): once it returns true, no
+    // section on that CPU commits until start(cpu), and the caller is the
+    // region's only controller until then. The tag then holds
+    // kControllerBit | controller, which no CPU has. false: another
+    // controller has it, or the fence failed (membarrier missing or not
+    // registered: see rseq::register_fences); the region is as it was.
+    // A region another controller stopped and will never reopen (it was in
+    // a parent process, copied into this one by fork) is taken over when
+    // orphaned(that controller) says so.
+    template <class Orphaned>
+    bool stop(unsigned cpu, uint32_t controller, Orphaned&& orphaned) {
+        const uint32_t mine = kControllerBit | controller;
+        uint32_t seen = cpu;
         // acquire: the previous controller's resets (released by its start)
         // happen-before this controller's reads. The fence below, not this
         // order, keeps the CPU's sections from committing after it.
-        if (!tag(cpu).compare_exchange_strong(open, kStoppedTag, std::memory_order_acquire,
-                                              std::memory_order_relaxed))
-            return false;
+        if (!tag(cpu).compare_exchange_strong(seen, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
+            if (seen == mine || (seen & kControllerBit) == 0 || seen == kStoppedTag || !orphaned(seen & ~kControllerBit))
+                return false;
+            // acquire: as above. The orphan's headers are as its process
+            // left them (a drain cut short keeps only blocks it had not
+            // yet taken, which are still there).
+            if (!tag(cpu).compare_exchange_strong(seen, mine, std::memory_order_acquire, std::memory_order_relaxed))
+                return false;
+        }
         if (rseq::fence_cpu(cpu)) return true;
         tag(cpu).store(cpu, std::memory_order_release);  // release: as in start
         return false;
+    }
+    bool stop(unsigned cpu, uint32_t controller = 0) {
+        return stop(cpu, controller, [](uint32_t) { return false; });
+    }
+
+    // Whether cpu's region is stopped by a controller (not open, and not
+    // before init).
+    bool stopped(unsigned cpu) const {
+        // relaxed: a snapshot; callers that act on it own the region or are
+        // the only thread (a fork child's handler).
+        uint32_t t = tag(cpu).load(std::memory_order_relaxed);
+        return (t & kControllerBit) != 0 && t != kStoppedTag;
     }
 
     // Reopens a stopped region.

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -321,4 +322,42 @@ TEST(PerCpuFrontEnd, NoBlockHandedOutTwiceUnderForcedAborts) {
     char report[512] = "";
     ASSERT_EQ(bitslab_heap_check_census(report, sizeof report, &census), 0) << report;
     EXPECT_EQ(census.handed_out, census.pending_remote) << "every block was freed";
+}
+
+// Fork while a controller of the parent has a CPU's region stopped (the
+// purger or malloc_trim mid-drain): the child's atfork handler reopens it;
+// a child made without the handlers (_Fork) takes it over at its first drain.
+// Either way the child caches on that CPU again and its heap is consistent.
+TEST(PerCpuFrontEnd, ForkWhileARegionIsStoppedLeavesTheChildWorking) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
+    ASSERT_TRUE(pin_to(0));
+    for (bool with_handlers : {true, false}) {
+        void* p = bitslab_malloc(64);
+        bitslab_free(p);  // CPU 0's stacks in use
+        ASSERT_TRUE(bitslab::g_cpu_slots.stop(0, static_cast<uint32_t>(getpid())));
+        pid_t child = with_handlers ? fork() : _Fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) {
+            int bad = 0;
+            if (with_handlers && bitslab::g_cpu_slots.stopped(0)) bad |= 1;  // the handler reopened it
+            bitslab_thread_flush();  // drains every CPU: takes over an orphan
+            if (bitslab::g_cpu_slots.stopped(0)) bad |= 2;
+            std::vector<void*> blocks;
+            for (int i = 0; i < 1000; ++i) blocks.push_back(bitslab_malloc(64));
+            for (void* b : blocks) bitslab_free(b);
+            size_t blocks_cached, bytes;
+            bitslab::cpu_slots_census(blocks_cached, bytes);
+            if (blocks_cached == 0) bad |= 4;  // frees on CPU 0 are cached again
+            char report[512] = "";
+            if (bitslab_heap_check(report, sizeof report, nullptr) != 0) bad |= 8;
+            _exit(bad);
+        }
+        bitslab::g_cpu_slots.start(0);
+        int status = 0;
+        ASSERT_EQ(waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status));
+        EXPECT_EQ(WEXITSTATUS(status), 0) << (with_handlers ? "fork" : "_Fork")
+                                          << ": 1 handler did not reopen, 2 not taken over, 4 nothing cached, 8 heap check";
+    }
+    EXPECT_HEAP_OK();
 }
