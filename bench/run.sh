@@ -18,8 +18,15 @@ declare -A PRELOAD=(
 )
 ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc)
 # Other variants to compare (bench/cost.sh): BENCH_VARIANTS="name=lib.so ..."
-# adds them, BENCH_ALLOCATORS="name ..." picks which run.
-for v in ${BENCH_VARIANTS:-}; do PRELOAD[${v%%=*}]=${v#*=}; done
+# adds them (name=lib.so,VAR=value,... also sets those variables for that
+# variant, e.g. perthread=build/libbitslab.so,BITSLAB_PER_CPU=0), and
+# BENCH_ALLOCATORS="name ..." picks which run.
+declare -A VARENV
+for v in ${BENCH_VARIANTS:-}; do
+  spec=${v#*=}
+  PRELOAD[${v%%=*}]=${spec%%,*}
+  [ "$spec" != "${spec%%,*}" ] && VARENV[${v%%=*}]=$(echo "${spec#*,}" | tr ',' ' ')
+done
 if [ -n "${BENCH_ALLOCATORS:-}" ]; then read -r -a ALLOCATORS <<< "$BENCH_ALLOCATORS"; fi
 T=${BENCH_THREADS:-2}
 
@@ -53,7 +60,7 @@ for ((rep = 1; rep <= reps; rep++)); do
       # 10 ms steps, too coarse for the shortest workloads); CPU time and peak
       # RSS from /usr/bin/time.
       t0=$(date +%s%N)
-      m=$( { /usr/bin/time -f "%U %S %M" env LD_PRELOAD="$pre" "$build/bench/"$args >/dev/null; } 2>&1 | tail -1 )
+      m=$( { /usr/bin/time -f "%U %S %M" env LD_PRELOAD="$pre" ${VARENV[$a]:-} "$build/bench/"$args >/dev/null; } 2>&1 | tail -1 )
       t1=$(date +%s%N)
       wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
       printf "%s\t%s\t%s\t%s\t%s\n" "$rep" "$name" "$a" "$wall" "$(echo "$m" | tr ' ' '\t')" >> "$results"
