@@ -17,8 +17,25 @@ static constexpr size_t kCpuRefillMaxBytes = 16 * 1024;
 static std::atomic<uint64_t> g_seen_activity[kMaxHeaps];
 
 static void note_activity(int cpu) {
-    // relaxed: a counter that says "something happened", read by the purger.
-    g_cpu_slots.client_word(static_cast<unsigned>(cpu)).fetch_add(1, std::memory_order_relaxed);
+    // relaxed load and store, not an atomic add: the count only has to
+    // change (a lost update between two threads of one CPU still changes
+    // it), and a locked add on every slow path cost more than it says.
+    auto& word = g_cpu_slots.client_word(static_cast<unsigned>(cpu));
+    word.store(word.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// Blocks moved between a stack and a chain in one section at most.
+static constexpr size_t kBatchMax = kCpuClassMaxBlocks;
+
+// Links out[0..n) into a chain, first to last; returns its head.
+static lockfree::StackNode* link_all(void* const* blocks, size_t n) {
+    lockfree::StackNode* chain = nullptr;
+    for (size_t i = n; i-- > 0;) {
+        auto* node = static_cast<lockfree::StackNode*>(blocks[i]);
+        lockfree::link_set(node, chain);
+        chain = node;
+    }
+    return chain;
 }
 
 int cpu_cache_refresh() {
@@ -40,26 +57,21 @@ void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
     if (heap_take(h, cls, want, chain, left_work) == 0) return nullptr;
     lockfree::StackNode* first = chain.head;
     lockfree::StackNode* rest = lockfree::link_next(first);
-    while (rest) {
-        lockfree::StackNode* next = lockfree::link_next(rest);
-        if (!g_cpu_slots.push(cls, rest)) break;  // full, moved to another CPU, or stopped
-        rest = next;
-    }
+    // The rest goes on the stack in one section.
+    void* blocks[kBatchMax];
+    size_t n = 0;
+    for (lockfree::StackNode* node = rest; node && n < kBatchMax; node = lockfree::link_next(node)) blocks[n++] = node;
+    if (n > 0 && g_cpu_slots.push_batch(cls, blocks, n)) rest = nullptr;  // else no room, moved, or stopped
     if (rest && heap_return_chain(h, rest)) left_work = true;
     return first;
 }
 
 bool cpu_cache_make_room(Heap& here, unsigned cls) {
     if (g_cpu_slots.reopen(cls)) return true;  // it was closed: the purger must hear of the blocks coming
-    lockfree::StackNode* chain = nullptr;
-    for (unsigned n = g_cpu_slots.capacity(cls) / 2; n > 0; --n) {
-        void* p = g_cpu_slots.pop(cls);
-        if (!p) break;
-        auto* node = static_cast<lockfree::StackNode*>(p);
-        lockfree::link_set(node, chain);
-        chain = node;
-    }
-    return chain && heap_return_chain(here, chain);
+    void* blocks[kBatchMax];
+    size_t half = g_cpu_slots.capacity(cls) / 2;
+    size_t n = g_cpu_slots.pop_batch(cls, blocks, half > 0 ? half : 1);
+    return n > 0 && heap_return_chain(here, link_all(blocks, n));
 }
 
 bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
@@ -69,13 +81,10 @@ bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
         if (g_cpu_slots.push(kForeignSlots, block)) return false;
         // Full (or not the current region): the whole stack goes home with p,
         // grouped by owner in heap_return_chain.
-        lockfree::link_set(block, nullptr);
-        while (void* q = g_cpu_slots.pop(kForeignSlots)) {
-            auto* node = static_cast<lockfree::StackNode*>(q);
-            lockfree::link_set(node, block);
-            block = node;
-        }
-        return heap_return_chain(here, block);
+        void* blocks[kForeignSlotCount + 1];
+        size_t n = g_cpu_slots.pop_batch(kForeignSlots, blocks, kForeignSlotCount);
+        blocks[n++] = block;
+        return heap_return_chain(here, link_all(blocks, n));
     }
     lockfree::link_set(block, nullptr);
     return heap_return_chain(here, block);

@@ -235,6 +235,76 @@ public:
         return false;
 #endif
     }
+
+    // Pushes in[0..n) (n >= 1, even values) on class cls of the current CPU
+    // in one section: all of them, or none (false: not room for n, or
+    // t_region is not the current, open region). The slot stores lie above
+    // `current` until the commit, as in push.
+    bool push_batch(uintptr_t cls, void* const* in, uintptr_t n) const {
+#if defined(__x86_64__)
+        uintptr_t region, scratch, i, top, value;
+        bool ok;  // ZF: set on success (the loop's last compare, i == n)
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+                     "jne 2f\n\t"                                          // ZF clear
+                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
+                     "leaq (%[scratch], %[n]), %[top]\n\t"
+                     "movzwl 18(%[region], %[cls], 4), %k[value]\n\t"    // end
+                     "cmpq %[value], %[top]\n\t"
+                     "ja 2f\n\t"                                           // no room: ZF clear
+                     "xorl %k[i], %k[i]\n"
+                     "6:\n\t"
+                     "movq (%[in], %[i], 8), %[value]\n\t"
+                     "movq %[value], (%[region], %[scratch], 8)\n\t"     // above current until the commit
+                     "leaq 1(%[scratch]), %[scratch]\n\t"
+                     "addq $1, %[i]\n\t"
+                     "cmpq %[n], %[i]\n\t"
+                     "jb 6b\n\t"
+                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "2:\n\t"
+                     : [region] "=&r"(region), [scratch] "=&r"(scratch), [i] "=&r"(i), [top] "=&r"(top),
+                       [value] "=&r"(value), "=@ccz"(ok)
+                     : [off] "r"(rseq_offset_), [cls] "r"(cls), [in] "r"(in), [n] "r"(n), [t_region] "m"(t_region),
+                       [aborts] "m"(g_rseq_aborts)
+                     : "memory");
+        return ok;
+#else
+        (void)cls; (void)in; (void)n;
+        return false;
+#endif
+    }
+
+    // Pops up to `max` (>= 1) pointers of class cls of the current CPU into
+    // out[], top first, in one section; returns how many (0: empty, or
+    // t_region is not the current, open region).
+    uintptr_t pop_batch(uintptr_t cls, void** out, uintptr_t max) const {
+#if defined(__x86_64__)
+        uintptr_t region, scratch, i, value;
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+                     "movl $0, %k[i]\n\t"  // (mov keeps the tag compare's flags) none yet, also after an abort
+                     "jne 2f\n\t"
+                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n"  // current
+                     "6:\n\t"
+                     "movq -8(%[region], %[scratch], 8), %[value]\n\t"
+                     "testb $1, %b[value]\n\t"                            // the sentinel: no more
+                     "jnz 7f\n\t"
+                     "movq %[value], (%[out], %[i], 8)\n\t"               // the caller's array only
+                     "leaq -1(%[scratch]), %[scratch]\n\t"
+                     "addq $1, %[i]\n\t"
+                     "cmpq %[max], %[i]\n\t"
+                     "jb 6b\n"
+                     "7:\n\t"
+                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "2:\n\t"
+                     : [region] "=&r"(region), [scratch] "=&r"(scratch), [i] "=&r"(i), [value] "=&r"(value)
+                     : [off] "r"(rseq_offset_), [cls] "r"(cls), [out] "r"(out), [max] "r"(max),
+                       [t_region] "m"(t_region), [aborts] "m"(g_rseq_aborts)
+                     : "cc", "memory");
+        return i;
+#else
+        (void)cls; (void)out; (void)max;
+        return 0;
+#endif
+    }
 #undef LOCKFREE_RSEQ_PROLOGUE
 
     // ---- Remote control ---------------------------------------------------

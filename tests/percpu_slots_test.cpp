@@ -102,6 +102,22 @@ TEST(PerCpuSlots, StackPerCpuAndClass) {
     EXPECT_EQ(drained, (std::vector<void*>{&blocks[312], &blocks[310]}));
     r.slots.start(0);
     EXPECT_EQ(r.slots.pop(1), nullptr);
+    // Batches: all or nothing on push, top first on pop, up to what is there.
+    void* three[3] = {&blocks[400], &blocks[402], &blocks[404]};
+    EXPECT_TRUE(r.slots.push_batch(0, three, 3));
+    void* five[5] = {&blocks[410], &blocks[412], &blocks[414], &blocks[416], &blocks[418]};
+    EXPECT_FALSE(r.slots.push_batch(0, five, 2));  // 3 + 2 > capacity 4: none pushed
+    EXPECT_EQ(r.slots.count(0, 0), 3u);
+    void* out[8] = {};
+    EXPECT_EQ(r.slots.pop_batch(0, out, 2), 2u);
+    EXPECT_EQ(out[0], &blocks[404]);
+    EXPECT_EQ(out[1], &blocks[402]);
+    EXPECT_EQ(r.slots.pop_batch(0, out, 8), 1u);
+    EXPECT_EQ(out[0], &blocks[400]);
+    EXPECT_EQ(r.slots.pop_batch(0, out, 8), 0u);
+    EXPECT_TRUE(r.slots.push_batch(2, five, 5));
+    EXPECT_EQ(r.slots.pop_batch(2, out, 8), 5u);
+    EXPECT_EQ(out[0], &blocks[418]);
     unpin();
 }
 
@@ -210,7 +226,34 @@ void worker(unsigned id, std::atomic<pid_t>* tid_out, Hands* hands) {
     std::vector<Token*>& hand = hands->hand;
     while (!g_stop.load(std::memory_order_relaxed)) {
         unsigned cls = rng() % kClasses;
-        if (rng() % 2 == 0) {
+        unsigned op = rng() % 8;
+        if (op == 6) {  // a batch push of up to 8 tokens of the class
+            Token* batch[8];
+            size_t n = 0;
+            for (size_t k = 0; k < hand.size() && n < 8; ++k)
+                if (hand[k]->cls == cls) batch[n++] = hand[k];
+            if (n > 0) {
+                for (size_t k = 0; k < n; ++k)
+                    if (batch[k]->place.exchange(kCached, std::memory_order_acq_rel) != kHeld) g_errors.fetch_add(1);
+                if (g_regions->slots.push_batch(cls, reinterpret_cast<void* const*>(batch), n)) {
+                    for (size_t k = 0; k < n; ++k) {
+                        for (size_t j = 0; j < hand.size(); ++j)
+                            if (hand[j] == batch[k]) { hand[j] = hand.back(); hand.pop_back(); break; }
+                    }
+                } else {
+                    for (size_t k = 0; k < n; ++k) batch[k]->place.store(kHeld, std::memory_order_release);
+                    g_regions->slots.refresh();
+                }
+            }
+        } else if (op == 7) {  // a batch pop of up to 8
+            void* out[8];
+            size_t n = g_regions->slots.pop_batch(cls, out, 8);
+            if (n == 0) g_regions->slots.refresh();
+            for (size_t k = 0; k < n; ++k) {
+                took(out[k], cls);
+                hand.push_back(static_cast<Token*>(out[k]));
+            }
+        } else if (op % 2 == 0) {
             void* p = g_regions->slots.pop(cls);
             if (p != nullptr) {
                 took(p, cls);
