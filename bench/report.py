@@ -2,7 +2,7 @@
 """Summarizes bench/run.sh results: medians per workload and allocator, ratios
 of bitslab to the best peer (lower is better), geometric means, and optionally
 a Markdown report and a gnuplot chart.
-   report.py RESULTS_TSV [--markdown OUT.md --chart OUT.png --command CMD --instructions FILE]"""
+   report.py RESULTS_TSV [--markdown OUT.md --chart OUT.png --command CMD --instructions FILE --disasm FILE]"""
 import argparse, math, os, statistics, subprocess, sys
 from collections import defaultdict
 
@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--chart")
     ap.add_argument("--command", default="ci/run bench")
     ap.add_argument("--instructions")
+    ap.add_argument("--disasm")  # bench/fastpath_disasm.py's table
     ap.add_argument("--date", default="")
     args = ap.parse_args()
     table = summarize(load(args.results))
@@ -103,6 +104,7 @@ def main():
     if args.markdown:
         md, rss = markdown(table, args.command, args.instructions, args.chart)
         instr = open(args.instructions).read().strip() if args.instructions else "(not measured)"
+        disasm = open(args.disasm).read().strip() if args.disasm else "(not measured)"
         with open(args.markdown, "w") as f:
             f.write(f"""# Benchmarks
 
@@ -131,6 +133,14 @@ Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs
 
 ```
 {instr}
+```
+
+## Fast path: instructions of each front end (disassembly)
+
+valgrind has no rseq, so under callgrind bitslab runs its per-thread front end: the table above counts that one. `bench/fastpath_disasm.py` counts both front ends in `libbitslab.so`'s code (`objdump -d`): it walks `malloc` and `free` from their entry, through the fall-through of every conditional branch (the fast path is laid out that way) and every `jmp`, to a `ret` (at most 80 instructions), except the branch on `g_cpu_front`, whose fall-through is the per-CPU path and whose target is the per-thread path. Each per-CPU walk must pass exactly one rseq commit (the 16-bit store of the stack's `current`), each per-thread walk none. Static counts of the path a hit takes, not a measurement; the per-thread pair matches callgrind's count. The ctest `fastpath_golden` (gcc release build) fails if a count grows above `bench/fastpath_golden.txt`.
+
+```
+{disasm}
 ```
 """)
             findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "findings.md")

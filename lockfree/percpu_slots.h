@@ -50,6 +50,24 @@
 
 #include "lockfree/rseq.h"
 
+// Verification knobs. The protocol above is what the sections must do;
+// these macros break it on purpose so that a verification build can show its
+// tests catch the break (ci/run planted, BITSLAB_PLANT_BUG in CMakeLists.txt).
+// Both are 0 (off) unless the build defines them; no other build may.
+//   LOCKFREE_RSEQ_COMMIT_EARLY=1: pop commits current - 1 before the
+//     sentinel check, so a pop of an empty stack leaves current below begin.
+//     =2: push commits before its slot store, so an abort between the two
+//     leaves a dead value in a committed slot.
+//   LOCKFREE_RSEQ_ABORT_FALLS_THROUGH=1: the abort handler does not restart
+//     the section: it jumps to the post-commit label with the success flag,
+//     as if the section had committed.
+#ifndef LOCKFREE_RSEQ_COMMIT_EARLY
+#define LOCKFREE_RSEQ_COMMIT_EARLY 0
+#endif
+#ifndef LOCKFREE_RSEQ_ABORT_FALLS_THROUGH
+#define LOCKFREE_RSEQ_ABORT_FALLS_THROUGH 0
+#endif
+
 namespace lockfree {
 
 // Tags with the top bit set name no CPU (cpu_id is below 2^31 when the
@@ -147,8 +165,18 @@ public:
     // jump targets of an asm goto that has outputs. Every exit that fails
     // jumps to the post-commit label with the flag saying so; the success
     // path computes with lea (which leaves the flags alone) after its last
-    // test, so the flag still says success after the commit.
-#define LOCKFREE_RSEQ_PROLOGUE                                                          \
+    // test, so the flag still says success after the commit. The abort
+    // handler counts the abort and restarts the section at its arming
+    // (label 0); set_ok, the instruction that sets the success flag, is used
+    // only by the planted abort below.
+#if LOCKFREE_RSEQ_ABORT_FALLS_THROUGH
+    // PLANTED BUG (verification knob): the abort resumes after the commit
+    // with the success flag (set_ok) instead of at the section's start.
+#define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) set_ok "\n\tjmp 2f\n\t"
+#else
+#define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) "jmp 0f\n\t"
+#endif
+#define LOCKFREE_RSEQ_PROLOGUE(set_ok)                                                  \
     /* The descriptor, and the abort handler behind the signature. */                \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                              \
     ".balign 32\n"                                                                     \
@@ -161,7 +189,7 @@ public:
     ".long 0x53053053\n"                                                               \
     "4:\n\t"                                                                           \
     "lock incq %[aborts]\n\t"                                                          \
-    "jmp 0f\n\t"                                                                       \
+    LOCKFREE_RSEQ_ABORT_RESUME(set_ok)                                                 \
     ".popsection\n"                                                                    \
     /* Arm: rseq_cs = &descriptor (the kernel clears it after an abort). */           \
     "0:\n\t"                                                                           \
@@ -178,14 +206,21 @@ public:
         void* p;
         uintptr_t region, scratch;
         bool ok;  // ZF: set on success
-        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE("cmpq %[region], %[region]")  // planted: ZF set
                      "jne 2f\n\t"                                          // ZF clear
                      "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
                      "movq -8(%[region], %[scratch], 8), %[p]\n\t"     // the slot below it
+#if LOCKFREE_RSEQ_COMMIT_EARLY == 1
+                     // PLANTED BUG (verification knob): the commit before the sentinel check.
+                     "leal -1(%q[scratch]), %k[scratch]\n\t"
+                     "movw %w[scratch], 16(%[region], %[cls], 4)\n\t"  // commit
+                     "testb $1, %b[p]\n"                                 // the sentinel: ZF clear
+#else
                      "testb $1, %b[p]\n\t"                              // the sentinel: ZF clear
                      "jnz 2f\n\t"
                      "leal -1(%q[scratch]), %k[scratch]\n\t"
                      "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+#endif
                      "2:\n\t"
                      : [p] "=&a"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccz"(ok)
                      : [off] "r"(rseq_offset_), [cls] "r"(cls), [t_region] "m"(t_region),
@@ -211,14 +246,21 @@ public:
 #if defined(__x86_64__)
         uintptr_t region, scratch;
         bool ok;  // CF: set on success
-        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE("stc")  // planted: CF set
                      "jne 5f\n\t"
                      "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
                      "cmpw 18(%[region], %[cls], 4), %w[scratch]\n\t"   // CF: current < end
                      "jae 2f\n\t"                                         // full: CF clear
+#if LOCKFREE_RSEQ_COMMIT_EARLY == 2
+                     // PLANTED BUG (verification knob): the commit before the slot store.
+                     "leal 1(%q[scratch]), %k[scratch]\n\t"
+                     "movw %w[scratch], 16(%[region], %[cls], 4)\n\t"  // commit
+                     "movq %[p], -8(%[region], %[scratch], 8)\n"       // the slot, now below current
+#else
                      "movq %[p], (%[region], %[scratch], 8)\n\t"        // above current: dead until the commit
                      "leal 1(%q[scratch]), %k[scratch]\n\t"
                      "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+#endif
                      "2:\n\t"
                      ".pushsection __rseq_failure, \"ax\"\n"
                      "5:\n\t"
@@ -306,6 +348,7 @@ public:
 #endif
     }
 #undef LOCKFREE_RSEQ_PROLOGUE
+#undef LOCKFREE_RSEQ_ABORT_RESUME
 
     // ---- Remote control ---------------------------------------------------
 

@@ -128,6 +128,92 @@ TEST(PerCpuSlots, RegionMustFitLayout) {
     EXPECT_FALSE(slots.init(small, 1, 6, big, 1, 0));
 }
 
+// ---- The windows, provoked -----------------------------------------------------
+//
+// The stress below meets the two windows of a section by chance (thousands of
+// aborts per run); these checks meet each one on purpose, so a section that
+// commits too early or an abort that does not restart is caught on every run,
+// before the stress (which would then chase wild pointers).
+
+namespace {
+
+// A layout whose class 1 has its slots on the region's second page, apart
+// from the tag and headers (first page): a fault on that page can only come
+// from the slot access, inside the section.
+constexpr unsigned kWindowShift = 13;  // 8 KiB per CPU: two pages
+const uint16_t kWindowCapacity[2] = {509, 4};  // words 3..512 are class 0's
+
+std::atomic<void*> g_guarded_page{nullptr};
+std::atomic<int> g_guard_faults{0};
+
+// The section's slot access hit the guarded page: open it and return. The
+// kernel has already moved the thread to the abort handler (a signal
+// delivered inside a section aborts it), which must restart the section.
+void on_guard_fault(int, siginfo_t*, void*) {
+    mprotect(g_guarded_page.load(), 4096, PROT_READ | PROT_WRITE);
+    g_guard_faults.fetch_add(1);
+}
+
+// Pops every class of every online CPU while it is empty: each pop must
+// fail and leave the stack as it was (current at begin, the sentinel whole).
+void check_empty_pops(PerCpuSlots& slots, const cpu_set_t& allowed) {
+    for (int cpu = 0; cpu < get_nprocs(); ++cpu) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        pin_to(cpu);
+        ASSERT_EQ(slots.refresh(), cpu);
+        for (unsigned c = 0; c < slots.num_classes(); ++c)
+            for (int i = 0; i < 3; ++i) ASSERT_EQ(slots.pop(c), nullptr) << "pop of an empty stack";
+        ASSERT_TRUE(slots.stop(static_cast<unsigned>(cpu)));
+        bool ok = slots.region_ok(static_cast<unsigned>(cpu));
+        size_t cached = 0;
+        for (unsigned c = 0; c < slots.num_classes(); ++c) cached += slots.count(static_cast<unsigned>(cpu), c);
+        slots.start(static_cast<unsigned>(cpu));
+        ASSERT_TRUE(ok && cached == 0) << "a pop of an empty stack changed it (region_ok " << ok << ", "
+                                       << static_cast<ptrdiff_t>(cached) << " pointers counted)";
+    }
+    unpin();
+}
+
+// A pop and a push whose slot access faults, on one CPU: each is aborted
+// once and must then run again whole: the pop returns the token, the push
+// leaves it cached.
+void check_faulting_sections(PerCpuSlots& slots, char* memory, int cpu) {
+    char* region = memory + (static_cast<size_t>(cpu) << kWindowShift);
+    struct sigaction sa{}, old{};
+    sa.sa_sigaction = on_guard_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGSEGV, &sa, &old), 0);
+    g_guarded_page.store(region + 4096);
+    pin_to(cpu);
+    ASSERT_EQ(slots.refresh(), cpu);
+    alignas(16) static uint64_t token[2];
+    ASSERT_TRUE(slots.push(1, token));
+    uint64_t aborts = lockfree::g_rseq_aborts.load();
+    ASSERT_EQ(mprotect(region + 4096, 4096, PROT_NONE), 0);
+    void* p = slots.pop(1);  // reads the guarded slot: a fault, an abort
+    int faults = g_guard_faults.load();
+    size_t left = slots.count(static_cast<unsigned>(cpu), 1);
+    EXPECT_EQ(faults, 1);
+    EXPECT_GE(lockfree::g_rseq_aborts.load() - aborts, 1u);
+    EXPECT_TRUE(p == token && left == 0)
+        << "an aborted pop did not run again: it returned " << p << " (the token is " << static_cast<void*>(token)
+        << ") and left " << left << " pointer(s) on the stack";
+    ASSERT_EQ(mprotect(region + 4096, 4096, PROT_READ), 0);
+    size_t before = slots.count(static_cast<unsigned>(cpu), 1);
+    bool pushed = slots.push(1, token);  // writes the guarded slot: a fault, an abort
+    left = slots.count(static_cast<unsigned>(cpu), 1);
+    EXPECT_EQ(g_guard_faults.load(), faults + 1);
+    EXPECT_TRUE(pushed && left == before + 1) << "an aborted push did not run again: it returned " << pushed
+                                              << " and left " << left << " pointer(s) on the stack ("
+                                              << before + 1 << " expected)";
+    EXPECT_EQ(slots.pop(1), token);
+    sigaction(SIGSEGV, &old, nullptr);
+    unpin();
+}
+
+}  // namespace
+
 // ---- Stress ------------------------------------------------------------------
 
 namespace {
@@ -296,9 +382,26 @@ void worker(unsigned id, std::atomic<pid_t>* tid_out, Hands* hands) {
 
 TEST(PerCpuSlots, TokensConservedUnderPreemptionMigrationSignalsAndDrains) {
     if (!lockfree::rseq::available()) GTEST_SKIP() << "no rseq registration (glibc < 2.35 or disabled)";
+    ASSERT_TRUE(lockfree::rseq::register_fences());
+    {
+        // The windows first, provoked (see above), on regions of their own.
+        PerCpuSlots window;
+        unsigned cpus = static_cast<unsigned>(get_nprocs_conf());
+        size_t bytes = static_cast<size_t>(cpus) << kWindowShift;
+        void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_NE(memory, MAP_FAILED);
+        ASSERT_TRUE(window.init(memory, cpus, kWindowShift, kWindowCapacity, 2, lockfree::rseq::area_offset()));
+        cpu_set_t allowed;
+        ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+        ASSERT_NO_FATAL_FAILURE(check_empty_pops(window, allowed));
+        int first = 0;
+        while (!CPU_ISSET(first, &allowed)) ++first;
+        check_faulting_sections(window, static_cast<char*>(memory), first);
+        munmap(memory, bytes);
+        ASSERT_FALSE(HasFailure()) << "the windows are open: the stress would only chase wild pointers";
+    }
     Regions r;
     g_regions = &r;
-    ASSERT_TRUE(lockfree::rseq::register_fences());
     for (unsigned i = 0; i < kTokens; ++i) {
         g_tokens[i].place.store(kHeld);
         g_tokens[i].cls = i % kClasses;
