@@ -9,9 +9,11 @@ namespace bitslab {
 
 std::atomic<bool> g_cpu_front{false};  // release / acquire: see cpu_slots.h
 lockfree::PerCpuSlots g_cpu_slots;
+#if !defined(LOCKFREE_TSAN) && defined(__x86_64__)
 // 0: nobody has started the layout; 1: a thread has. relaxed CAS: only who
 // lays out is decided here; g_cpu_front publishes the result.
 static std::atomic<int> g_slots_claimed{0};
+#endif
 
 static_assert(kNumClasses + 1 <= lockfree::kMaxSlotClasses, "one slot class per size class, plus the foreign stack");
 

@@ -286,7 +286,7 @@ public:
 #if defined(__x86_64__)
         uintptr_t region, scratch, i, top, value;
         bool ok;  // ZF: set on success (the loop's last compare, i == n)
-        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE("cmpq %[region], %[region]")  // planted: ZF set
                      "jne 2f\n\t"                                          // ZF clear
                      "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
                      "leaq (%[scratch], %[n]), %[top]\n\t"
@@ -321,7 +321,7 @@ public:
     uintptr_t pop_batch(uintptr_t cls, void** out, uintptr_t max) const {
 #if defined(__x86_64__)
         uintptr_t region, scratch, i, value;
-        asm volatile(LOCKFREE_RSEQ_PROLOGUE
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE("")  // planted: returns what it counted
                      "movl $0, %k[i]\n\t"  // (mov keeps the tag compare's flags) none yet, also after an abort
                      "jne 2f\n\t"
                      "movzwl 16(%[region], %[cls], 4), %k[scratch]\n"  // current
