@@ -75,6 +75,10 @@ static void* malloc_small_cpu(unsigned cls) {
     int cpu = cpu_cache_refresh();
     if (cpu >= 0) {
         if (void* p = g_cpu_slots.pop(cls)) {  // the region was only stale
+#ifdef BITSLAB_SECURE
+            secure_check_reuse(p, cls);
+#endif
+            if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, cls, kClassSize[cls]);
             hand_out(p, cls);
             return p;
         }
@@ -117,6 +121,7 @@ void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
 void* malloc_slow(size_t size) {
     if (size <= kMaxSmallSize) {
         unsigned cls = static_cast<unsigned>(size_class_of(size));
+        globals();  // the front end is decided with the globals: before the first block
         return cpu_front_on() ? malloc_small_cpu(cls) : malloc_small_slow(cls);
     }
     return alloc_large(size, kMinAlign, false);

@@ -24,18 +24,53 @@ static void note_activity(int cpu) {
     word.store(word.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-// Blocks moved between a stack and a chain in one section at most.
-static constexpr size_t kBatchMax = kCpuClassMaxBlocks;
+// Blocks moved between a stack and a chain per section: a small buffer on
+// the stack (1 KiB), so a malloc on a signal handler's small alternate stack
+// does not overflow it.
+static constexpr size_t kBatchMax = 128;
 
-// Links out[0..n) into a chain, first to last; returns its head.
-static lockfree::StackNode* link_all(void* const* blocks, size_t n) {
-    lockfree::StackNode* chain = nullptr;
+// Links blocks[0..n) in front of `chain`, first to last; returns the head.
+static lockfree::StackNode* link_all(void* const* blocks, size_t n, lockfree::StackNode* chain = nullptr) {
     for (size_t i = n; i-- > 0;) {
         auto* node = static_cast<lockfree::StackNode*>(blocks[i]);
         lockfree::link_set(node, chain);
         chain = node;
     }
     return chain;
+}
+
+// Pops up to `max` blocks of slot class cls of the current CPU into a chain.
+static lockfree::StackNode* pop_into_chain(unsigned cls, size_t max) {
+    lockfree::StackNode* chain = nullptr;
+    void* blocks[kBatchMax];
+    while (max > 0) {
+        size_t n = g_cpu_slots.pop_batch(cls, blocks, max < kBatchMax ? max : kBatchMax);
+        if (n == 0) break;
+        chain = link_all(blocks, n, chain);
+        max -= n;
+    }
+    return chain;
+}
+
+// Pushes the chain's blocks on slot class cls of the current CPU, a batch per
+// section; returns what did not fit (no room, moved, or stopped), or null.
+static lockfree::StackNode* push_chain(unsigned cls, lockfree::StackNode* chain) {
+    void* blocks[kBatchMax];
+    while (chain) {
+        size_t n = 0;
+        lockfree::StackNode* next = chain;
+        for (; next && n < kBatchMax; next = lockfree::link_next(next)) blocks[n++] = next;
+        if (!g_cpu_slots.push_batch(cls, blocks, n)) return chain;
+        chain = next;
+    }
+    return nullptr;
+}
+
+// In a child after fork the purger is gone; if the child inherited stacks in
+// use, its next slow path that reaches the stacks tells the purger.
+static std::atomic<bool> g_note_after_fork{false};  // relaxed: a hint, raised by the one thread of a child
+static bool take_fork_note() {
+    return g_note_after_fork.load(std::memory_order_relaxed) && g_note_after_fork.exchange(false, std::memory_order_relaxed);
 }
 
 int cpu_cache_refresh() {
@@ -49,45 +84,40 @@ int cpu_cache_refresh() {
 }
 
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
-    if (g_cpu_slots.reopen(cls)) left_work = true;  // a drain closed it: the purger must come back
+    if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // the purger must come (back)
     uint32_t want = 1 + g_cpu_slots.capacity(cls) / 2;
     uint32_t byte_cap = static_cast<uint32_t>(kCpuRefillMaxBytes / kClassSize[cls]);
     if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
     Chain chain;
     if (heap_take(h, cls, want, chain, left_work) == 0) return nullptr;
     lockfree::StackNode* first = chain.head;
-    lockfree::StackNode* rest = lockfree::link_next(first);
-    // The rest goes on the stack in one section.
-    void* blocks[kBatchMax];
-    size_t n = 0;
-    for (lockfree::StackNode* node = rest; node && n < kBatchMax; node = lockfree::link_next(node)) blocks[n++] = node;
-    if (n > 0 && g_cpu_slots.push_batch(cls, blocks, n)) rest = nullptr;  // else no room, moved, or stopped
+    lockfree::StackNode* rest = push_chain(cls, lockfree::link_next(first));
     if (rest && heap_return_chain(h, rest)) left_work = true;
     return first;
 }
 
 bool cpu_cache_make_room(Heap& here, unsigned cls) {
-    if (g_cpu_slots.reopen(cls)) return true;  // it was closed: the purger must hear of the blocks coming
-    void* blocks[kBatchMax];
+    // It was closed: the purger must hear of the blocks coming.
+    if (g_cpu_slots.reopen(cls) || take_fork_note()) return true;
     size_t half = g_cpu_slots.capacity(cls) / 2;
-    size_t n = g_cpu_slots.pop_batch(cls, blocks, half > 0 ? half : 1);
-    return n > 0 && heap_return_chain(here, link_all(blocks, n));
+    lockfree::StackNode* chain = pop_into_chain(cls, half > 0 ? half : 1);
+    return chain && heap_return_chain(here, chain);
 }
 
 bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
     auto* block = static_cast<lockfree::StackNode*>(p);
+    bool note = take_fork_note();
     if (kClassSize[cls] <= kForeignMaxSize) {
-        g_cpu_slots.reopen(kForeignSlots);
-        if (g_cpu_slots.push(kForeignSlots, block)) return false;
+        // A drain closed it: the purger must hear of the blocks coming.
+        if (g_cpu_slots.reopen(kForeignSlots)) note = true;
+        if (g_cpu_slots.push(kForeignSlots, block)) return note;
         // Full (or not the current region): the whole stack goes home with p,
         // grouped by owner in heap_return_chain.
-        void* blocks[kForeignSlotCount + 1];
-        size_t n = g_cpu_slots.pop_batch(kForeignSlots, blocks, kForeignSlotCount);
-        blocks[n++] = block;
-        return heap_return_chain(here, link_all(blocks, n));
+        lockfree::link_set(block, pop_into_chain(kForeignSlots, kForeignSlotCount));
+        return heap_return_chain(here, block) || note;
     }
     lockfree::link_set(block, nullptr);
-    return heap_return_chain(here, block);
+    return heap_return_chain(here, block) || note;
 }
 
 // A controller is named by its process id: a region that a controller of
@@ -97,11 +127,22 @@ bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
 // this process, at most one CPU's stacks; DESIGN.md, fork). Fences need this
 // process's registration (a forked child may lack its parent's): stop
 // registers once more if its fence fails.
+static uint32_t controller_name() { return static_cast<uint32_t>(sys::call(SYS_getpid)); }
+
+// Set when the fence fails even after registering again (a seccomp filter
+// installed after start-up, say): the stacks can then not be drained, and the
+// purger stops counting them as work rather than wake for them forever. They
+// stay bounded (cpu_slots.h). relaxed: a flag that only goes up.
+static std::atomic<bool> g_fences_broken{false};
+
 static bool stop_region(unsigned cpu) {
-    auto me = static_cast<uint32_t>(sys::call(SYS_getpid));
+    uint32_t me = controller_name();
     auto orphaned = [me](uint32_t controller) { return controller != me; };
     if (g_cpu_slots.stop(cpu, me, orphaned)) return true;
-    return lockfree::rseq::register_fences() && g_cpu_slots.stop(cpu, me, orphaned);
+    if (g_cpu_slots.stopped(cpu)) return false;  // another controller has it
+    if (lockfree::rseq::register_fences() && g_cpu_slots.stop(cpu, me, orphaned)) return true;
+    if (!g_cpu_slots.stopped(cpu)) g_fences_broken.store(true, std::memory_order_relaxed);
+    return false;
 }
 
 // A region in use (a class open or holding blocks) needs the purger: an
@@ -130,7 +171,7 @@ bool cpu_cache_drain(bool everything) {
                     chain = node;
                 },
                 /*close=*/true);
-        g_cpu_slots.start(cpu);
+        g_cpu_slots.start(cpu, controller_name());
         // The blocks are this CPU's heap's (or cacheable anywhere, or in the
         // foreign stack): its heap frees its own into the bitmaps and pushes
         // the others home.
@@ -142,11 +183,12 @@ bool cpu_cache_drain(bool everything) {
 void cpu_cache_after_fork_in_child() {
     if (!cpu_front_on()) return;
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu)
-        if (g_cpu_slots.stopped(cpu)) g_cpu_slots.start(cpu);
+        if (g_cpu_slots.stopped(cpu)) g_cpu_slots.start(cpu, g_cpu_slots.controller_of(cpu));
+    if (cpu_cache_in_use()) g_note_after_fork.store(true, std::memory_order_relaxed);
 }
 
 bool cpu_cache_in_use() {
-    if (!cpu_front_on()) return false;
+    if (!cpu_front_on() || g_fences_broken.load(std::memory_order_relaxed)) return false;
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu)
         if (g_cpu_slots.in_use(cpu)) return true;
     return false;
@@ -158,8 +200,9 @@ bool cpu_cache_for_each_block(void (*fn)(void* block, unsigned cpu, unsigned slo
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu) {
         if (!g_cpu_slots.in_use(cpu)) continue;
         if (!stop_region(cpu)) { all = false; continue; }
+        if (!g_cpu_slots.region_ok(cpu)) fn(nullptr, cpu, 0, arg);  // a broken region: the caller reports it
         g_cpu_slots.for_each(cpu, [&](void* p, unsigned c) { fn(p, cpu, c, arg); });
-        g_cpu_slots.start(cpu);
+        g_cpu_slots.start(cpu, controller_name());
     }
     return all;
 }

@@ -56,8 +56,9 @@ void cpu_cache_after_fork_in_child();
 bool cpu_cache_in_use();
 
 // Blocks in every CPU's stacks, walking each stopped in turn (the heap
-// checker); calls fn(block, cpu, slot class, arg) for each. Returns false if
-// a region could not be stopped (another controller had it).
+// checker); calls fn(block, cpu, slot class, arg) for each, and fn(nullptr,
+// cpu, 0, arg) for a region whose invariants are broken. Returns false if a
+// region could not be stopped (another controller had it).
 bool cpu_cache_for_each_block(void (*fn)(void* block, unsigned cpu, unsigned slot_class, void* arg), void* arg);
 
 }  // namespace bitslab

@@ -107,8 +107,10 @@ public:
 
     // memory: num_cpus << shift bytes, zeroed, never unmapped while in use.
     // Returns false if the layout does not fit (regions too small, or more
-    // than 65,535 words). Regions start open; their classes open too, or,
-    // with open_classes false, closed (capacity 0 until reopen).
+    // than 65,535 words). Writes nothing there: a region is laid out by the
+    // first refresh() on its CPU (so a process pays for the regions of the
+    // CPUs it runs on, not of every possible one), open, with its classes
+    // open too or, with open_classes false, closed (capacity 0 until reopen).
     bool init(void* memory, unsigned num_cpus, unsigned shift, const uint16_t* capacity, unsigned num_classes,
               ptrdiff_t rseq_offset, bool open_classes = true) {
         if (num_classes > kMaxSlotClasses || shift > 19 || shift < 6) return false;
@@ -120,6 +122,7 @@ public:
         shift_ = shift;
         num_classes_ = num_classes;
         rseq_offset_ = rseq_offset;
+        open_classes_ = open_classes;
         size_t word = kHeaderWord + (num_classes * sizeof(Header) + 7) / 8;
         for (unsigned c = 0; c < num_classes; ++c) {
             sentinel_[c] = static_cast<uint16_t>(word);
@@ -127,19 +130,13 @@ public:
             word += 1 + capacity[c];
             end_[c] = static_cast<uint16_t>(word);
         }
-        // Closed first: zeroed memory reads as CPU 0's open tag.
-        for (unsigned cpu = 0; cpu < num_cpus; ++cpu) tag(cpu).store(kStoppedTag, std::memory_order_relaxed);
-        for (unsigned cpu = 0; cpu < num_cpus; ++cpu) {
-            uint64_t* region = region_words(cpu);
-            for (unsigned c = 0; c < num_classes; ++c) {
-                region[sentinel_[c]] = kSentinel;
-                header(cpu, c) = Header{begin_[c], open_classes ? end_[c] : begin_[c]};
-            }
-            // release: a thread that reads the tag (after refresh) reads the
-            // headers and sentinels above as written.
-            tag(cpu).store(cpu, std::memory_order_release);
-        }
         return true;
+    }
+
+    // Whether cpu's region is laid out (refresh() does it).
+    bool laid_out(unsigned cpu) const {
+        // acquire: pairs with lay_out's release; the region is as written.
+        return state(cpu).load(std::memory_order_acquire) == kLaidOut;
     }
 
     unsigned num_cpus() const { return num_cpus_; }
@@ -151,7 +148,10 @@ public:
     // region. (The thread may migrate right after: the tag check catches it.)
     int refresh() const {
         uint32_t cpu = rseq::area()->cpu_id;
-        if (cpu >= num_cpus_) return -1;
+        if (cpu >= num_cpus_ || (!laid_out(cpu) && !lay_out(cpu))) {
+            t_region = kNeverRegion;  // no stale region of another CPU either
+            return -1;
+        }
         t_region = region_words(cpu);
         return static_cast<int>(cpu);
     }
@@ -364,6 +364,7 @@ public:
     // orphaned(that controller) says so.
     template <class Orphaned>
     bool stop(unsigned cpu, uint32_t controller, Orphaned&& orphaned) {
+        if (!laid_out(cpu)) return false;  // nothing there yet (and its zero tag is no CPU's)
         const uint32_t mine = kControllerBit | controller;
         uint32_t seen = cpu;
         // acquire: the previous controller's resets (released by its start)
@@ -389,6 +390,7 @@ public:
     // Whether cpu's region is stopped by a controller (not open, and not
     // before init).
     bool stopped(unsigned cpu) const {
+        if (!laid_out(cpu)) return false;
         // relaxed: a snapshot; callers that act on it own the region or are
         // the only thread (a fork child's handler).
         uint32_t t = tag(cpu).load(std::memory_order_relaxed);
@@ -396,10 +398,20 @@ public:
     }
 
     // Reopens a stopped region.
-    void start(unsigned cpu) {
+    // Reopens a region `controller` stopped; false (changing nothing) if it
+    // is not stopped by that controller any more (another took it over).
+    bool start(unsigned cpu, uint32_t controller = 0) {
+        uint32_t mine = kControllerBit | controller;
         // release: the controller's resets of headers happen-before any
         // section that reads the open tag.
-        tag(cpu).store(cpu, std::memory_order_release);
+        return tag(cpu).compare_exchange_strong(mine, cpu, std::memory_order_release, std::memory_order_relaxed);
+    }
+
+    // The controller that has cpu's region stopped (a fork child's handler
+    // reopens what its parent's held); meaningful when stopped(cpu).
+    uint32_t controller_of(unsigned cpu) const {
+        // relaxed: see stopped().
+        return tag(cpu).load(std::memory_order_relaxed) & ~kControllerBit;
     }
 
     // Stopped region only: calls fn(p) for each pointer of class cls, top
@@ -445,6 +457,7 @@ public:
     // Whether some class of cpu is open (may take a push) or holds a pointer.
     // A snapshot: exact only on a stopped region.
     bool in_use(unsigned cpu) const {
+        if (!laid_out(cpu)) return false;
         for (unsigned c = 0; c < num_classes_; ++c) {
             const Header& h = header(cpu, c);
             // relaxed: a snapshot (see above).
@@ -458,6 +471,7 @@ public:
     // Pointers cached in class cls of cpu. Exact on a stopped region;
     // otherwise a snapshot that may be stale at once (statistics).
     size_t count(unsigned cpu, unsigned cls) const {
+        if (!laid_out(cpu)) return 0;
         uint16_t current = __atomic_load_n(&header(cpu, cls).current, __ATOMIC_RELAXED);
         return current - begin_[cls];
     }
@@ -481,6 +495,34 @@ public:
     }
 
 private:
+    // A region's layout state, in the 4 bytes after its tag: untouched
+    // (zero memory), being laid out by one thread, laid out.
+    static constexpr uint32_t kUntouched = 0, kLayingOut = 1, kLaidOut = 2;
+    std::atomic<uint32_t>& state(unsigned cpu) const {
+        return *reinterpret_cast<std::atomic<uint32_t>*>(reinterpret_cast<char*>(region_words(cpu)) + 4);
+    }
+
+    // Lays cpu's region out, once: false if another thread is doing it (the
+    // caller then caches nothing this time rather than wait). No thread
+    // points at the region before it is laid out (refresh checks first), so
+    // the zero tag, which reads as CPU 0's, opens nothing early.
+    bool lay_out(unsigned cpu) const {
+        uint32_t untouched = kUntouched;
+        // relaxed: only who lays it out is decided here; the release below publishes it.
+        if (!state(cpu).compare_exchange_strong(untouched, kLayingOut, std::memory_order_relaxed)) return laid_out(cpu);
+        uint64_t* region = region_words(cpu);
+        tag(cpu).store(kStoppedTag, std::memory_order_relaxed);  // relaxed: published by the releases below
+        for (unsigned c = 0; c < num_classes_; ++c) {
+            region[sentinel_[c]] = kSentinel;
+            header(cpu, c) = Header{begin_[c], open_classes_ ? end_[c] : begin_[c]};
+        }
+        // release: a thread that reads the open tag or the laid-out state
+        // reads the headers and sentinels above as written.
+        tag(cpu).store(cpu, std::memory_order_release);
+        state(cpu).store(kLaidOut, std::memory_order_release);
+        return true;
+    }
+
     uint64_t* region_words(unsigned cpu) const {
         return reinterpret_cast<uint64_t*>(regions_ + (static_cast<size_t>(cpu) << shift_));
     }
@@ -493,6 +535,7 @@ private:
     unsigned num_cpus_ = 0;
     unsigned shift_ = 0;
     unsigned num_classes_ = 0;
+    bool open_classes_ = true;
     ptrdiff_t rseq_offset_ = 0;
     uint16_t sentinel_[kMaxSlotClasses] = {};
     uint16_t begin_[kMaxSlotClasses] = {};

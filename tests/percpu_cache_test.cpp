@@ -34,6 +34,13 @@ namespace {
 
 bool per_cpu() { return bitslab_test_per_cpu() == 1; }
 
+void unpin_all() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = 0; c < get_nprocs(); ++c) CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
 bool pin_to(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -169,9 +176,30 @@ TEST(PerCpuFrontEnd, IdleProgramGetsTheCpuStacksBack) {
         usleep(20000);
     EXPECT_EQ(cpu_cached_bytes(), 0u) << "the CPUs' stacks of an idle program were not drained";
     EXPECT_EQ(bitslab_test_purger_running(), 0) << "the purger of an idle program did not end";
-    // Used again, the stacks reopen (and the purger comes back for them).
-    void* p = bitslab_malloc(100);
-    bitslab_free(p);
+    // Used again, a class reopens and the purger comes back for it: on a
+    // malloc (a refill), and on a free of another CPU's block (the foreign
+    // stack). Each is checked from an idle, drained state.
+    if (get_nprocs() >= 2) {
+        void* theirs = nullptr;
+        std::thread([&] {
+            ASSERT_TRUE(pin_to(0));
+            theirs = bitslab_malloc(100);
+        }).join();
+        for (int which = 0; which < 2; ++which) {
+            deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while ((cpu_cached_bytes() != 0 || bitslab_test_purger_running()) &&
+                   std::chrono::steady_clock::now() < deadline)
+                usleep(20000);
+            ASSERT_EQ(bitslab_test_purger_running(), 0);
+            std::thread([&] {
+                ASSERT_TRUE(pin_to(1));
+                if (which == 0) bitslab_free(bitslab_malloc(100));  // CPU 1's own class reopens
+                else bitslab_free(theirs);                           // CPU 0's block: CPU 1's foreign stack reopens
+            }).join();
+            EXPECT_EQ(bitslab_test_purger_running(), 1)
+                << (which == 0 ? "a malloc" : "a free of another CPU's block") << " reopened a class without telling the purger";
+        }
+    }
     EXPECT_HEAP_OK();
 }
 
@@ -198,12 +226,15 @@ void check_empty_pop_window() {
         // The purger may hold the region a moment (it drains idle CPUs).
         bool stopped = false;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (!(stopped = bitslab::g_cpu_slots.stop(static_cast<unsigned>(cpu))) &&
+        // Named by this process's id, as the allocator's controllers are, so
+        // none of them takes the region over as an orphan meanwhile.
+        const auto me = static_cast<uint32_t>(getpid());
+        while (!(stopped = bitslab::g_cpu_slots.stop(static_cast<unsigned>(cpu), me)) &&
                std::chrono::steady_clock::now() < deadline)
             usleep(1000);
         ASSERT_TRUE(stopped) << "CPU " << cpu << "'s region could not be stopped";
         bool ok = bitslab::g_cpu_slots.region_ok(static_cast<unsigned>(cpu));
-        bitslab::g_cpu_slots.start(static_cast<unsigned>(cpu));
+        bitslab::g_cpu_slots.start(static_cast<unsigned>(cpu), me);
         ASSERT_TRUE(ok) << "a pop of an empty stack broke CPU " << cpu
                         << "'s region (sentinel overwritten or current below begin)";
     }
@@ -366,7 +397,8 @@ TEST(PerCpuFrontEnd, ForkWhileARegionIsStoppedLeavesTheChildWorking) {
     for (bool with_handlers : {true, false}) {
         void* p = bitslab_malloc(64);
         bitslab_free(p);  // CPU 0's stacks in use
-        ASSERT_TRUE(bitslab::g_cpu_slots.stop(0, static_cast<uint32_t>(getpid())));
+        // (The purger may hold the region a moment: retry, as long as it takes.)
+        while (!bitslab::g_cpu_slots.stop(0, static_cast<uint32_t>(getpid()))) usleep(1000);
         pid_t child = with_handlers ? fork() : _Fork();
         ASSERT_GE(child, 0);
         if (child == 0) {
@@ -384,12 +416,13 @@ TEST(PerCpuFrontEnd, ForkWhileARegionIsStoppedLeavesTheChildWorking) {
             if (bitslab_heap_check(report, sizeof report, nullptr) != 0) bad |= 8;
             _exit(bad);
         }
-        bitslab::g_cpu_slots.start(0);
+        bitslab::g_cpu_slots.start(0, static_cast<uint32_t>(getpid()));
         int status = 0;
         ASSERT_EQ(waitpid(child, &status, 0), child);
         ASSERT_TRUE(WIFEXITED(status));
         EXPECT_EQ(WEXITSTATUS(status), 0) << (with_handlers ? "fork" : "_Fork")
                                           << ": 1 handler did not reopen, 2 not taken over, 4 nothing cached, 8 heap check";
     }
+    unpin_all();
     EXPECT_HEAP_OK();
 }

@@ -63,6 +63,7 @@ struct CpuStackWalk {
 void check_cpu_block(void* block, unsigned cpu, unsigned slot_class, void* arg) {
     auto& w = *static_cast<CpuStackWalk*>(arg);
     Checker& c = *w.c;
+    if (!block) { c.fail("CPU %u's region breaks its invariants (sentinel, or current outside [begin, end])", cpu); return; }
     if (c.failed || !check_not_free(c, block, "a CPU's stack")) return;
     if (mark_get(block) != g_free_mark) { c.fail("CPU %u's stack %u holds %p without the free mark", cpu, slot_class, block); return; }
     Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(block)));

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static inline void* opaque(void* p) {
     __asm__ volatile("" : "+r"(p));
@@ -21,8 +23,21 @@ static inline void* opaque(void* p) {
 }
 
 /* stdout unbuffered: printing allocates nothing and the line is out before a
- * misuse aborts. */
-static inline void misuse_start(void) { setvbuf(stdout, NULL, _IONBF, 0); }
+ * misuse aborts. The process stays on the CPU it started on: with the per-CPU
+ * front end a block freed and taken again must meet the same CPU's stacks
+ * (a migration in between would leave it on the other CPU's, and the misuse
+ * the program commits on it would meet no check). run.py also turns the
+ * background purger off, whose drain of an idle CPU could do the same. */
+static inline void misuse_start(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    /* Raw calls: the programs include other headers first, so glibc's
+     * cpu_set_t macros may not be declared. */
+    unsigned cpu = 0;
+    unsigned long mask[16] = {0};
+    syscall(SYS_getcpu, &cpu, NULL, NULL);
+    mask[(cpu / 64) % 16] = 1UL << (cpu % 64);
+    syscall(SYS_sched_setaffinity, 0, sizeof mask, mask);
+}
 
 static inline void expect_line(const char* format, ...) {
     char line[256];
