@@ -29,6 +29,7 @@
 #include "lockfree/rseq.h"
 #include "lockfree/sanitizer.h"
 #include "test_util.h"
+#include "thread_timer.h"
 
 namespace {
 
@@ -298,15 +299,7 @@ TEST(PerCpuFrontEnd, NoBlockHandedOutTwiceUnderForcedAborts) {
         tids[id].store(static_cast<pid_t>(syscall(SYS_gettid)));
         t_seed = static_cast<unsigned>(id) + 1;
         timer_t timer;
-        sigevent ev{};
-        ev.sigev_notify = SIGEV_THREAD_ID;
-        ev.sigev_signo = SIGRTMIN + 1;
-        ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
-        ASSERT_EQ(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
-        itimerspec its{};
-        its.it_interval.tv_nsec = 20'000;
-        its.it_value.tv_nsec = 20'000;
-        ASSERT_EQ(timer_settime(timer, 0, &its, nullptr), 0);
+        ASSERT_TRUE(start_thread_timer(SIGRTMIN + 1, 20'000, &timer));
         std::mt19937 rng(static_cast<unsigned>(id) * 7u);
         std::vector<std::pair<void*, size_t>> mine;
         while (!g_stop.load(std::memory_order_relaxed)) {

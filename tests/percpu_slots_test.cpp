@@ -9,6 +9,8 @@
 // thread holds is caught at once) and at the end.
 #include "lockfree/percpu_slots.h"
 
+#include "thread_timer.h"
+
 #include <gtest/gtest.h>
 
 #include <pthread.h>
@@ -298,15 +300,7 @@ void worker(unsigned id, std::atomic<pid_t>* tid_out, Hands* hands) {
     t_signal_seed = id * 7919u + 1;
     // A timer of its own, every 20 µs, delivered to this thread.
     timer_t timer;
-    sigevent ev{};
-    ev.sigev_notify = SIGEV_THREAD_ID;
-    ev.sigev_signo = SIGRTMIN;
-    ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
-    ASSERT_EQ(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
-    itimerspec its{};
-    its.it_interval.tv_nsec = 20'000;
-    its.it_value.tv_nsec = 20'000;
-    ASSERT_EQ(timer_settime(timer, 0, &its, nullptr), 0);
+    ASSERT_TRUE(start_thread_timer(SIGRTMIN, 20'000, &timer));
 
     std::mt19937 rng(id);
     std::vector<Token*>& hand = hands->hand;
