@@ -329,6 +329,14 @@ static LargeHeader* resize_mapping(LargeHeader* h, uintptr_t entry, size_t size,
     }
     char* target = map_placed(new_size, h->align, offset);
     if (!target) { errno = ENOMEM; return nullptr; }
+    // The page-map leaf of the new user chunk must exist before anything
+    // moves: failing to make it later would leave no way back (the old
+    // range is gone) but a fatal error, where ENOMEM is the answer.
+    if (!page_map_reserve(reinterpret_cast<uintptr_t>(target) + offset, 1)) {
+        os::unmap(target, new_size);
+        errno = ENOMEM;
+        return nullptr;
+    }
     // Clear the old entry before the old range is unmapped: once it is, another
     // thread's new mapping may land there and set that very entry.
     page_map_set(h->user, 0);
@@ -342,8 +350,7 @@ static LargeHeader* resize_mapping(LargeHeader* h, uintptr_t entry, size_t size,
     moved->map_size = new_size;
     moved->user = reinterpret_cast<uintptr_t>(target) + offset;
     moved->requested = size;
-    if (!page_map_set_reserving(moved->user, reinterpret_cast<uintptr_t>(moved)))
-        os::fatal("out of memory for the page map while moving", reinterpret_cast<void*>(h->user));
+    page_map_set(moved->user, reinterpret_cast<uintptr_t>(moved));  // its leaf was reserved above
     return moved;
 }
 
