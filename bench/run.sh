@@ -3,31 +3,13 @@
 # (A B C D E, A B C D E, ...), records wall time, CPU time and peak RSS, then
 # reports medians and ratios to the best peer (bench/report.py).
 #   bench/run.sh [--quick] BUILD_DIR OUT_DIR
+# The allocators: bench/allocators.sh (BENCH_VARIANTS, BENCH_ALLOCATORS).
 set -euo pipefail
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 build=$(cd "${1:-build}" && pwd); out=${2:-$build/bench-results}
 mkdir -p "$out"
-libdir=/usr/lib/x86_64-linux-gnu
-declare -A PRELOAD=(
-  [glibc]=""
-  [bitslab]="$build/libbitslab.so"
-  [jemalloc]="$libdir/libjemalloc.so.2"
-  [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
-  [mimalloc]="$libdir/libmimalloc.so.2"
-)
-ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc)
-# Other variants to compare (bench/cost.sh): BENCH_VARIANTS="name=lib.so ..."
-# adds them (name=lib.so,VAR=value,... also sets those variables for that
-# variant, e.g. perthread=build/libbitslab.so,BITSLAB_PER_CPU=0), and
-# BENCH_ALLOCATORS="name ..." picks which run.
-declare -A VARENV
-for v in ${BENCH_VARIANTS:-}; do
-  spec=${v#*=}
-  PRELOAD[${v%%=*}]=${spec%%,*}
-  [ "$spec" != "${spec%%,*}" ] && VARENV[${v%%=*}]=$(echo "${spec#*,}" | tr ',' ' ')
-done
-if [ -n "${BENCH_ALLOCATORS:-}" ]; then read -r -a ALLOCATORS <<< "$BENCH_ALLOCATORS"; fi
+. "$(dirname "$0")/allocators.sh"  # PRELOAD, VARENV, ALLOCATORS (BENCH_VARIANTS, BENCH_ALLOCATORS)
 T=${BENCH_THREADS:-2}
 
 # name | full arguments | quick arguments  (each full run takes about 0.5-3 s with glibc)
@@ -43,7 +25,18 @@ WORKLOADS=(
   "realloc_growth|realloc_growth $T 20000 8388608|realloc_growth $T 20 1048576"
   "large_blocks|large_blocks $T 4000|large_blocks $T 100"
   "thread_churn|thread_churn $T 5000|thread_churn $T 500"
+  "crossfree4|crossfree 4 40000 64|crossfree 4 2000 64"
+  "crossfree16|crossfree 16 10000 64|crossfree 16 500 64"
 )
+# BENCH_WORKLOADS="name ..." runs only those workloads (default: all).
+if [ -n "${BENCH_WORKLOADS:-}" ]; then
+  picked=()
+  for w in "${WORKLOADS[@]}"; do
+    for want in $BENCH_WORKLOADS; do [ "${w%%|*}" = "$want" ] && picked+=("$w"); done
+  done
+  [ ${#picked[@]} -eq 0 ] && { echo "BENCH_WORKLOADS names no workload: $BENCH_WORKLOADS" >&2; exit 1; }
+  WORKLOADS=("${picked[@]}")
+fi
 reps=${BENCH_REPS:-5}
 [ $quick -eq 1 ] && reps=1
 

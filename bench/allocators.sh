@@ -1,0 +1,30 @@
+# The allocators the benchmark scripts compare, sourced by bench/run.sh and
+# bench/live_threads.sh (needs $build set):
+#   PRELOAD[name]  the library LD_PRELOAD gets ("" for glibc)
+#   VARENV[name]   extra VAR=value settings for that variant
+#   ALLOCATORS     the names to run, in order
+# Other variants (bench/cost.sh): BENCH_VARIANTS="name=lib.so ..." adds them
+# (name=lib.so,VAR=value,... also sets those variables for that variant,
+# e.g. perthread=build/libbitslab.so,BITSLAB_PER_CPU=0), and
+# BENCH_ALLOCATORS="name ..." picks which run.
+libdir=/usr/lib/x86_64-linux-gnu
+declare -A PRELOAD=(
+  [glibc]=""
+  [bitslab]="$build/libbitslab.so"
+  [jemalloc]="$libdir/libjemalloc.so.2"
+  [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
+  [mimalloc]="$libdir/libmimalloc.so.2"
+)
+ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc)
+declare -A VARENV
+for v in ${BENCH_VARIANTS:-}; do
+  spec=${v#*=}
+  PRELOAD[${v%%=*}]=${spec%%,*}
+  [ "$spec" != "${spec%%,*}" ] && VARENV[${v%%=*}]=$(echo "${spec#*,}" | tr ',' ' ')
+done
+if [ -n "${BENCH_ALLOCATORS:-}" ]; then read -r -a ALLOCATORS <<< "$BENCH_ALLOCATORS"; fi
+for a in "${ALLOCATORS[@]}"; do
+  pre=${PRELOAD[$a]-missing}
+  if [ "$pre" = missing ]; then echo "unknown allocator $a (BENCH_VARIANTS names the variants)" >&2; exit 1; fi
+  if [ -n "$pre" ] && [ ! -e "$pre" ]; then echo "missing $pre" >&2; exit 1; fi
+done
