@@ -67,6 +67,20 @@ BITSLAB_HOT bool cpu_front_on() {
 // or malloc_trim, safely). Raw system calls only (mmap, membarrier).
 void cpu_slots_init(unsigned num_cpus);
 
+// Why the front end is what it is (BITSLAB_VERBOSE prints it): set once by
+// cpu_slots_init, before g_cpu_front.
+enum class FrontEndChoice : int {
+    kUndecided,
+    kPerCpu,          // on
+    kOffByOption,     // BITSLAB_PER_CPU=0
+    kNoRseq,          // glibc registered no rseq area (or not x86-64)
+    kNoFence,         // membarrier's rseq fence could not be registered
+    kNoMemory,        // the regions could not be mapped
+    kThreadSanitizer, // TSan cannot see the exclusion rseq gives
+};
+FrontEndChoice front_end_choice();
+const char* front_end_choice_text(FrontEndChoice choice);
+
 // Blocks and bytes in every CPU's stacks now (statistics; a snapshot).
 void cpu_slots_census(size_t& blocks, size_t& bytes);
 

@@ -99,27 +99,6 @@ Options options() {
     return read_options();
 }
 
-// BITSLAB_VERBOSE=1: one line at load that confirms bitslab is the allocator
-// and shows its settings.
-__attribute__((constructor)) static void announce() {
-    Options o = options();
-    if (!o.verbose) return;
-    static const char* const kOnError[] = {"?", "abort", "report", "ignore"};
-    static const char* const kStats[] = {"0", "1", "json"};
-    char line[256];
-    int n = snprintf(line, sizeof line,
-                     "bitslab %s loaded%s: %u CPU heaps; on_error=%s purge_delay_ms=%llu background_purge=%d show_stats=%s\n",
-                     BITSLAB_VERSION,
-#ifdef BITSLAB_SECURE
-                     " (hardened build)",
-#else
-                     "",
-#endif
-                     os::possible_cpus(), kOnError[o.on_error], static_cast<unsigned long long>(o.purge_delay_ms),
-                     o.background_purge ? 1 : 0, kStats[o.show_stats]);
-    if (n > 0) os::write_stderr(line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
-}
-
 // BITSLAB_CHECK_AT_EXIT=1 (options.h): the checker, if one was installed.
 static std::atomic<void (*)()> g_exit_check{nullptr};
 

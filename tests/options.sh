@@ -10,7 +10,18 @@ check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 
 line=$(BITSLAB_VERBOSE=1 LD_PRELOAD=$lib /bin/true 2>&1)
 check "BITSLAB_VERBOSE=1 prints the load line" \
-  'echo "$line" | grep -Eqx "bitslab [0-9.]+ loaded: [0-9]+ CPU heaps; on_error=abort purge_delay_ms=1000 background_purge=1 show_stats=0"'
+  'echo "$line" | grep -Eqx "bitslab [0-9.]+ loaded: [0-9]+ CPU heaps; front end [^;]+; on_error=abort purge_delay_ms=1000 background_purge=1 show_stats=0"'
+# The line names the front end that runs, and why it is not the per-CPU one.
+# ctest runs this once as is (glibc registers rseq on the machines CI uses)
+# and once with GLIBC_TUNABLES=glibc.pthread.rseq=0.
+case "${GLIBC_TUNABLES:-}" in
+  *glibc.pthread.rseq=0*) front="per-thread (no rseq: glibc registered none)" ;;
+  *) front="per-CPU (rseq)" ;;
+esac
+check "the load line names the front end: $front" 'echo "$line" | grep -qF "; front end $front;"'
+line=$(BITSLAB_VERBOSE=1 BITSLAB_PER_CPU=0 LD_PRELOAD=$lib /bin/true 2>&1)
+check "BITSLAB_PER_CPU=0 is named as the reason for the per-thread front end" \
+  'echo "$line" | grep -qF "; front end per-thread (BITSLAB_PER_CPU=0);"'
 check "the load line prints the project version $version" 'echo "$line" | grep -q "^bitslab $version loaded"'
 
 line=$(BITSLAB_CONF="verbose=1,purge_delay_ms=250,show_stats=0,on_error=ignore" LD_PRELOAD=$lib /bin/true 2>&1)
