@@ -12,7 +12,7 @@ counts those). This script reads libbitslab.so's code instead
 - an unconditional jmp is followed;
 - the walk ends at a ret, which it must reach within MAX_STEPS instructions.
 
-Each per-CPU walk must pass through exactly one rseq commit (a 16-bit store to
+Each per-CPU walk must pass through exactly one rseq commit (a 32-bit store to
 0x10(...), the stack header's current) and each per-thread walk through none:
 that is how the script knows it walked the paths it means to.
 
@@ -27,8 +27,8 @@ import sys
 MAX_STEPS = 80
 FUNCTIONS = ("malloc", "free")
 FRONT_ENDS = ("per-cpu", "per-thread")
-REG16 = r"%(?:[abcd]x|si|di|bp|sp|r(?:8|9|1[0-5])w)"
-COMMIT = re.compile(r"^mov[w]?\s+" + REG16 + r",0x10\(")
+REG32 = r"%(?:e[abcd]x|esi|edi|ebp|esp|r(?:8|9|1[0-5])d)"
+COMMIT = re.compile(r"^mov[l]?\s+" + REG32 + r",0x10\(")
 COND_JUMP = re.compile(r"^j(?!mp)[a-z]+\s+([0-9a-f]+)")
 JUMP = re.compile(r"^jmp\s+([0-9a-f]+)")
 

@@ -92,9 +92,14 @@ inline std::atomic<uint64_t> g_rseq_aborts{0};
 
 class PerCpuSlots {
 public:
+    // 32-bit fields, not 16: a CPU's successive pushes and pops form a chain
+    // through `current` (each loads what the last one stored), and x86 cores
+    // forward a 32-bit store to the next load of it in about a cycle (AMD's
+    // memory renaming) but a 16-bit one in 6-7: a 16-bit `current` made a
+    // per-CPU malloc/free pair about 1 ns slower (docs/BENCHMARKS.md).
     struct Header {
-        uint16_t current;
-        uint16_t end;
+        uint32_t current;
+        uint32_t end;
     };
     static constexpr size_t kHeaderWord = 2;  // headers start at word 2 (byte 16)
 
@@ -208,18 +213,18 @@ public:
         bool ok;  // ZF: set on success
         asm volatile(LOCKFREE_RSEQ_PROLOGUE("cmpq %[region], %[region]")  // planted: ZF set
                      "jne 2f\n\t"                                          // ZF clear
-                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
+                     "movl 16(%[region], %[cls], 8), %k[scratch]\n\t"  // current
                      "movq -8(%[region], %[scratch], 8), %[p]\n\t"     // the slot below it
 #if LOCKFREE_RSEQ_COMMIT_EARLY == 1
                      // PLANTED BUG (verification knob): the commit before the sentinel check.
                      "leal -1(%q[scratch]), %k[scratch]\n\t"
-                     "movw %w[scratch], 16(%[region], %[cls], 4)\n\t"  // commit
+                     "movl %k[scratch], 16(%[region], %[cls], 8)\n\t"  // commit
                      "testb $1, %b[p]\n"                                 // the sentinel: ZF clear
 #else
                      "testb $1, %b[p]\n\t"                              // the sentinel: ZF clear
                      "jnz 2f\n\t"
                      "leal -1(%q[scratch]), %k[scratch]\n\t"
-                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "movl %k[scratch], 16(%[region], %[cls], 8)\n"     // commit
 #endif
                      "2:\n\t"
                      : [p] "=&a"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccz"(ok)
@@ -248,18 +253,18 @@ public:
         bool ok;  // CF: set on success
         asm volatile(LOCKFREE_RSEQ_PROLOGUE("stc")  // planted: CF set
                      "jne 5f\n\t"
-                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
-                     "cmpw 18(%[region], %[cls], 4), %w[scratch]\n\t"   // CF: current < end
+                     "movl 16(%[region], %[cls], 8), %k[scratch]\n\t"  // current
+                     "cmpl 20(%[region], %[cls], 8), %k[scratch]\n\t"   // CF: current < end
                      "jae 2f\n\t"                                         // full: CF clear
 #if LOCKFREE_RSEQ_COMMIT_EARLY == 2
                      // PLANTED BUG (verification knob): the commit before the slot store.
                      "leal 1(%q[scratch]), %k[scratch]\n\t"
-                     "movw %w[scratch], 16(%[region], %[cls], 4)\n\t"  // commit
+                     "movl %k[scratch], 16(%[region], %[cls], 8)\n\t"  // commit
                      "movq %[p], -8(%[region], %[scratch], 8)\n"       // the slot, now below current
 #else
                      "movq %[p], (%[region], %[scratch], 8)\n\t"        // above current: dead until the commit
                      "leal 1(%q[scratch]), %k[scratch]\n\t"
-                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "movl %k[scratch], 16(%[region], %[cls], 8)\n"     // commit
 #endif
                      "2:\n\t"
                      ".pushsection __rseq_failure, \"ax\"\n"
@@ -288,9 +293,9 @@ public:
         bool ok;  // ZF: set on success (the loop's last compare, i == n)
         asm volatile(LOCKFREE_RSEQ_PROLOGUE("cmpq %[region], %[region]")  // planted: ZF set
                      "jne 2f\n\t"                                          // ZF clear
-                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n\t"  // current
+                     "movl 16(%[region], %[cls], 8), %k[scratch]\n\t"  // current
                      "leaq (%[scratch], %[n]), %[top]\n\t"
-                     "movzwl 18(%[region], %[cls], 4), %k[value]\n\t"    // end
+                     "movl 20(%[region], %[cls], 8), %k[value]\n\t"    // end
                      "cmpq %[value], %[top]\n\t"
                      "ja 2f\n\t"                                           // no room: ZF clear
                      "xorl %k[i], %k[i]\n"
@@ -301,7 +306,7 @@ public:
                      "addq $1, %[i]\n\t"
                      "cmpq %[n], %[i]\n\t"
                      "jb 6b\n\t"
-                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "movl %k[scratch], 16(%[region], %[cls], 8)\n"     // commit
                      "2:\n\t"
                      : [region] "=&r"(region), [scratch] "=&r"(scratch), [i] "=&r"(i), [top] "=&r"(top),
                        [value] "=&r"(value), "=@ccz"(ok)
@@ -324,7 +329,7 @@ public:
         asm volatile(LOCKFREE_RSEQ_PROLOGUE("")  // planted: returns what it counted
                      "movl $0, %k[i]\n\t"  // (mov keeps the tag compare's flags) none yet, also after an abort
                      "jne 2f\n\t"
-                     "movzwl 16(%[region], %[cls], 4), %k[scratch]\n"  // current
+                     "movl 16(%[region], %[cls], 8), %k[scratch]\n"  // current
                      "6:\n\t"
                      "movq -8(%[region], %[scratch], 8), %[value]\n\t"
                      "testb $1, %b[value]\n\t"                            // the sentinel: no more
@@ -335,7 +340,7 @@ public:
                      "cmpq %[max], %[i]\n\t"
                      "jb 6b\n"
                      "7:\n\t"
-                     "movw %w[scratch], 16(%[region], %[cls], 4)\n"     // commit
+                     "movl %k[scratch], 16(%[region], %[cls], 8)\n"     // commit
                      "2:\n\t"
                      : [region] "=&r"(region), [scratch] "=&r"(scratch), [i] "=&r"(i), [value] "=&r"(value)
                      : [off] "r"(rseq_offset_), [cls] "r"(cls), [out] "r"(out), [max] "r"(max),
@@ -423,7 +428,7 @@ public:
         Header& h = header(cpu, cls);
         uint64_t* words = region_words(cpu);
         size_t n = 0;
-        for (uint16_t i = h.current; i > begin_[cls]; --i, ++n) fn(reinterpret_cast<void*>(words[i - 1]));
+        for (uint32_t i = h.current; i > begin_[cls]; --i, ++n) fn(reinterpret_cast<void*>(words[i - 1]));
         h.current = begin_[cls];
         if (close) __atomic_store_n(&h.end, begin_[cls], __ATOMIC_RELAXED);  // relaxed: see reopen
         return n;
@@ -451,7 +456,7 @@ public:
     void for_each(unsigned cpu, Fn&& fn) const {
         const uint64_t* words = region_words(cpu);
         for (unsigned c = 0; c < num_classes_; ++c)
-            for (uint16_t i = header(cpu, c).current; i > begin_[c]; --i) fn(reinterpret_cast<void*>(words[i - 1]), c);
+            for (uint32_t i = header(cpu, c).current; i > begin_[c]; --i) fn(reinterpret_cast<void*>(words[i - 1]), c);
     }
 
     // Whether some class of cpu is open (may take a push) or holds a pointer.
@@ -472,7 +477,7 @@ public:
     // otherwise a snapshot that may be stale at once (statistics).
     size_t count(unsigned cpu, unsigned cls) const {
         if (!laid_out(cpu)) return 0;
-        uint16_t current = __atomic_load_n(&header(cpu, cls).current, __ATOMIC_RELAXED);
+        uint32_t current = __atomic_load_n(&header(cpu, cls).current, __ATOMIC_RELAXED);
         return current - begin_[cls];
     }
 
