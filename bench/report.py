@@ -95,6 +95,7 @@ def main():
     ap.add_argument("--command", default="ci/run bench")
     ap.add_argument("--instructions")
     ap.add_argument("--disasm")  # bench/fastpath_disasm.py's table
+    ap.add_argument("--timed")  # bench/fastpath_time.sh's table
     ap.add_argument("--date", default="")
     args = ap.parse_args()
     table = summarize(load(args.results))
@@ -105,6 +106,7 @@ def main():
         md, rss = markdown(table, args.command, args.instructions, args.chart)
         instr = open(args.instructions).read().strip() if args.instructions else "(not measured)"
         disasm = open(args.disasm).read().strip() if args.disasm else "(not measured)"
+        timed = open(args.timed).read().strip() if args.timed else "(not measured)"
         with open(args.markdown, "w") as f:
             f.write(f"""# Benchmarks
 
@@ -137,10 +139,18 @@ Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs
 
 ## Fast path: instructions of each front end (disassembly)
 
-valgrind has no rseq, so under callgrind bitslab runs its per-thread front end: the table above counts that one. `bench/fastpath_disasm.py` counts both front ends in `libbitslab.so`'s code (`objdump -d`): it walks `malloc` and `free` from their entry, through the fall-through of every conditional branch (the fast path is laid out that way) and every `jmp`, to a `ret` (at most 80 instructions), except the branch on `g_cpu_front`, whose fall-through is the per-CPU path and whose target is the per-thread path. Each per-CPU walk must pass exactly one rseq commit (the 16-bit store of the stack's `current`), each per-thread walk none. Static counts of the path a hit takes, not a measurement; the per-thread pair matches callgrind's count. The ctest `fastpath_golden` (gcc release build) fails if a count grows above `bench/fastpath_golden.txt`.
+valgrind has no rseq, so under callgrind bitslab runs its per-thread front end: the table above counts that one. `bench/fastpath_disasm.py` counts both front ends in `libbitslab.so`'s code (`objdump -d`): it walks `malloc` and `free` from their entry, through the fall-through of every conditional branch (the fast path is laid out that way) and every `jmp`, to a `ret` (at most 80 instructions), except the branch on `g_cpu_front`, whose fall-through is the per-CPU path and whose target is the per-thread path. Each per-CPU walk must pass exactly one rseq commit (the 32-bit store of the stack's `current`), each per-thread walk none. Static counts of the path a hit takes, not a measurement; the per-thread pair matches callgrind's count. The ctest `fastpath_golden` (gcc release build) fails if a count grows above `bench/fastpath_golden.txt`.
 
 ```
 {disasm}
+```
+
+## Fast path: nanoseconds per pair (timed)
+
+`bench/fastpath_time.sh`: a `malloc(16)`/`free` pair, pinned to one CPU, with 1 block live and with 200 (200 mallocs, then 200 frees), thread CPU time, the least of 5 interleaved rounds. `bitslab` runs its per-CPU front end, `bitslab-bins` its per-thread one (`BITSLAB_PER_CPU=0`).
+
+```
+{timed}
 ```
 """)
             findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "findings.md")
