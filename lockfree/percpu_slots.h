@@ -7,18 +7,22 @@
 //   word 0      tag: the CPU's number while the region is open; the
 //               controller's name with the top bit set while one drains it
 //   word 1      client word (the client keeps what it likes there)
-//   words 2..   headers, 4 bytes per class: { uint16 current, uint16 end },
+//   words 2..   headers, 8 bytes per class: { uint32 current, uint32 end },
 //               slot indices in words from the region's start
-//   then per class c: one sentinel word (odd), then capacity[c] slots;
+//   then per class c: one sentinel word (zero), then capacity[c] slots;
 //               the stack is slots [begin, current), begin = sentinel + 1
 //
 // Invariants, for every open region and class: begin <= current <= end,
-// slots [begin, current) hold the pushed pointers (even values), and the word
-// at begin - 1 is the sentinel. A pop reads the word below `current`; reading
-// the sentinel means empty, so the pop needs no load of `begin`.
+// slots [begin, current) hold the pushed pointers (even, not null), and the
+// word at begin - 1 is the sentinel. A pop reads the word below `current`;
+// reading the sentinel means empty, so the pop needs no load of `begin`. The
+// sentinel is zero, as the region's fresh pages are, and no store ever
+// touches it (it lies past the end of the class before): laying a region out
+// writes only its first page, and the slots' pages are touched as they are
+// used.
 //
 // Each operation is one critical section that ends in its commit, the store
-// of the new `current` (16 bits):
+// of the new `current` (32 bits):
 //   pop : check tag == cpu_id; p = slot[current - 1]; sentinel? -> empty;
 //         current -= 1 (commit)
 //   push: check tag == cpu_id; current == end? -> full; slot[current] = p;
@@ -75,7 +79,7 @@ namespace lockfree {
 // the region stopped, kStoppedTag before init opens it.
 inline constexpr uint32_t kControllerBit = 0x80000000u;
 inline constexpr uint32_t kStoppedTag = 0xfffffff0u;  // no CPU, no controller, and not an unregistered cpu_id
-inline constexpr uint64_t kSentinel = 1;              // odd: never a pushed pointer
+inline constexpr uint64_t kSentinel = 0;              // never a pushed pointer; fresh pages read as it
 inline constexpr unsigned kMaxSlotClasses = 128;
 
 // A region whose tag matches no cpu_id: where t_region points before a
@@ -210,24 +214,29 @@ public:
 #if defined(__x86_64__)
         void* p;
         uintptr_t region, scratch;
-        bool ok;  // ZF: set on success
-        asm volatile(LOCKFREE_RSEQ_PROLOGUE("cmpq %[region], %[region]")  // planted: ZF set
-                     "jne 2f\n\t"                                          // ZF clear
+        bool ok;  // ZF: clear on success (the test of the popped value)
+        asm volatile(LOCKFREE_RSEQ_PROLOGUE("orl $1, %k[scratch]")  // planted: ZF clear
+                     "jne 5f\n\t"                                   // not the open region: fail
                      "movl 16(%[region], %[cls], 8), %k[scratch]\n\t"  // current
                      "movq -8(%[region], %[scratch], 8), %[p]\n\t"     // the slot below it
 #if LOCKFREE_RSEQ_COMMIT_EARLY == 1
                      // PLANTED BUG (verification knob): the commit before the sentinel check.
                      "leal -1(%q[scratch]), %k[scratch]\n\t"
                      "movl %k[scratch], 16(%[region], %[cls], 8)\n\t"  // commit
-                     "testb $1, %b[p]\n"                                 // the sentinel: ZF clear
+                     "testq %[p], %[p]\n"                               // the sentinel: ZF set
 #else
-                     "testb $1, %b[p]\n\t"                              // the sentinel: ZF clear
-                     "jnz 2f\n\t"
+                     "testq %[p], %[p]\n\t"                            // the sentinel: ZF set
+                     "jz 2f\n\t"
                      "leal -1(%q[scratch]), %k[scratch]\n\t"
                      "movl %k[scratch], 16(%[region], %[cls], 8)\n"     // commit
 #endif
                      "2:\n\t"
-                     : [p] "=&a"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccz"(ok)
+                     ".pushsection __rseq_failure, \"ax\"\n"
+                     "5:\n\t"
+                     "xorl %k[scratch], %k[scratch]\n\t"  // not the open region: ZF set
+                     "jmp 2b\n\t"
+                     ".popsection\n\t"
+                     : [p] "=&a"(p), [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccnz"(ok)
                      : [off] "r"(rseq_offset_), [cls] "r"(cls), [t_region] "m"(t_region),
                        [aborts] "m"(g_rseq_aborts)
                      : "memory");
@@ -332,8 +341,8 @@ public:
                      "movl 16(%[region], %[cls], 8), %k[scratch]\n"  // current
                      "6:\n\t"
                      "movq -8(%[region], %[scratch], 8), %[value]\n\t"
-                     "testb $1, %b[value]\n\t"                            // the sentinel: no more
-                     "jnz 7f\n\t"
+                     "testq %[value], %[value]\n\t"                      // the sentinel: no more
+                     "jz 7f\n\t"
                      "movq %[value], (%[out], %[i], 8)\n\t"               // the caller's array only
                      "leaq -1(%[scratch]), %[scratch]\n\t"
                      "addq $1, %[i]\n\t"
@@ -515,14 +524,13 @@ private:
         uint32_t untouched = kUntouched;
         // relaxed: only who lays it out is decided here; the release below publishes it.
         if (!state(cpu).compare_exchange_strong(untouched, kLayingOut, std::memory_order_relaxed)) return laid_out(cpu);
-        uint64_t* region = region_words(cpu);
         tag(cpu).store(kStoppedTag, std::memory_order_relaxed);  // relaxed: published by the releases below
         for (unsigned c = 0; c < num_classes_; ++c) {
-            region[sentinel_[c]] = kSentinel;
+            // The sentinel is already there: fresh pages are zero (kSentinel).
             header(cpu, c) = Header{begin_[c], open_classes_ ? end_[c] : begin_[c]};
         }
         // release: a thread that reads the open tag or the laid-out state
-        // reads the headers and sentinels above as written.
+        // reads the headers above as written.
         tag(cpu).store(cpu, std::memory_order_release);
         state(cpu).store(kLaidOut, std::memory_order_release);
         return true;
