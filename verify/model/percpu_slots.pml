@@ -219,6 +219,7 @@ byte bi[NT];                 /* a batch's i; pop_batch's out[] = p, t; push_batc
 bit  insec[NT];              /* inside [start, post_commit) */
 byte where[NTOK + 1];        /* where each token is */
 byte finished = 0;
+byte taken = 0;              /* the tokens a drain in progress has read (bit v: token v) */
 #ifdef CLOSE
 bit  unseen[NC];             /* closed by a drain, not reopened since */
 #endif
@@ -227,6 +228,7 @@ bit  dead;                   /* the first controller died */
 #endif
 
 #define IS_TOKEN(v) ((v) >= 1 && (v) <= NTOK)
+#define TAKEN(v) ((taken >> (v)) & 1)
 #define IN_SLOT(c, j) (where[1] == STK(c, j) || where[2] == STK(c, j) || where[3] == STK(c, j))
 #define IN_HAND(me) (where[1] == me || where[2] == me || where[3] == me)
 
@@ -390,7 +392,7 @@ inline execute(me) {
         if
         :: p[me] == SENT -> r[me] = 0; cur[me] = 0; p[me] = 0; ip[me] = AFTER_EMPTY
         :: else ->
-            assert(IS_TOKEN(p[me]) && where[p[me]] == STK(r[me], cur[me] - 1));
+            assert(IS_TOKEN(p[me]) && where[p[me]] == STK(r[me], cur[me] - 1) && !TAKEN(p[me]));
             where[p[me]] = me;
             next_op(me)
         fi
@@ -406,6 +408,7 @@ inline execute(me) {
         region_ok();
         assert(IS_TOKEN(p[me]));                        /* never a dead slot or the sentinel */
         assert(where[p[me]] == STK(r[me], cur[me] - 1)); /* on this stack, in this slot: nobody else has it */
+        assert(!TAKEN(p[me]));                          /* nor a drain */
         where[p[me]] = me;
         next_op(me)
 #endif
@@ -492,13 +495,13 @@ inline execute(me) {
         region_ok();
         if
         :: bi[me] >= 1 ->
-            assert(IS_TOKEN(p[me]) && where[p[me]] == STK(r[me], cur[me] + bi[me] - 1));
+            assert(IS_TOKEN(p[me]) && where[p[me]] == STK(r[me], cur[me] + bi[me] - 1) && !TAKEN(p[me]));
             where[p[me]] = me
         :: else -> skip
         fi;
         if
         :: bi[me] == 2 ->
-            assert(IS_TOKEN(t[me]) && where[t[me]] == STK(r[me], cur[me]));
+            assert(IS_TOKEN(t[me]) && where[t[me]] == STK(r[me], cur[me]) && !TAKEN(t[me]));
             where[t[me]] = me
         :: else -> skip
         fi;
@@ -598,7 +601,7 @@ proctype Thread(byte me) {
 
 /* ORPHAN: the first controller (me == 0) may die here while it holds c. */
 #ifdef ORPHAN
-#define MAY_DIE if :: me == 0 -> dead = 1; goto died :: true fi;
+#define MAY_DIE if :: atomic { me == 0 -> dead = 1; taken = 0; goto died } :: true fi;
 #else
 #define MAY_DIE
 #endif
@@ -671,6 +674,7 @@ end_stop:   /* (ORPHAN: the second controller may wait here for good) */
                         v = slot[c * END + i - 1];
                         assert(IS_TOKEN(v));             /* a pushed token, not a dead slot */
                         assert(where[v] == STK(c, i - 1)); /* the one the ghost has there */
+                        assert(!TAKEN(v)); taken = taken | (1 << v);
                         v = 0;
                         i--
                     }
@@ -682,12 +686,13 @@ end_stop:   /* (ORPHAN: the second controller may wait here for good) */
                     for (i : 1 .. NTOK) {
                         if
                         :: where[i] >= STK(c, BEGIN) && where[i] < STK(c, END) ->
-                            assert(where[i] < STK(c, top));   /* below the current it read: read */
+                            assert(TAKEN(i));            /* read: the reset drops no token */
+                            assert(where[i] < STK(c, top));
                             where[i] = CTRL
-                        :: else -> skip
+                        :: else -> assert(!TAKEN(i))     /* no section took a token the drain read */
                         fi
                     }
-                    i = 0; top = 0
+                    i = 0; top = 0; taken = 0
                 }
 #ifdef CLOSE
                 MAY_DIE
