@@ -6,19 +6,22 @@
  * that stops, drains and reopens a CPU. At the start token 1 is on CPU 0's
  * stack, threads 0 and 2 hold tokens 2 and 3, threads 0 and 1 run on CPUs 0
  * and 1 and have refreshed, and thread 2 waits and never refreshed. Checked
- * exhaustively by spin (ci/run spin), in three configurations (compile-time
- * knobs, each adding to the one before it what it names):
- *   (none)   pop and push; the controller's stop, fence, drain and start
- *   BATCH    also pop_batch (up to 2) and push_batch (the 1 or 2 tokens the
- *            hand holds), each one section with one commit
- *   CLOSE    the drain closes the class (end = begin) and a failed pop or
- *            push runs its slow path's reopen; CPU 1's class starts closed
- *            (init with open_classes = false)
- *   ORPHAN   a second controller (1 round); the first may die at any point
- *            while it has a region stopped (a fork child's copy of a parent
- *            stopped mid-drain), and the second then takes the region over
+ * exhaustively by spin (ci/run spin). Compile-time knobs, each independent,
+ * add to pop, push and the controller's stop, fence, drain and start:
+ *   BATCH    pop_batch (up to 2) and push_batch (the 1 or 2 tokens the hand
+ *            holds), each one section with one commit
+ *   CLOSE    the drain closes the class (end = begin) and a pop that found
+ *            the stack empty or a push that found it full runs its slow
+ *            path's reopen; CPU 1's class starts closed (init with
+ *            open_classes = false)
+ *   ORPHAN   a second controller (1 round) that stops only a region the first
+ *            holds (an uncontested stop is the first's); the first may die
+ *            between any two of its steps while it holds a region (a parent's
+ *            controller, to a child forked mid-drain), and the second then
+ *            takes the region over
  * OPS (operations, all threads together) and CTRL_ROUNDS (the first
- * controller's rounds) bound the search.
+ * controller's rounds) bound the search. ci/run spin checks three
+ * configurations: none (OPS=4), BATCH CLOSE (OPS=3), ORPHAN CLOSE (OPS=2).
  *
  * A thread's instruction pointer is data (ip[]), so that the kernel can do
  * what it does on an abort: move the thread to the abort handler, i.e. back to
@@ -111,20 +114,24 @@
  *
  * Ghost state (not in the code): where each token is (a thread's hand, the
  * controllers' pool, or stack slot (cpu, index)), which threads are inside
- * a section, which controller died, and (CLOSE) unseen[c]: a drain closed
+ * a section, which tokens a drain in progress has read (taken), whether the
+ * first controller died, and (CLOSE) unseen[c]: a drain closed
  * c's class and no slow path has reopened it since (so the purger, which
  * drained it, does not know of it: the reopen that opens it tells it). The
  * assertions: a pop (single or batch) returns only the tokens the ghost has in
  * those slots (never a token that is not on the stack or that someone else
- * holds); a push (single or batch) pushes tokens its hand holds, into slots no
+ * holds, or a drain has read); a push (single or batch) pushes tokens its hand holds, into slots no
  * token is in, below end; the sentinel is never overwritten; after every
  * store begin <= current <= end, end is begin or END, and while unseen (closed)
  * end == begin (so current == begin: a closed class is empty and takes no
  * push); no push commits on an unseen class; the drain reads only committed
- * slots, each holding its token; a stop never takes a region from a live
- * controller; at the end every token is in exactly one place. The drain's
- * tokens go to the pool at its store of current (ghost), so that a controller
- * that dies before it leaves them on the stack, where the memory has them.
+ * slots, each holding its token, and its store of current drops no token it
+ * has not read; a stop never takes a region from a live controller; at the
+ * end every token is in exactly one place. The drain's tokens go to the pool
+ * at its store of current (ghost), so that a controller that dies before it
+ * leaves them on the stack, where the memory has them (and its reads are
+ * forgotten: its process is gone); one that dies after it leaves them in the
+ * pool (a real fork child loses them: a leak, not counted here).
  */
 
 #define NT       3           /* threads */
