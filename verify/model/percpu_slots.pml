@@ -37,36 +37,37 @@
  *   pop, PerCpuSlots::try_pop (asm in percpu_slots.h):
  *     P1 read t_region      movq %[t_region], %[region]
  *     P2 read cpu_id        movl %fs:4(off), scratch       (the rseq area, rseq.h)
- *     P3 compare tag        cmpl scratch, (region); jne 2f  (mismatch: fail)
- *     P4 read current       movzwl 16(region, cls, 4), scratch
+ *     P3 compare tag        cmpl scratch, (region); jne 5f  (mismatch: fail; the
+ *                           out-of-line 5: sets the failure flag, jumps to 2:)
+ *     P4 read current       movl 16(region, cls, 8), scratch
  *     P5 read slot          movq -8(region, scratch, 8), p
- *     P6 sentinel check     testb $1, p; jnz 2f             (empty: fail)
- *     P7 commit             leal -1; movw scratch, 16(region, cls, 4)
+ *     P6 sentinel check     testq p, p; jz 2f               (empty: fail)
+ *     P7 commit             leal -1; movl scratch, 16(region, cls, 8)
  *   push, PerCpuSlots::push:
  *     U1-U3                 as P1-P3 (mismatch: fail)
- *     U4 read current       movzwl 16(region, cls, 4), scratch
- *     U5 check end          cmpw 18(region, cls, 4), scratch; jae 2f (full: fail;
+ *     U4 read current       movl 16(region, cls, 8), scratch
+ *     U5 check end          cmpl 20(region, cls, 8), scratch; jae 2f (full: fail;
  *                           end is the constant END unless CLOSE)
  *     U6 write slot         movq p, (region, scratch, 8)   (above current: dead)
- *     U7 commit             leal 1; movw scratch, 16(region, cls, 4)
+ *     U7 commit             leal 1; movl scratch, 16(region, cls, 8)
  *   pop_batch (BATCH; max = 2, into out[0..1] = registers p, t):
  *     B1-B3                 as P1-P3, and movl $0, i (mismatch: returns 0)
- *     B4 read current       movzwl 16(region, cls, 4), scratch
- *     B5 read slot          6: movq -8(region, scratch, 8), value; testb $1;
- *                           jnz 7f (the sentinel: to the commit); movq value,
+ *     B4 read current       movl 16(region, cls, 8), scratch
+ *     B5 read slot          6: movq -8(region, scratch, 8), value; testq value, value;
+ *                           jz 7f (the sentinel: to the commit); movq value,
  *                           (out, i, 8); leaq -1(scratch); addq $1, i;
  *                           cmpq max, i; jb 6b (another B5, or the commit)
- *     B7 commit             7: movw scratch, 16(region, cls, 4) (also when i
+ *     B7 commit             7: movl scratch, 16(region, cls, 8) (also when i
  *                           is 0: it stores the current it read); returns i
  *   push_batch (BATCH; in[0..n) = registers t, p: the hand's 1 or 2 lowest):
  *     V1-V3                 as P1-P3 (mismatch: fail)
- *     V4 read current       movzwl 16(region, cls, 4), scratch; leaq (scratch, n), top
- *     V5 read end           movzwl 18(region, cls, 4), value; cmpq value, top;
+ *     V4 read current       movl 16(region, cls, 8), scratch; leaq (scratch, n), top
+ *     V5 read end           movl 20(region, cls, 8), value; cmpq value, top;
  *                           ja 2f (no room for n: fail); xorl i, i
  *     V6 write slot         6: movq (in, i, 8), value; movq value, (region,
  *                           scratch, 8) (above current: dead); leaq 1(scratch);
  *                           addq $1, i; cmpq n, i; jb 6b (another V6, or the commit)
- *     V7 commit             movw scratch, 16(region, cls, 4)
+ *     V7 commit             movl scratch, 16(region, cls, 8)
  *   after a failed section, the caller:
  *     R1, R2                PerCpuSlots::refresh: read cpu_id; store t_region
  *     SLOW                  a pop found the stack empty: the slow path takes a
@@ -149,7 +150,7 @@
 #define SENT_AT  0
 #define BEGIN    1
 #define END      3
-#define SENT     15          /* the sentinel's value (odd in the code: never a pointer) */
+#define SENT     15          /* the sentinel (zero in the code: never a pointer; here a value no token has) */
 #define STOPPED  7           /* kStoppedTag: no CPU, no controller */
 #define CTL(x)   (8 + (x))   /* kControllerBit | controller x */
 #define NEVER    NC          /* kNeverRegion: t_region before the first refresh */
