@@ -7,8 +7,32 @@
 
 namespace bitslab {
 
-// A refill fetches at most this many bytes of blocks (at least one block).
+// A refill fetches at most this many bytes of blocks (at least one block),
+// and a class's first refill on a CPU at most the least: each refill doubles
+// the next one's size, up to the most. A class a program uses little so
+// claims (and touches) a few blocks, not 16 KiB of them; one it uses much
+// reaches full refills after four slow paths.
+static constexpr size_t kCpuRefillMinBytes = 1024;
 static constexpr size_t kCpuRefillMaxBytes = 16 * 1024;
+static constexpr uint8_t kCpuRefillMaxShift = 4;  // kCpuRefillMinBytes << 4 == kCpuRefillMaxBytes
+static_assert((kCpuRefillMinBytes << kCpuRefillMaxShift) == kCpuRefillMaxBytes, "refill sizes");
+
+// Per heap (one per CPU) and class, the shift of the next refill's size.
+// Drains that close a CPU's classes (an idle CPU) start it again from the
+// least. relaxed: a hint the threads of a CPU share; a lost update changes
+// one refill's size, nothing else.
+static std::atomic<uint8_t> g_refill_shift[kMaxHeaps][kNumClasses + 1];
+
+// How many blocks of class cls the next refill of heap h fetches.
+static uint32_t refill_count(const Heap& h, unsigned cls) {
+    auto& shift = g_refill_shift[h.index][cls];
+    uint8_t s = shift.load(std::memory_order_relaxed);
+    if (s < kCpuRefillMaxShift) shift.store(static_cast<uint8_t>(s + 1), std::memory_order_relaxed);
+    uint32_t want = 1 + g_cpu_slots.capacity(cls) / 2;
+    uint32_t byte_cap = static_cast<uint32_t>((kCpuRefillMinBytes << s) / kClassSize[cls]);
+    if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
+    return want;
+}
 
 // Per CPU, the count of slow paths run on it (its region's client word,
 // bumped relaxed: only ever compared with an earlier reading of itself), and
@@ -85,11 +109,8 @@ int cpu_cache_refresh() {
 
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
     if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // the purger must come (back)
-    uint32_t want = 1 + g_cpu_slots.capacity(cls) / 2;
-    uint32_t byte_cap = static_cast<uint32_t>(kCpuRefillMaxBytes / kClassSize[cls]);
-    if (want > byte_cap) want = byte_cap > 0 ? byte_cap : 1;
     Chain chain;
-    if (heap_take(h, cls, want, chain, left_work) == 0) return nullptr;
+    if (heap_take(h, cls, refill_count(h, cls), chain, left_work) == 0) return nullptr;
     lockfree::StackNode* first = chain.head;
     lockfree::StackNode* rest = push_chain(cls, lockfree::link_next(first));
     if (rest && heap_return_chain(h, rest)) left_work = true;
@@ -172,10 +193,12 @@ bool cpu_cache_drain(bool everything) {
                 },
                 /*close=*/true);
         g_cpu_slots.start(cpu, controller_name());
+        unsigned heap = cpu % g->num_heaps;
+        for (unsigned c = 0; c <= kNumClasses; ++c) g_refill_shift[heap][c].store(0, std::memory_order_relaxed);
         // The blocks are this CPU's heap's (or cacheable anywhere, or in the
         // foreign stack): its heap frees its own into the bitmaps and pushes
         // the others home.
-        if (chain && heap_return_chain(g->heaps[cpu % g->num_heaps], chain)) left_work = true;
+        if (chain && heap_return_chain(g->heaps[heap], chain)) left_work = true;
     }
     return left_work;
 }
