@@ -75,10 +75,10 @@ static void* malloc_small_cpu(unsigned cls) {
     int cpu = cpu_cache_refresh();
     if (cpu >= 0) {
         if (void* p = g_cpu_slots.pop(cls)) {  // the region was only stale
-#ifdef BITSLAB_SECURE  // as in malloc_from_cpu
+#ifdef BITSLAB_SECURE
             secure_check_reuse(p, cls);
-            if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, cls, kClassSize[cls]);
 #endif
+            if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, cls, kClassSize[cls]);
             hand_out(p, cls);
             return p;
         }

@@ -70,27 +70,23 @@ BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     return true;
 }
 
-// The hardened build: a block just popped from a CPU's stack had lost its
-// free mark: freed memory was written (a signal handler cannot interleave
-// with the pop). Reports it; if the report returns, leaves the block out
-// (leaked) and allocates on the slow path.
+// A block just popped from a CPU's stack had lost its free mark: freed
+// memory was written (a signal handler cannot interleave with the pop).
+// Reports it; if the report returns, leaves the block out (leaked) and
+// allocates on the slow path.
 BITSLAB_COLD void* malloc_unmarked_cpu(void* block, unsigned cls, size_t size);
 
 // Step 1 with the per-CPU front end: a pop of the current CPU's stack of
 // the class (a restartable sequence: no atomic, and a signal handler's
-// malloc or free cannot interleave with it). The block's free mark is
-// cleared, not checked: a CPU's stack is an array, so no block's contents
-// steer the pop, and a malloc in a signal handler cannot take a block twice
-// (the kernel aborts the interrupted sequence). A cleared mark here can only
-// be the program's write to freed memory, which the default build does not
-// look for (docs/MISUSE.md); the hardened build does.
+// malloc or free cannot interleave with it), and the block's free mark
+// checked as a bin's is.
 BITSLAB_HOT void* malloc_from_cpu(size_t size, uintptr_t cls) {
     void* p;
     if (BITSLAB_LIKELY(g_cpu_slots.try_pop(cls, p))) {
 #ifdef BITSLAB_SECURE
         secure_check_reuse(p, cls);
-        if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, static_cast<unsigned>(cls), size);
 #endif
+        if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, static_cast<unsigned>(cls), size);
         hand_out(p, cls);
         return p;
     }

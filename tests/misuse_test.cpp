@@ -227,10 +227,6 @@ TEST_F(Misuse, ReallocAndUsableSizeOfAFreedBlockAreReported) {
 // its mark is cleared as the handler's hand-out clears it. The next malloc
 // reports it once, does not return it, and the heap stays consistent.
 TEST_F(Misuse, ABlockThatLostItsFreeMarkInABinIsReportedNotHandedOutAgain) {
-    // Bins are the per-thread front end's (ctest runs the suite again with
-    // rseq off); a CPU's stack is changed only in restartable sequences, and
-    // its malloc clears the mark unchecked (docs/MISUSE.md).
-    if (bitslab_test_per_cpu()) GTEST_SKIP() << "per-thread front end only";
     void* p = bitslab_malloc(96);
     bitslab_free(p);  // the head of its bin, carrying the mark
     mark_set(p, 0);   // the handler's hand_out

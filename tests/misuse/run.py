@@ -24,11 +24,6 @@ import sys
 # Programs whose misuse the default build detects; the others only the
 # hardened build (libbitslab-secure.so) detects.
 HARDENED_ONLY = {"write_after_free", "overflow_next_slot"}
-# Programs of a fault only the per-thread front end can meet: run with it. A
-# block handed out twice by a signal handler's malloc needs a bin's pop to be
-# interrupted; a CPU's stack is changed in restartable sequences, which the
-# signal aborts, and its malloc clears the mark without checking it.
-PER_THREAD_ONLY = {"handed_out_twice"}
 PROGRAMS = [
     "double_free_small", "double_free_large", "double_free_remote", "double_free_delayed",
     "invalid_free_stack", "invalid_free_static", "invalid_free_interior", "invalid_free_misaligned",
@@ -46,8 +41,6 @@ def run(binary, lib, mode, check_at_exit=False):
         env["BITSLAB_ON_ERROR"] = mode
     if check_at_exit:
         env["BITSLAB_CHECK_AT_EXIT"] = "1"
-    if os.path.basename(binary)[len("misuse_"):] in PER_THREAD_ONLY:
-        env["BITSLAB_PER_CPU"] = "0"
     # No drain of the CPU's stacks behind the program's back (misuse.h);
     # the one program that needs the purger keeps it.
     if not binary.endswith("remote_link_overwritten"):
