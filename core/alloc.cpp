@@ -73,6 +73,10 @@ static void* malloc_small_cpu(unsigned cls) {
     Globals* g = globals();
     if (!g) { errno = ENOMEM; return nullptr; }
     int cpu = cpu_cache_refresh();
+    // The region and the class map go together (free_to_cpu): a thread that
+    // moved takes its new CPU's heap before it pushes anything there.
+    Heap& h = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
+    if (h.index != tc.heap) adopt_heap(tc, h);  // free_fast reads this heap's class map
     if (cpu >= 0) {
         if (void* p = g_cpu_slots.pop(cls)) {  // the region was only stale
 #ifdef BITSLAB_SECURE
@@ -83,8 +87,6 @@ static void* malloc_small_cpu(unsigned cls) {
             return p;
         }
     }
-    Heap& h = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
-    if (h.index != tc.heap) adopt_heap(tc, h);  // free_fast reads this heap's class map
     bool left_work = false;
     void* p;
     if (cpu >= 0) {

@@ -156,14 +156,34 @@ static uint32_t controller_name() { return static_cast<uint32_t>(sys::call(SYS_g
 // stay bounded (cpu_slots.h). relaxed: a flag that only goes up.
 static std::atomic<bool> g_fences_broken{false};
 
-static bool stop_region(unsigned cpu) {
-    uint32_t me = controller_name();
-    auto orphaned = [me](uint32_t controller) { return controller != me; };
-    if (g_cpu_slots.stop(cpu, me, orphaned)) return true;
-    if (g_cpu_slots.stopped(cpu)) return false;  // another controller has it
-    if (lockfree::rseq::register_fences() && g_cpu_slots.stop(cpu, me, orphaned)) return true;
-    if (!g_cpu_slots.stopped(cpu)) g_fences_broken.store(true, std::memory_order_relaxed);
-    return false;
+// The CPU whose region this thread holds stopped, plus one (0: none). A
+// signal handler can interrupt this thread's drain and fork: in the child the
+// drain resumes when the handler returns, so the child must neither reopen
+// that region behind it (cpu_cache_after_fork_in_child) nor take it over as
+// an orphan (stop_region), or the handler's malloc and the resumed drain
+// would both have its blocks. Zero-initialized: the raw purger's
+// thread-local storage is zeros, not the initial values.
+static __thread unsigned t_controlling_plus_one __attribute__((tls_model("initial-exec")));
+
+// Stops cpu's region for the controller `me` (its process id, read once per
+// drain: a fork between the stop and the start must not rename it).
+static bool stop_region(unsigned cpu, uint32_t me) {
+    auto orphaned = [me, cpu](uint32_t controller) { return controller != me && t_controlling_plus_one != cpu + 1; };
+    if (!g_cpu_slots.stop(cpu, me, orphaned)) {
+        if (g_cpu_slots.stopped(cpu)) return false;  // another controller has it
+        // The fence failed: a forked child may lack the registration it needs.
+        if (!lockfree::rseq::register_fences() || !g_cpu_slots.stop(cpu, me, orphaned)) {
+            if (!g_cpu_slots.stopped(cpu)) g_fences_broken.store(true, std::memory_order_relaxed);
+            return false;
+        }
+    }
+    t_controlling_plus_one = cpu + 1;
+    return true;
+}
+
+static void start_region(unsigned cpu, uint32_t me) {
+    g_cpu_slots.start(cpu, me);
+    t_controlling_plus_one = 0;
 }
 
 // A region in use (a class open or holding blocks) needs the purger: an
@@ -176,12 +196,13 @@ bool cpu_cache_drain(bool everything) {
     Globals* g = g_globals.load(std::memory_order_acquire);
     if (!g) return false;
     bool left_work = false;
+    uint32_t me = controller_name();
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu) {
         // relaxed: see note_activity.
         uint64_t activity = g_cpu_slots.client_word(cpu).load(std::memory_order_relaxed);
         bool idle = activity == g_seen_activity[cpu].exchange(activity, std::memory_order_relaxed);
         if ((!everything && !idle) || !g_cpu_slots.in_use(cpu)) continue;
-        if (!stop_region(cpu)) continue;
+        if (!stop_region(cpu, me)) continue;
         lockfree::StackNode* chain = nullptr;
         for (unsigned c = 0; c <= kNumClasses; ++c)
             g_cpu_slots.drain(
@@ -192,7 +213,7 @@ bool cpu_cache_drain(bool everything) {
                     chain = node;
                 },
                 /*close=*/true);
-        g_cpu_slots.start(cpu, controller_name());
+        start_region(cpu, me);
         unsigned heap = cpu % g->num_heaps;
         for (unsigned c = 0; c <= kNumClasses; ++c) g_refill_shift[heap][c].store(0, std::memory_order_relaxed);
         // The blocks are this CPU's heap's (or cacheable anywhere, or in the
@@ -205,8 +226,12 @@ bool cpu_cache_drain(bool everything) {
 
 void cpu_cache_after_fork_in_child() {
     if (!cpu_front_on()) return;
+    // The forking thread's own region, if a handler interrupted its drain,
+    // stays stopped: the drain resumes and reopens it.
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu)
-        if (g_cpu_slots.stopped(cpu)) g_cpu_slots.start(cpu, g_cpu_slots.controller_of(cpu));
+        if (g_cpu_slots.stopped(cpu) && t_controlling_plus_one != cpu + 1)
+            g_cpu_slots.start(cpu, g_cpu_slots.controller_of(cpu));
+    g_cpu_slots.after_fork_in_child();  // layouts other threads had begun
     if (cpu_cache_in_use()) g_note_after_fork.store(true, std::memory_order_relaxed);
 }
 
@@ -220,12 +245,13 @@ bool cpu_cache_in_use() {
 bool cpu_cache_for_each_block(void (*fn)(void* block, unsigned cpu, unsigned slot_class, void* arg), void* arg) {
     if (!cpu_front_on()) return true;
     bool all = true;
+    uint32_t me = controller_name();
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu) {
         if (!g_cpu_slots.in_use(cpu)) continue;
-        if (!stop_region(cpu)) { all = false; continue; }
+        if (!stop_region(cpu, me)) { all = false; continue; }
         if (!g_cpu_slots.region_ok(cpu)) fn(nullptr, cpu, 0, arg);  // a broken region: the caller reports it
         g_cpu_slots.for_each(cpu, [&](void* p, unsigned c) { fn(p, cpu, c, arg); });
-        g_cpu_slots.start(cpu, controller_name());
+        start_region(cpu, me);
     }
     return all;
 }

@@ -91,6 +91,12 @@ alignas(64) inline const uint32_t kNeverRegion[16] = {kStoppedTag};
 // %fs-relative, no call; the initializer is a constant address.
 inline __thread const void* t_region __attribute__((tls_model("initial-exec"))) = kNeverRegion;
 
+// The CPU whose region this thread is laying out, plus one (0: none):
+// after a fork, a layout another thread had begun is started over
+// (PerCpuSlots::after_fork_in_child); this thread's own, interrupted by a
+// handler that forked, resumes when the handler returns.
+inline __thread unsigned t_laying_out_plus_one __attribute__((tls_model("initial-exec"))) = 0;
+
 // Aborted sections, all threads (statistics and tests).
 inline std::atomic<uint64_t> g_rseq_aborts{0};
 
@@ -123,7 +129,7 @@ public:
     bool init(void* memory, unsigned num_cpus, unsigned shift, const uint16_t* capacity, unsigned num_classes,
               ptrdiff_t rseq_offset, bool open_classes = true) {
         if (num_classes > kMaxSlotClasses || shift > 19 || shift < 6) return false;
-        // Indices are 16 bits: the last end must be below 65,536.
+        // begin_ and end_ are 16 bits: the last end must be below 65,536.
         size_t words = words_needed(capacity, num_classes);
         if (words > (size_t{1} << shift) / 8 || words > 65535) return false;
         regions_ = static_cast<char*>(memory);
@@ -140,6 +146,17 @@ public:
             end_[c] = static_cast<uint16_t>(word);
         }
         return true;
+    }
+
+    // In a child after fork (its one thread): a layout another thread of
+    // the parent had begun will never end; it is started over by the next
+    // refresh on that CPU. No thread points at a region before its layout
+    // ends, so nothing else knows of it.
+    void after_fork_in_child() const {
+        for (unsigned cpu = 0; cpu < num_cpus_; ++cpu)
+            // relaxed: the child has one thread.
+            if (state(cpu).load(std::memory_order_relaxed) == kLayingOut && t_laying_out_plus_one != cpu + 1)
+                state(cpu).store(kUntouched, std::memory_order_relaxed);
     }
 
     // Whether cpu's region is laid out (refresh() does it).
@@ -524,6 +541,7 @@ private:
         uint32_t untouched = kUntouched;
         // relaxed: only who lays it out is decided here; the release below publishes it.
         if (!state(cpu).compare_exchange_strong(untouched, kLayingOut, std::memory_order_relaxed)) return laid_out(cpu);
+        t_laying_out_plus_one = cpu + 1;
         tag(cpu).store(kStoppedTag, std::memory_order_relaxed);  // relaxed: published by the releases below
         for (unsigned c = 0; c < num_classes_; ++c) {
             // The sentinel is already there: fresh pages are zero (kSentinel).
@@ -533,6 +551,7 @@ private:
         // reads the headers above as written.
         tag(cpu).store(cpu, std::memory_order_release);
         state(cpu).store(kLaidOut, std::memory_order_release);
+        t_laying_out_plus_one = 0;
         return true;
     }
 

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -501,4 +502,31 @@ TEST(PerCpuSlots, TokensConservedUnderPreemptionMigrationSignalsAndDrains) {
             });
     }
     for (unsigned i = 0; i < kTokens; ++i) ASSERT_EQ(seen[i], 1) << "token " << i;
+}
+
+// A fork while another thread is laying out a CPU's region (its state word,
+// the 4 bytes after the tag, says "being laid out") must not leave that CPU
+// without a region in the child for good: after_fork_in_child starts the
+// layout over, and the child's first refresh on that CPU lays it out.
+TEST(PerCpuSlots, ALayoutAnotherThreadBeganBeforeAForkIsStartedOverInTheChild) {
+    if (!lockfree::rseq::available()) GTEST_SKIP() << "no rseq registration (glibc < 2.35 or disabled)";
+    Regions r;
+    pin_to(0);
+    // What a thread of the parent leaves when the fork takes the child
+    // from under it: the state "laying out" (1), nothing else written yet.
+    auto* state = reinterpret_cast<std::atomic<uint32_t>*>(static_cast<char*>(r.memory) + 4);
+    state->store(1, std::memory_order_relaxed);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        r.slots.after_fork_in_child();
+        alignas(16) static uint64_t block;
+        bool ok = r.slots.refresh() == 0 && r.slots.push(1, &block) && r.slots.pop(1) == &block;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    unpin();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "the child could not lay out CPU 0's region: a layout begun before the fork blocks it for good";
 }

@@ -1,7 +1,8 @@
-// Review of the per-CPU front end (issue 14): scenarios that break what
-// docs/DESIGN.md ("Two front ends") and the comments of core/free.h and
-// core/cpu_cache.cpp promise. Each test fails on the code it was written
-// against; see the comment above each for the interleaving.
+// The per-CPU front end across a thread's moves and a fork from a signal
+// handler: scenarios a review found breaking what docs/DESIGN.md ("Two front
+// ends") and core/free.h and core/cpu_cache.cpp promise (a moved thread's
+// class map; a drain interrupted by a handler that forks). Each failed on
+// the code before its fix; the comment above each gives the interleaving.
 #include <gtest/gtest.h>
 
 #include <sched.h>
@@ -53,7 +54,7 @@ void unpin_all() {
 // are handed them: the false sharing the rule exists to prevent
 // (PerCpuFrontEnd.AnotherCpusBlockIsNotReusedThere checks the same rule for
 // two threads).
-TEST(PerCpuReview, AMovedThreadsOldBlockIsNotReusedOnItsNewCpu) {
+TEST(PerCpuLifecycle, AMovedThreadsOldBlockIsNotReusedOnItsNewCpu) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
     bitslab::purge_pause();  // no pass drains (and closes) CPU 1's stack meanwhile
@@ -166,7 +167,7 @@ void fork_during_own_drain(bool handler_allocates, int* child_status, void** top
     *child_status = WEXITSTATUS(status);
 }
 
-TEST(PerCpuReview, ForkFromAHandlerThatInterruptedThisThreadsDrainHandsNoBlockOutTwice) {
+TEST(PerCpuLifecycle, ForkFromAHandlerThatInterruptedThisThreadsDrainHandsNoBlockOutTwice) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     int status = -1;
     void* top = nullptr;
@@ -178,7 +179,7 @@ TEST(PerCpuReview, ForkFromAHandlerThatInterruptedThisThreadsDrainHandsNoBlockOu
 // The control: the same fork, with the child's first malloc after the
 // handler returned (the drain finished): the child is sound. So the failure
 // above is the handler's malloc on a region its own drain was reading.
-TEST(PerCpuReview, ForkFromAHandlerDuringADrainThenAllocatingAfterItIsSound) {
+TEST(PerCpuLifecycle, ForkFromAHandlerDuringADrainThenAllocatingAfterItIsSound) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     int status = -1;
     void* top = nullptr;
