@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "core/cpu_slots.h"
+#include "core/heap.h"
 #include "core/options.h"
 #include "core/os.h"
 
@@ -14,6 +15,8 @@ __attribute__((constructor)) static void announce() {
     Options o = options();
     if (!o.verbose) return;
     api_test_per_cpu();  // makes the globals, which decide the front end
+    Globals* g = globals();
+    unsigned heaps = g ? g->num_heaps : 0;
     static const char* const kOnError[] = {"?", "abort", "report", "ignore"};
     static const char* const kStats[] = {"0", "1", "json"};
     char line[320];
@@ -26,7 +29,7 @@ __attribute__((constructor)) static void announce() {
 #else
                      "",
 #endif
-                     os::possible_cpus(), front_end_choice_text(front_end_choice()), kOnError[o.on_error],
+                     heaps, front_end_choice_text(front_end_choice()), kOnError[o.on_error],
                      static_cast<unsigned long long>(o.purge_delay_ms), o.background_purge ? 1 : 0,
                      kStats[o.show_stats]);
     if (n > 0) os::write_stderr(line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
