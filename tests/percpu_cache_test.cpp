@@ -31,23 +31,11 @@
 #include "test_util.h"
 #include "thread_timer.h"
 
+#include "pin_cpu.h"
+
 namespace {
 
 bool per_cpu() { return bitslab_test_per_cpu() == 1; }
-
-void unpin_all() {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int c = 0; c < get_nprocs(); ++c) CPU_SET(c, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
-bool pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) == 0;
-}
 
 // Bytes in every CPU's stacks now.
 size_t cpu_cached_bytes() {

@@ -21,31 +21,19 @@
 #include "core/cpu_slots.h"
 #include "core/purge.h"
 
+#include "pin_cpu.h"
+
 namespace {
 
 bool per_cpu() { return bitslab_test_per_cpu() == 1; }
-
-bool pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) == 0;
-}
-
-void unpin_all() {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int c = 0; c < get_nprocs(); ++c) CPU_SET(c, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
 
 }  // namespace
 
 // core/free.h (free_to_cpu) says the thread's class map is that of the heap
 // of the CPU its region is for, "set together by the slow path", so only
 // blocks of that heap (or of a class cacheable anywhere) enter the CPU's
-// stacks; DESIGN.md states it as an invariant of every open region. But
-// malloc_small_cpu returns as soon as the pop after its refresh succeeds
+// stacks; DESIGN.md states it as an invariant of every open region. Before
+// its fix, malloc_small_cpu returned as soon as the pop after its refresh succeeded
 // ("the region was only stale"), without adopt_heap: a thread that moved
 // from CPU 0 to CPU 1 and whose first malloc there finds CPU 1's stack not
 // empty keeps CPU 0's class map with CPU 1's region. Its frees of CPU 0's

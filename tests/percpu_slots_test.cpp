@@ -33,6 +33,8 @@
 
 using lockfree::PerCpuSlots;
 
+#include "pin_cpu.h"
+
 namespace {
 
 constexpr unsigned kShift = 14;  // 16 KiB per CPU
@@ -54,26 +56,14 @@ struct Regions {
     ~Regions() { munmap(memory, bytes); }
 };
 
-void pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    ASSERT_EQ(sched_setaffinity(0, sizeof set, &set), 0);
-}
-
-void unpin() {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int c = 0; c < get_nprocs(); ++c) CPU_SET(c, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
+void pin_to_or_fail(int cpu) { ASSERT_TRUE(pin_to(cpu)) << "cannot run on CPU " << cpu; }
 
 }  // namespace
 
 TEST(PerCpuSlots, StackPerCpuAndClass) {
     if (!lockfree::rseq::available()) GTEST_SKIP() << "no rseq registration (glibc < 2.35 or disabled)";
     Regions r;
-    pin_to(0);
+    pin_to_or_fail(0);
     // Before a refresh the thread's region matches no CPU: every operation fails.
     alignas(16) static uint64_t blocks[600];
     EXPECT_FALSE(r.slots.push(1, &blocks[0]));
@@ -121,7 +111,7 @@ TEST(PerCpuSlots, StackPerCpuAndClass) {
     EXPECT_TRUE(r.slots.push_batch(2, five, 5));
     EXPECT_EQ(r.slots.pop_batch(2, out, 8), 5u);
     EXPECT_EQ(out[0], &blocks[418]);
-    unpin();
+    unpin_all();
 }
 
 TEST(PerCpuSlots, RegionMustFitLayout) {
@@ -162,7 +152,7 @@ void on_guard_fault(int, siginfo_t*, void*) {
 void check_empty_pops(PerCpuSlots& slots, const cpu_set_t& allowed) {
     for (int cpu = 0; cpu < get_nprocs(); ++cpu) {
         if (!CPU_ISSET(cpu, &allowed)) continue;
-        pin_to(cpu);
+        pin_to_or_fail(cpu);
         ASSERT_EQ(slots.refresh(), cpu);
         for (unsigned c = 0; c < slots.num_classes(); ++c)
             for (int i = 0; i < 3; ++i) ASSERT_EQ(slots.pop(c), nullptr) << "pop of an empty stack";
@@ -174,7 +164,7 @@ void check_empty_pops(PerCpuSlots& slots, const cpu_set_t& allowed) {
         ASSERT_TRUE(ok && cached == 0) << "a pop of an empty stack changed it (region_ok " << ok << ", "
                                        << static_cast<ptrdiff_t>(cached) << " pointers counted)";
     }
-    unpin();
+    unpin_all();
 }
 
 // A pop and a push whose slot access faults, on one CPU: each is aborted
@@ -188,7 +178,7 @@ void check_faulting_sections(PerCpuSlots& slots, char* memory, int cpu) {
     sigemptyset(&sa.sa_mask);
     ASSERT_EQ(sigaction(SIGSEGV, &sa, &old), 0);
     g_guarded_page.store(region + 4096);
-    pin_to(cpu);
+    pin_to_or_fail(cpu);
     ASSERT_EQ(slots.refresh(), cpu);
     alignas(16) static uint64_t token[2];
     ASSERT_TRUE(slots.push(1, token));
@@ -212,7 +202,7 @@ void check_faulting_sections(PerCpuSlots& slots, char* memory, int cpu) {
                                               << before + 1 << " expected)";
     EXPECT_EQ(slots.pop(1), token);
     sigaction(SIGSEGV, &old, nullptr);
-    unpin();
+    unpin_all();
 }
 
 }  // namespace
@@ -511,7 +501,7 @@ TEST(PerCpuSlots, TokensConservedUnderPreemptionMigrationSignalsAndDrains) {
 TEST(PerCpuSlots, ALayoutAnotherThreadBeganBeforeAForkIsStartedOverInTheChild) {
     if (!lockfree::rseq::available()) GTEST_SKIP() << "no rseq registration (glibc < 2.35 or disabled)";
     Regions r;
-    pin_to(0);
+    pin_to_or_fail(0);
     // What a thread of the parent leaves when the fork takes the child
     // from under it: the state "laying out" (1), nothing else written yet.
     auto* state = reinterpret_cast<std::atomic<uint32_t>*>(static_cast<char*>(r.memory) + 4);
@@ -526,7 +516,7 @@ TEST(PerCpuSlots, ALayoutAnotherThreadBeganBeforeAForkIsStartedOverInTheChild) {
     }
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    unpin();
+    unpin_all();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "the child could not lay out CPU 0's region: a layout begun before the fork blocks it for good";
 }
