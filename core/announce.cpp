@@ -3,7 +3,6 @@
 // settings.
 #include <stdio.h>
 
-#include "core/alloc.h"
 #include "core/cpu_slots.h"
 #include "core/heap.h"
 #include "core/options.h"
@@ -14,8 +13,7 @@ namespace bitslab {
 __attribute__((constructor)) static void announce() {
     Options o = options();
     if (!o.verbose) return;
-    api_test_per_cpu();  // makes the globals, which decide the front end
-    Globals* g = globals();
+    Globals* g = globals();  // makes the globals, which decide the front end
     unsigned heaps = g ? g->num_heaps : 0;
     static const char* const kOnError[] = {"?", "abort", "report", "ignore"};
     static const char* const kStats[] = {"0", "1", "json"};
