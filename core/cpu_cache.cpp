@@ -1,5 +1,6 @@
 #include "core/cpu_cache.h"
 
+#include "core/process_id.h"
 #include "core/slab.h"
 #include "core/syscall.h"
 #include "lockfree/remote_free_stack.h"
@@ -148,7 +149,7 @@ bool cpu_cache_free_foreign(Heap& here, void* p, unsigned cls) {
 // this process, at most one CPU's stacks; DESIGN.md, fork). Fences need this
 // process's registration (a forked child may lack its parent's): stop
 // registers once more if its fence fails.
-static uint32_t controller_name() { return static_cast<uint32_t>(sys::call(SYS_getpid)); }
+static uint32_t controller_name() { return static_cast<uint32_t>(os::process_id()); }
 
 // Set when the fence fails even after registering again (a seccomp filter
 // installed after start-up, say): the stacks can then not be drained, and the

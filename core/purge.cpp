@@ -11,6 +11,7 @@
 #include "core/options.h"
 #include "core/os.h"
 #include "core/pool.h"
+#include "core/process_id.h"
 #include "core/raw_thread.h"
 #include "core/slab_table.h"
 #include "core/syscall.h"
@@ -51,9 +52,6 @@ static std::atomic<uint64_t> g_retry_at{0};
 static constexpr uint64_t kRetryAfterMs = 1000;
 
 static void purger_main();
-
-// Notes this thread made (see purge_note_work).
-static __thread uint32_t t_notes __attribute__((tls_model("initial-exec")));
 
 // Whether anything waits for a pass: pooled dirty slabs, cached large
 // mappings, blocks on a remote-free stack. Relaxed loads: the callers fence.
@@ -105,13 +103,11 @@ void purge_note_work() {
     // cache slot, a remote push) before the state read below (see above).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     uint64_t seen = g_state.load(std::memory_order_relaxed);
-    // A running purger looks for work again before it leaves. Whether the
-    // word is this process's (and not a parent's, inherited by _Fork) costs a
-    // system call: checked on every 1,024th note of a thread only (a getpid
-    // on every note cost mstress half its speed).
-    if ((state_of(seen) == kRunning || state_of(seen) == kRestart) && (++t_notes & 1023) != 0) return;
     if (state_of(seen) == kNone && (!options().background_purge || !raw_thread_supported())) return;
-    long pid = sys::call(SYS_getpid);
+    // Whether the word is this process's and not a parent's (inherited by
+    // _Fork): os::process_id is one load (a getpid on every note cost mstress
+    // half its speed).
+    long pid = os::process_id();
     for (;;) {
         if (pid_of(seen) != pid && state_of(seen) != kNone) {  // the parent's: no purger here
             if (try_start(seen, pid)) return;
@@ -139,7 +135,7 @@ bool purger_running() {
     // relaxed: a snapshot for tests and statistics.
     uint64_t word = g_state.load(std::memory_order_relaxed);
     PurgerState s = state_of(word);
-    return (s == kRunning || s == kExiting || s == kRestart) && pid_of(word) == sys::call(SYS_getpid);
+    return (s == kRunning || s == kExiting || s == kRestart) && pid_of(word) == os::process_id();
 }
 
 // ---- Pausing (heap checker, statistics) --------------------------------
@@ -158,7 +154,7 @@ void purge_pause() {
     // seq_cst: raise the count before reading the announcement (Dekker).
     g_paused.fetch_add(1, std::memory_order_seq_cst);
     ++t_pauses;
-    long pid = sys::call(SYS_getpid);
+    long pid = os::process_id();
     while (g_pass_pid.load(std::memory_order_seq_cst) == pid) sys::call(SYS_sched_yield);
 }
 
@@ -169,7 +165,7 @@ void purge_resume() {
 
 static void background_pass() {
     // seq_cst: announce the pass before reading the pause count (Dekker).
-    g_pass_pid.store(sys::call(SYS_getpid), std::memory_order_seq_cst);
+    g_pass_pid.store(os::process_id(), std::memory_order_seq_cst);
     if (g_paused.load(std::memory_order_seq_cst) == 0) purge_pass(false);
     g_pass_pid.store(0, std::memory_order_seq_cst);
 }
@@ -186,7 +182,7 @@ static bool sleep_ms(uint64_t ms) {
 // (raw system calls only; purge_pass and what it calls keep to that).
 static void purger_main() {
     raw_thread_settle();
-    long pid = sys::call(SYS_getpid);
+    long pid = os::process_id();
     const uint64_t running = state_word(pid, kRunning), exiting = state_word(pid, kExiting);
     for (;;) {
         if (work_pending()) {

@@ -401,6 +401,17 @@ int case_fork_without_handlers() {
     if (!bitslab_test_purger_running()) return 10;
     pid_t pid = _Fork();
     if (pid == 0) {
+        // A new thread (its note count starts at zero) frees one large block:
+        // one note, which must start the child's purger at once. (A check on
+        // every 1,024th note only, as before, missed it every time.)
+        if (bitslab_test_purger_running()) _exit(11);  // the parent's word is not ours
+        std::thread one_note([] {
+            void* p = malloc(1 << 20);
+            memset(p, 1, 1 << 20);
+            free(p);  // a cached large mapping: work for a purger
+        });
+        one_note.join();
+        if (!bitslab_test_purger_running()) _exit(12);
         long before = resident_kib();
         churn_16k();
         long peak = resident_kib();
