@@ -29,7 +29,7 @@ WORKLOADS=(
   "crossfree4|crossfree 4 40000 64|crossfree 4 2000 64"
   "crossfree16|crossfree 16 10000 64|crossfree 16 500 64"
   "batchpool|batchpool $T $T 50000 64|batchpool $T $T 1000 64"
-  "server|server $T 400 1000 10000|server $T 10 1000 1000"
+  "server|server $T 400 1000 40000|server $T 10 1000 1000"
   "smallbatch|smallbatch 40000000|smallbatch 400000"
 )
 # server_sized frees with free_sized, which glibc has only from 2.43 (and
@@ -39,7 +39,7 @@ sized_ok=1
 for a in "${ALLOCATORS[@]}"; do
   env LD_PRELOAD="${PRELOAD[$a]}" ${VARENV[$a]:-} "$build/bench/server" --has-free-sized || { sized_ok=0; break; }
 done
-if [ $sized_ok -eq 1 ]; then WORKLOADS+=("server_sized|server $T 400 1000 10000 sized|server $T 10 1000 1000 sized")
+if [ $sized_ok -eq 1 ]; then WORKLOADS+=("server_sized|server $T 400 1000 40000 sized|server $T 10 1000 1000 sized")
 else echo "bench: server_sized skipped: $a has no free_sized (glibc has it from 2.43)" >&2; fi
 # BENCH_WORKLOADS="name ..." runs only those workloads (default: all).
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
