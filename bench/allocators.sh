@@ -1,5 +1,7 @@
 # The allocators the benchmark scripts compare, sourced by bench/run.sh and
-# bench/live_threads.sh (needs $build set):
+# bench/live_threads.sh (needs $build set). snmalloc is built from source into
+# $build/peers/snmalloc the first time (bench/build_snmalloc.sh); if that
+# fails, it is left out of ALLOCATORS and the reason is printed.
 #   PRELOAD[name]  the library LD_PRELOAD gets ("" for glibc)
 #   VARENV[name]   extra VAR=value settings for that variant
 #   ALLOCATORS     the names to run, in order
@@ -14,8 +16,9 @@ declare -A PRELOAD=(
   [jemalloc]="$libdir/libjemalloc.so.2"
   [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
   [mimalloc]="$libdir/libmimalloc.so.2"
+  [snmalloc]="$build/peers/snmalloc/libsnmallocshim.so"
 )
-ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc)
+ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc snmalloc)
 declare -A VARENV
 for v in ${BENCH_VARIANTS:-}; do
   spec=${v#*=}
@@ -23,6 +26,12 @@ for v in ${BENCH_VARIANTS:-}; do
   [ "$spec" != "${spec%%,*}" ] && VARENV[${v%%=*}]=$(echo "${spec#*,}" | tr ',' ' ')
 done
 if [ -n "${BENCH_ALLOCATORS:-}" ]; then read -r -a ALLOCATORS <<< "$BENCH_ALLOCATORS"; fi
+if [[ " ${ALLOCATORS[*]} " == *" snmalloc "* ]] && [ "${PRELOAD[snmalloc]}" = "$build/peers/snmalloc/libsnmallocshim.so" ] \
+   && ! "$(dirname "${BASH_SOURCE[0]}")/build_snmalloc.sh" "$build" >/dev/null; then
+  kept=(); for a in "${ALLOCATORS[@]}"; do [ "$a" != snmalloc ] && kept+=("$a"); done
+  ALLOCATORS=("${kept[@]}")
+  echo "bench: running WITHOUT snmalloc (see above); the report marks it missing" >&2
+fi
 for a in "${ALLOCATORS[@]}"; do
   pre=${PRELOAD[$a]-missing}
   if [ "$pre" = missing ]; then echo "unknown allocator $a (BENCH_VARIANTS names the variants)" >&2; exit 1; fi

@@ -1,6 +1,6 @@
 /* Cross-thread frees: THREADS threads (any number, on however many CPUs
- * there are) each allocate ROUNDS runs of RUN blocks of 8 B .. 1 KiB
- * (uniform), write them, free half themselves (in LIFO or FIFO order, at
+ * there are) each allocate ROUNDS runs of RUN blocks of 1 B .. 1 KiB
+ * (uniform; a block to be handed over has at least 8 B, for its link), write them, free half themselves (in LIFO or FIFO order, at
  * random) and hand the other half to a random other thread, which frees
  * them in random order. The hand-off is a lock-free stack per thread whose
  * nodes are the handed blocks themselves (their first word links them);
@@ -67,7 +67,8 @@ static void* worker(void* a) {
     long keep = run / 2;
     for (long r = 0; r < rounds; ++r) {
         for (long i = 0; i < run; ++i) {
-            size_t n = 8 + rng_next(&seed) % 1017;  /* 8 .. 1024 */
+            size_t n = 1 + rng_next(&seed) % 1024;  /* 1 .. 1024 */
+            if (i >= keep && n < sizeof(block_t)) n = sizeof(block_t);  /* handed over: holds a link */
             blocks[i] = checked_malloc(n);
             touch(blocks[i], n);
         }

@@ -6,8 +6,21 @@ a Markdown report and a gnuplot chart.
 import argparse, math, os, statistics, subprocess, sys
 from collections import defaultdict
 
-ALLOCATORS = ["glibc", "bitslab", "jemalloc", "tcmalloc", "mimalloc"]
+# Every allocator ci/run bench runs; a run may lack one (snmalloc, if its
+# build failed): the report then says so and compares with the others.
+EXPECTED = ["glibc", "bitslab", "jemalloc", "tcmalloc", "mimalloc", "snmalloc"]
+ALLOCATORS = list(EXPECTED)
 PEERS = [a for a in ALLOCATORS if a != "bitslab"]
+VERSIONS = {"glibc": "glibc 2.36", "jemalloc": "jemalloc 5.3.0", "tcmalloc": "tcmalloc-minimal 2.10",
+            "mimalloc": "mimalloc 2.0.9",
+            "snmalloc": "snmalloc 0.7.5-1-gf70eb826 (built from source with clang 14, as mimalloc-bench does)"}
+
+def use_allocators(rows):
+    """Narrows ALLOCATORS and PEERS to those in the results; returns the missing ones."""
+    present = {a for _, a in rows}
+    ALLOCATORS[:] = [a for a in EXPECTED if a in present]
+    PEERS[:] = [a for a in ALLOCATORS if a != "bitslab"]
+    return [a for a in EXPECTED if a not in present]
 
 def load(path):
     rows = defaultdict(list)
@@ -57,7 +70,7 @@ def markdown(table, command, instructions, chart):
     for r in table:
         cells = [f"{r['times'][a]:.3f}" for a in ALLOCATORS]
         md.append(f"| {r['workload']} | " + " | ".join(cells) + f" | **{r['time_ratio']:.2f}** | {r['best_peer']} | {r['rss_ratio']:.2f} |")
-    md.append(f"| **geometric mean** | | | | | | **{geomean([r['time_ratio'] for r in table]):.2f}** | | **{geomean([r['rss_ratio'] for r in table]):.2f}** |")
+    md.append("| **geometric mean** |" + " |" * len(ALLOCATORS) + f" **{geomean([r['time_ratio'] for r in table]):.2f}** | | **{geomean([r['rss_ratio'] for r in table]):.2f}** |")
     rss = ["| workload | " + " | ".join(ALLOCATORS) + " |", "|---|" + "---:|" * len(ALLOCATORS)]
     for r in table:
         rss.append(f"| {r['workload']} | " + " | ".join(f"{r['rss'][a] / 1024:.1f}" for a in ALLOCATORS) + " |")
@@ -98,7 +111,13 @@ def main():
     ap.add_argument("--timed")  # bench/fastpath_time.sh's table
     ap.add_argument("--date", default="")
     args = ap.parse_args()
-    table = summarize(load(args.results))
+    rows = load(args.results)
+    missing = use_allocators(rows)
+    missing_note = (f"NOT IN THIS RUN: {', '.join(missing)} (bench printed why); the ratios compare with the others."
+                    if missing else "")
+    if missing_note:
+        print(missing_note)
+    table = summarize(rows)
     print(text_table(table))
     if args.chart:
         chart(table, args.chart)
@@ -113,9 +132,10 @@ def main():
 Latest full run: {args.date}, on this project's machine (2 cores, shared and noisy).
 Reproduce with `{args.command}`.
 
-Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved (glibc, bitslab, jemalloc, tcmalloc, mimalloc, then again), and the figures are medians of the repetitions.
+Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved ({', '.join(ALLOCATORS)}, then again), and the figures are medians of the repetitions.
 
-Peer versions: glibc 2.36, jemalloc 5.3.0, tcmalloc-minimal 2.10, mimalloc 2.0.9 (Debian 12 packages).
+Peer versions: {', '.join(VERSIONS[a] for a in PEERS)}; the others are Debian 12 packages.
+{missing_note}
 
 ## Wall time (s)
 

@@ -12,7 +12,8 @@ mkdir -p "$out"
 . "$(dirname "$0")/allocators.sh"  # PRELOAD, VARENV, ALLOCATORS (BENCH_VARIANTS, BENCH_ALLOCATORS)
 T=${BENCH_THREADS:-2}
 
-# name | full arguments | quick arguments  (each full run takes about 0.5-3 s with glibc)
+# name | full arguments | quick arguments  (each full run takes about 0.5-3 s with glibc;
+# the last four, from issue 15, about 0.3-1 s with bitslab)
 WORKLOADS=(
   "collatz_list|collatz_list 1000000 $T|collatz_list 100000 $T"
   "collatz_vec|collatz_vec 1000000 $T|collatz_vec 100000 $T"
@@ -27,7 +28,19 @@ WORKLOADS=(
   "thread_churn|thread_churn $T 5000|thread_churn $T 500"
   "crossfree4|crossfree 4 40000 64|crossfree 4 2000 64"
   "crossfree16|crossfree 16 10000 64|crossfree 16 500 64"
+  "batchpool|batchpool $T $T 50000 64|batchpool $T $T 1000 64"
+  "server|server $T 400 1000 40000|server $T 10 1000 1000"
+  "smallbatch|smallbatch 40000000|smallbatch 400000"
 )
+# server_sized frees with free_sized, which glibc has only from 2.43 (and
+# jemalloc, tcmalloc and mimalloc's Debian builds not at all): it runs only if
+# every allocator of the run provides it.
+sized_ok=1
+for a in "${ALLOCATORS[@]}"; do
+  env LD_PRELOAD="${PRELOAD[$a]}" ${VARENV[$a]:-} "$build/bench/server" --has-free-sized || { sized_ok=0; break; }
+done
+if [ $sized_ok -eq 1 ]; then WORKLOADS+=("server_sized|server $T 400 1000 40000 sized|server $T 10 1000 1000 sized")
+else echo "bench: server_sized skipped: $a has no free_sized (glibc has it from 2.43)" >&2; fi
 # BENCH_WORKLOADS="name ..." runs only those workloads (default: all).
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
   picked=()

@@ -32,15 +32,28 @@ namespace bitslab {
 inline constexpr unsigned kForeignSlots = 0;              // slot class of the foreign stack
 inline constexpr uint16_t kForeignSlotCount = 256;
 inline constexpr size_t kForeignMaxSize = 512;            // larger foreign blocks go home at once
-inline constexpr size_t kCpuClassBytes = 32 * 1024;       // a class's stack holds at most this many bytes
-inline constexpr uint16_t kCpuClassMaxBlocks = 1024;      // ... and at most this many blocks
-inline constexpr unsigned kCpuRegionShift = 16;           // 64 KiB of slots per CPU
+// A class's stack holds at most this many bytes of blocks (2,048 of 16 B:
+// with 1,024, a thread that cycles through 1,600 small blocks at a time sent
+// half of them through the slabs' bitmaps and back on every round, 2.6x the
+// time per block: docs/BENCHMARKS.md).
+inline constexpr size_t kCpuClassBytes = 32 * 1024;
+inline constexpr unsigned kCpuRegionShift = 17;           // 128 KiB per CPU, reserved; touched as used
 
 // Blocks a CPU's stack of class cls may hold.
 constexpr uint16_t cpu_class_capacity(unsigned cls) {
     size_t n = kCpuClassBytes / kClassSize[cls];
-    return static_cast<uint16_t>(n > kCpuClassMaxBlocks ? kCpuClassMaxBlocks : (n < 2 ? 2 : n));
+    return static_cast<uint16_t>(n < 2 ? 2 : n);
 }
+
+// The words of a region the layout takes (lockfree::PerCpuSlots::words_needed).
+constexpr size_t cpu_region_words() {
+    size_t words = lockfree::PerCpuSlots::kHeaderWord +
+                   ((kNumClasses + 1) * sizeof(lockfree::PerCpuSlots::Header) + 7) / 8 + 1 + kForeignSlotCount;
+    for (unsigned c = 1; c <= kNumClasses; ++c) words += 1 + size_t{cpu_class_capacity(c)};
+    return words;
+}
+static_assert(cpu_region_words() <= (size_t{1} << kCpuRegionShift) / 8 && cpu_region_words() <= 65535,
+              "the per-CPU layout must fit its region (or the front end falls back to per-thread bins)");
 
 // Bytes one CPU's stacks may hold in all (the bound the docs state).
 constexpr size_t cpu_cache_max_bytes() {
