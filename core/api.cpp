@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/heap.h"
 #include "core/os.h"
+#include "core/process_id.h"
 #include "core/purge.h"
 #include "core/stats.h"
 #include "core/test_hooks.h"

@@ -75,11 +75,14 @@ void bitslab_test_set_cpu(int cpu);
  * fail as if the OS had none (0: none fail). */
 void bitslab_test_fail_maps(unsigned permille);
 /* Tests: called with 1 while a purge pass holds a slab, 2 while a sweep holds
- * slabs (a test may stop the holder there). The hook may run on the purger,
+ * slabs (a test may stop the holder there), 3 between the process id's
+ * getpid and its store (a test may fork there). The hook may run on the purger,
  * a thread glibc does not know: it must use no libc and no thread-local. */
 void bitslab_test_set_hold_hook(void (*hook)(int kind));
 /* Tests: 1 while a background purger thread exists. */
 int bitslab_test_purger_running(void);
+/* Tests: the process id as bitslab knows it (core/process_id.h). */
+long bitslab_test_process_id(void);
 /* Tests: 1 if the front end is per CPU (restartable sequences), 0 if per
  * thread (docs/DESIGN.md). Decided at the first allocation. */
 int bitslab_test_per_cpu(void);

@@ -11,6 +11,7 @@
 #include "core/os.h"
 #include "core/page_map.h"
 #include "core/pool.h"
+#include "core/process_id.h"
 #include "core/region.h"
 #include "core/slab_table.h"
 #include "core/test_hooks.h"
@@ -42,6 +43,7 @@ Globals* globals_slow() {
     void* mem = os::map_metadata(bytes);
     if (!mem) { errno = ENOMEM; return nullptr; }
     free_mark_init();  // before any block exists
+    os::process_id();  // maps its page now, off the free path (core/process_id.h)
     cpu_slots_init(n);  // the front end, also before any block exists (cpu_slots.h)
     auto* fresh = new (mem) Globals();
     fresh->num_heaps = n;

@@ -1,18 +1,20 @@
 #include "core/process_id.h"
 
+#include <errno.h>
 #include <sys/mman.h>
 
 #include <atomic>
 
 #include "core/os.h"
 #include "core/syscall.h"
+#include "core/test_hooks.h"
 
 namespace bitslab::os {
 
-// The page holding the id, mapped at the first call; kNoWipe if the kernel
-// cannot wipe it on fork. acquire/release: a thread that reads the pointer
-// sees the page's mapping and its marking. The pointer itself survives a
-// fork (the child reads the page, which the kernel zeroed).
+// The page holding the id, mapped at the first call (the globals' maker makes
+// it); kNoWipe if the kernel cannot wipe it on fork. acquire/release: a
+// thread that reads the pointer sees the page mapped and marked. The pointer
+// survives a fork; the page's contents do not (the kernel zeroes it).
 static std::atomic<long>* const kNoWipe = reinterpret_cast<std::atomic<long>*>(uintptr_t{1});
 static std::atomic<std::atomic<long>*> g_id_page{nullptr};
 
@@ -20,7 +22,10 @@ static std::atomic<long>* map_id_page() {
     long p = sys::call(SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     std::atomic<long>* page = kNoWipe;
     if (p >= 0) {  // else -errno
-        if (sys::call(SYS_madvise, p, kPageSize, MADV_WIPEONFORK) == 0)
+        // An emulator may accept every advice and do nothing (qemu-user
+        // does): trust the wipe only where a bad advice is refused.
+        if (sys::call(SYS_madvise, p, kPageSize, -1) == -EINVAL &&
+            sys::call(SYS_madvise, p, kPageSize, MADV_WIPEONFORK) == 0)
             page = reinterpret_cast<std::atomic<long>*>(p);
         else
             sys::call(SYS_munmap, p, kPageSize);
@@ -36,16 +41,27 @@ static std::atomic<long>* map_id_page() {
 
 long process_id() {
     std::atomic<long>* page = g_id_page.load(std::memory_order_acquire);  // acquire: see map_id_page
-    if (page != nullptr && page != kNoWipe) {
-        // relaxed: every thread of this process stores the same value, and a
-        // fork zeroes it in the child, so a non-zero value is this process's id.
+    if (BITSLAB_LIKELY(page != nullptr && page != kNoWipe)) {
+        // relaxed: a non-zero value was stored in this process (a fork zeroes
+        // the page) and checked against getpid after the store (below).
         long id = page->load(std::memory_order_relaxed);
-        if (id != 0) return id;
+        if (BITSLAB_LIKELY(id != 0)) return id;
     }
-    long id = sys::call(SYS_getpid);
     if (page == nullptr) page = map_id_page();
-    if (page != kNoWipe) page->store(id, std::memory_order_relaxed);  // relaxed: see above
-    return id;
+    if (page == kNoWipe) return sys::call(SYS_getpid);
+    // A signal handler may fork anywhere in here, and the child then resumes
+    // this call with the id read before the fork. So the id is stored first
+    // and read again after: a fork before the store shows as a difference
+    // (the stored id is another process's: cleared, and again); a fork after
+    // it zeroed the child's page.
+    for (;;) {
+        long seen = 0, id = sys::call(SYS_getpid);
+        hold_point(kHoldProcessId);  // tests: a handler forks here
+        // relaxed: the page holds only ids, checked against getpid below.
+        if (page->compare_exchange_strong(seen, id, std::memory_order_relaxed)) seen = id;
+        if (sys::call(SYS_getpid) == seen) return seen;
+        page->compare_exchange_strong(seen, 0, std::memory_order_relaxed);  // relaxed: as above
+    }
 }
 
 }  // namespace bitslab::os

@@ -72,7 +72,7 @@ static void restore_signals(uint64_t old) {
 
 // Starts the purger with the state word `seen` (none, failed, or another
 // process's) replaced by ours; false if another noter changed it first.
-static bool try_start(uint64_t& seen, long pid) {
+static bool try_start(uint64_t& seen, long& pid) {
     if (state_of(seen) == kFailed && pid_of(seen) == pid &&
         os::now_ms() < g_retry_at.load(std::memory_order_relaxed))  // relaxed: a hint
         return true;  // failed a moment ago: not yet
@@ -81,6 +81,15 @@ static bool try_start(uint64_t& seen, long pid) {
     // cloning onto the stack of a purger the child started meanwhile. The
     // new thread inherits the mask (it then blocks SIGSYS too).
     uint64_t old_mask = block_signals();
+    // A handler may have forked since the caller read the id (a child would
+    // start a purger under its parent's id, and its next note a second one
+    // on the same stack): read again, with signals blocked, and let the
+    // caller look at the word once more if it changed.
+    if (long now = os::process_id(); now != pid) {
+        restore_signals(old_mask);
+        pid = now;
+        return false;
+    }
     // acq_rel: one noter wins the right to start it.
     bool won = g_state.compare_exchange_strong(seen, state_word(pid, kRunning), std::memory_order_acq_rel,
                                                std::memory_order_relaxed);
@@ -105,8 +114,8 @@ void purge_note_work() {
     uint64_t seen = g_state.load(std::memory_order_relaxed);
     if (state_of(seen) == kNone && (!options().background_purge || !raw_thread_supported())) return;
     // Whether the word is this process's and not a parent's (inherited by
-    // _Fork): os::process_id is one load (a getpid on every note cost mstress
-    // half its speed).
+    // _Fork): os::process_id is one load (a getpid on every note made mstress
+    // 1.5 times slower).
     long pid = os::process_id();
     for (;;) {
         if (pid_of(seen) != pid && state_of(seen) != kNone) {  // the parent's: no purger here

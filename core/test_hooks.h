@@ -9,8 +9,10 @@
 namespace bitslab {
 
 // Called with kHoldPass while a purge pass holds a slab and with kHoldSweep
-// while a sweep holds its slabs, so a test can stop a holder there.
-enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2 };
+// while a sweep holds its slabs, so a test can stop a holder there; with
+// kHoldProcessId between os::process_id's getpid and its store (a test forks
+// there, as a signal handler could).
+enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3 };
 // relaxed everywhere: a test installs the hook before the holders it stops
 // run (it starts them after), so the hook orders nothing.
 extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;

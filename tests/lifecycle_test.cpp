@@ -30,6 +30,7 @@ extern "C" {
 // libbitslab.so's own API (tests/override_test.cpp reaches it the same way).
 void bitslab_test_set_hold_hook(void (*hook)(int kind)) __attribute__((weak));
 int bitslab_test_purger_running(void) __attribute__((weak));
+long bitslab_test_process_id(void) __attribute__((weak));
 void bitslab_stats_print(int fd, int json) __attribute__((weak));
 void bitslab_test_set_cpu(int cpu) __attribute__((weak));
 void bitslab_thread_flush(void) __attribute__((weak));
@@ -428,6 +429,42 @@ int case_fork_without_handlers() {
     return rc < 0 ? 6 : rc;
 }
 
+// A fork in the middle of the first process-id lookup after a fork (as a
+// signal handler may make one): the grandchild resumes that lookup with its
+// parent's id, read before the fork, and must still end up knowing its own.
+// (Storing the id read before the fork gave the grandchild its parent's id
+// for good: a purger under the wrong id, a pause waiting for the parent's
+// pass, a second purger on the same stack.)
+static std::atomic<int> g_fork_armed{0};
+static std::atomic<pid_t> g_grandchild{0};
+static void fork_hook(int kind) {
+    if (kind != 3 || g_fork_armed.exchange(0) == 0) return;
+    g_grandchild.store(_Fork());  // 0 in the grandchild, which resumes the lookup
+}
+int case_fork_in_first_process_id() {
+    if (!_Fork || !bitslab_test_set_hold_hook || !bitslab_test_process_id) return 4;
+    if (bitslab_test_process_id() != getpid()) return 10;
+    pid_t child = fork();  // the child's page of the id is zeroed
+    if (child == 0) {
+        bitslab_test_set_hold_hook(fork_hook);
+        g_fork_armed.store(1);
+        long seen = bitslab_test_process_id();  // the child's first lookup: forks in the middle
+        pid_t grandchild = g_grandchild.load();
+        bitslab_test_set_hold_hook(nullptr);
+        if (grandchild == 0) {  // the grandchild, after the resumed lookup
+            long again = bitslab_test_process_id();
+            printf("grandchild %d: lookup %ld, then %ld\n", getpid(), seen, again);
+            _exit(seen == getpid() && again == getpid() ? 0 : 21);
+        }
+        if (grandchild < 0) _exit(22);
+        if (seen != getpid() || bitslab_test_process_id() != getpid()) _exit(23);
+        int rc = wait_or_kill(grandchild, 30);
+        _exit(rc < 0 ? 24 : rc);
+    }
+    int rc = wait_or_kill(child, 60);
+    return rc < 0 ? 6 : rc;
+}
+
 // Empty slabs below many partly used ones on a heap's partial list (a stack):
 // malloc_trim must still find and pool every one of them.
 int case_trim_finds_every_empty_slab() {
@@ -497,6 +534,9 @@ TEST(Lifecycle, TrimThenADetachedThreadOnAUserStackEndsInAFreshProcess) {
     EXPECT_EQ(run_fresh("trim_then_detached_user_stack"), 0);
 }
 TEST(Lifecycle, AChildForkedWithoutHandlersStartsItsOwnPurger) { EXPECT_EQ(run_case("fork_without_handlers", 60), 0); }
+TEST(Lifecycle, AForkInTheMiddleOfTheFirstProcessIdLookupLeavesTheChildItsOwnId) {
+    EXPECT_EQ(run_case("fork_in_first_process_id", 90), 0);
+}
 TEST(Lifecycle, TrimFindsEveryEmptySlabUnderPartlyUsedOnes) { EXPECT_EQ(run_case("trim_finds_every_empty_slab"), 0); }
 TEST(Lifecycle, PurgersStartAndEndOverAndOver) {
     EXPECT_EQ(run_case("purger_start_exit_churn", 60, "BITSLAB_PURGE_DELAY_MS=0"), 0);
@@ -530,6 +570,7 @@ int main(int argc, char** argv) {
         if (c == "stopped_pass_holder") return case_stopped_pass_holder();
         if (c == "stopped_sweep_holder") return case_stopped_sweep_holder();
         if (c == "fork_without_handlers") return case_fork_without_handlers();
+        if (c == "fork_in_first_process_id") return case_fork_in_first_process_id();
         if (c == "trim_finds_every_empty_slab") return case_trim_finds_every_empty_slab();
         if (c == "purger_start_exit_churn") return case_purger_start_exit_churn();
         return 99;
