@@ -90,6 +90,39 @@ static bool settle(const SlabFreed& freed) {
     return freed.emptied && heap_note_empty_slab(freed.owner, freed.cls);
 }
 
+// Blocks of this heap's slabs on their way back to their bitmaps. In the
+// order they come (a remote-free stack, a flush) blocks of different slabs
+// alternate, and one batch would then pay a fetch_or on a bitmap word and a
+// CAS on a slab's count for each block. So each slab goes to one of a few
+// batches, chosen by its address: the blocks of a slab meet in its batch, and
+// share the fetch_or of their word and the CAS of their slab (issue 15:
+// xmalloc, whose frees are all remote and of mixed sizes). A batch sees the
+// blocks of its slabs in their order, so a block given twice is reported as
+// one batch alone reports it.
+class GroupedFrees {
+public:
+    explicit GroupedFrees(bool& left_work) : left_work_(left_work) {}
+    // Frees one block of slab s (this heap's); false once a batch has found
+    // a fault (the caller stops: what follows is not to be trusted).
+    bool add(Slab* s, lockfree::StackNode* block) {
+        unsigned i = (s->base / kSlabSize) % kBatches;
+        used_ |= 1u << i;
+        if (settle(batches_[i].add(s, block))) left_work_ = true;
+        return !batches_[i].faulted();
+    }
+    // Commits every batch used; must be called before it goes out of scope.
+    void finish() {
+        for (; used_; used_ &= used_ - 1)
+            if (settle(batches_[__builtin_ctz(used_)].finish())) left_work_ = true;
+    }
+
+private:
+    static constexpr unsigned kBatches = 16;  // 16 x 32 B on the stack
+    LocalFreeBatch batches_[kBatches];
+    uint32_t used_ = 0;  // bit i: batches_[i] has had a block
+    bool& left_work_;
+};
+
 uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work) {
     if (heap_drain_remote(h)) left_work = true;
     uint32_t got = 0;
@@ -115,12 +148,12 @@ bool heap_drain_remote(Heap& h) {
     lockfree::StackNode* chain = h.remote.take_all();
     if (!chain) return false;
     bool left_work = false;
-    LocalFreeBatch batch;
+    GroupedFrees frees(left_work);
     // The walk is bounded even if a block was pushed twice (a cycle): every
-    // block of a cycle comes round again, and the batch reports a repeat
-    // within one more step (the pending word's mask, or the bitmap at the
-    // next word change); the walk stops there, leaking the rest rather than
-    // freeing anything twice.
+    // block of a cycle comes round again to its slab's batch, which reports
+    // the repeat within one more step (the pending word's mask, or the
+    // bitmap at the next word change); the walk stops there, leaking the
+    // rest rather than freeing anything twice.
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         // Blocks on our stack belong to our slabs; a slab cannot change owner
@@ -131,11 +164,10 @@ bool heap_drain_remote(Heap& h) {
             report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
             break;
         }
-        if (settle(batch.add(s, chain))) left_work = true;
-        if (BITSLAB_UNLIKELY(batch.faulted())) break;
+        if (BITSLAB_UNLIKELY(!frees.add(s, chain))) break;
         chain = next;
     }
-    if (settle(batch.finish())) left_work = true;
+    frees.finish();
     return left_work;
 }
 
@@ -168,7 +200,7 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     Group groups[kGroups];
     unsigned used = 0;
     bool left_work = false;
-    LocalFreeBatch batch;
+    GroupedFrees frees(left_work);
     // The chains come from one thread's bins and batches (at most a few
     // thousand blocks); a longer walk means a cycle (a block freed twice past
     // the free-time checks): stop rather than loop or free it twice.
@@ -185,8 +217,7 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
         // change owner; we got the block after its slab was assigned.
         uint32_t owner = s->owner.load(std::memory_order_relaxed);
         if (owner == here.index) {
-            if (settle(batch.add(s, chain))) left_work = true;
-            if (BITSLAB_UNLIKELY(batch.faulted())) break;
+            if (BITSLAB_UNLIKELY(!frees.add(s, chain))) break;
         } else {
             unsigned i = 0;
             while (i < used && groups[i].owner != owner) ++i;
@@ -205,7 +236,7 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
         }
         chain = next;
     }
-    if (settle(batch.finish())) left_work = true;
+    frees.finish();
     for (unsigned i = 0; i < used; ++i) push_group(groups[i]);
     // An idle owner never drains its stack: the purger does (purge.h).
     return left_work || used != 0;
