@@ -96,9 +96,9 @@ static bool settle(const SlabFreed& freed) {
 // CAS on a slab's count for each block. So each slab goes to one of a few
 // batches, chosen by its address: the blocks of a slab meet in its batch, and
 // share the fetch_or of their word and the CAS of their slab (issue 15:
-// xmalloc, whose frees are all remote and of mixed sizes). A batch sees the
-// blocks of its slabs in their order, so a block given twice is reported as
-// one batch alone reports it.
+// xmalloc, whose frees are all remote and of mixed sizes). A block given
+// twice is found at its second add, in its batch's mask or already in the
+// bitmap (LocalFreeBatch::add), whichever batch holds it.
 class GroupedFrees {
 public:
     explicit GroupedFrees(bool& left_work) : left_work_(left_work) {}
@@ -150,10 +150,10 @@ bool heap_drain_remote(Heap& h) {
     bool left_work = false;
     GroupedFrees frees(left_work);
     // The walk is bounded even if a block was pushed twice (a cycle): every
-    // block of a cycle comes round again to its slab's batch, which reports
-    // the repeat within one more step (the pending word's mask, or the
-    // bitmap at the next word change); the walk stops there, leaking the
-    // rest rather than freeing anything twice.
+    // block of a cycle comes round again, and its batch reports the repeat at
+    // once (it is in the pending word's mask, or already set in the bitmap);
+    // the walk stops there, leaking the rest rather than freeing anything
+    // twice.
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         // Blocks on our stack belong to our slabs; a slab cannot change owner

@@ -120,7 +120,13 @@ SlabFreed LocalFreeBatch::add(Slab* s, void* block) {
         commit_word();
         word_ = word;
     }
-    if (BITSLAB_UNLIKELY(mask_ & bit)) {  // this batch has the block already
+    // Free already: in this batch, or in the bitmap (an earlier commit of
+    // this walk: a cycle; or another free). Found here, the report names the
+    // block given twice, and a walk of a cycle stops at its first repeat
+    // whichever batch of the walk (heap.cpp) holds it; left to the commit,
+    // another batch could report a block of the cycle given once first. The
+    // bitmap's line is the one the commit's fetch_or takes anyway.
+    if (BITSLAB_UNLIKELY((mask_ & bit) || (s->free_slots.load(word) & bit))) {
         report_fault(Fault::kDoubleFree, block, s->slot_size);
         faulted_ = true;
         return done;

@@ -305,6 +305,48 @@ TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
     EXPECT_EQ(rec.faults[0].ptr, p);
     EXPECT_HEAP_OK();
 }
+
+// A cycle through two words of one slab and a block of another slab (which
+// goes to another of the drain's batches): b -> c -> x -> b, b pushed twice.
+// The report must name b, the block freed twice, not c or x. (With the
+// batches chosen by slab, b's second visit was checked only at its word's
+// next commit, after c's own batch had already reported c.)
+TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
+    std::vector<void*> a_blocks, c_blocks;
+    for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
+    for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
+    auto slab_for = [](void* p) { return slab_of(page_map_get(reinterpret_cast<uintptr_t>(p))); };
+    Slab* a = slab_for(a_blocks[0]);
+    void* b = nullptr;
+    void* x = nullptr;
+    for (void* p : a_blocks) {
+        if (slab_for(p) != a) continue;
+        uint32_t slot = a->slot_of(reinterpret_cast<uintptr_t>(p));
+        if (slot / 64 == 0 && !b) b = p;
+        if (slot / 64 == 1 && !x) x = p;
+    }
+    ASSERT_TRUE(b && x);
+    void* c = c_blocks[0];
+    ASSERT_NE(a->base / kSlabSize % 16, slab_for(c)->base / kSlabSize % 16);  // another batch
+    Heap& h = current_heap(g_globals.load());
+    auto* nb = static_cast<lockfree::StackNode*>(b);
+    auto* nc = static_cast<lockfree::StackNode*>(c);
+    auto* nx = static_cast<lockfree::StackNode*>(x);
+    lockfree::link_set(nb, nc);
+    lockfree::link_set(nc, nx);
+    h.remote.push_chain(nb, nx);
+    lockfree::link_set(nx, nb);  // b -> c -> x -> b -> ...
+    heap_drain_remote(h);
+    ASSERT_GE(rec.count, 1);
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, b);
+    EXPECT_EQ(rec.count, 1);
+    for (void* p : a_blocks)
+        if (p != b && p != x) bitslab_free(p);
+    for (void* p : c_blocks)
+        if (p != c) bitslab_free(p);
+    EXPECT_HEAP_OK();
+}
 #endif
 
 // Property: any interleaving of valid operations and misuses (double frees,
