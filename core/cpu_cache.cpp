@@ -77,20 +77,6 @@ static lockfree::StackNode* pop_into_chain(unsigned cls, size_t max) {
     return chain;
 }
 
-// Pushes the chain's blocks on slot class cls of the current CPU, a batch per
-// section; returns what did not fit (no room, moved, or stopped), or null.
-static lockfree::StackNode* push_chain(unsigned cls, lockfree::StackNode* chain) {
-    void* blocks[kBatchMax];
-    while (chain) {
-        size_t n = 0;
-        lockfree::StackNode* next = chain;
-        for (; next && n < kBatchMax; next = lockfree::link_next(next)) blocks[n++] = next;
-        if (!g_cpu_slots.push_batch(cls, blocks, n)) return chain;
-        chain = next;
-    }
-    return nullptr;
-}
-
 // In a child after fork the purger is gone; if the child inherited stacks in
 // use, its next slow path that reaches the stacks tells the purger.
 static std::atomic<bool> g_note_after_fork{false};  // relaxed: a hint, raised by the one thread of a child
@@ -108,13 +94,32 @@ int cpu_cache_refresh() {
     return cpu;
 }
 
+// Blocks a refill claims per round: claimed into an array and pushed from it
+// (512 B on the stack, live while heap_take drains the remote-free stack).
+static constexpr uint32_t kRefillRound = 64;
+
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
     if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // the purger must come (back)
-    Chain chain;
-    if (heap_take(h, cls, refill_count(h, cls), chain, left_work) == 0) return nullptr;
-    lockfree::StackNode* first = chain.head;
-    lockfree::StackNode* rest = push_chain(cls, lockfree::link_next(first));
-    if (rest && heap_return_chain(h, rest)) left_work = true;
+    void* blocks[kRefillRound];
+    void* first = nullptr;
+    for (uint32_t want = refill_count(h, cls); want > 0;) {
+        uint32_t ask = want < kRefillRound ? want : kRefillRound;
+        Chain round;
+        round.array = blocks;
+        // A new slab only for the first round: a refill serves what the
+        // partly used slabs have rather than open one (as one heap_take does).
+        uint32_t got = heap_take(h, cls, ask, round, left_work, first == nullptr);
+        if (got == 0) break;
+        want -= got;
+        uint32_t start = 0;
+        if (!first) first = blocks[start++];  // the caller's
+        if (start < got && !g_cpu_slots.push_batch(cls, blocks + start, got - start)) {
+            // Moved, or the region stopped: these go home.
+            if (heap_return_chain(h, link_all(blocks + start, got - start))) left_work = true;
+            break;
+        }
+        if (got < ask) break;  // the heap's partial slabs are used up: serve what we have
+    }
     return first;
 }
 

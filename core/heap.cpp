@@ -123,14 +123,14 @@ private:
     bool& left_work_;
 };
 
-uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work) {
+uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work, bool may_open) {
     if (heap_drain_remote(h)) left_work = true;
     uint32_t got = 0;
     while (got < want) {
         Slab* s = slab_take(h.partial[cls]);
         if (!s) s = slab_take(h.partial_swept[cls]);
         if (!s) {
-            if (got) break;  // serve what we have rather than open a new slab
+            if (got || !may_open) break;  // serve what we have rather than open a new slab
             // Pooled slabs first (dirty, aging, clean: pool.h), then new memory.
             s = pool_take_for_reuse();
             if (!s) s = region_carve_slab();

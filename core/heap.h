@@ -78,9 +78,10 @@ int fake_cpu();
 // The purger is above the heap: their caller tells it (purge_note_work).
 
 // Takes up to `want` free blocks of class `cls` from heap `h` into `out`.
-// Returns how many (0 only when the OS has no memory left); sets
-// `left_work` if it left the purger work.
-uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work);
+// Returns how many (0 only when the OS has no memory left, or when
+// `may_open` is false and no partly used slab is left: it then opens no new
+// slab); sets `left_work` if it left the purger work.
+uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work, bool may_open = true);
 
 // Returns a chain of small blocks (of any classes and slabs) to their slabs:
 // blocks of heap `here` go into the bitmaps, others onto their owner's

@@ -70,10 +70,14 @@ uint32_t slab_claim(Slab* s, uint32_t want, Chain& out) {
             unsigned bit = static_cast<unsigned>(__builtin_ctzll(taken));
             taken &= taken - 1;
             auto* node = reinterpret_cast<lockfree::StackNode*>(s->slot_address(w * 64 + bit));
-            lockfree::link_set(node, nullptr);
             mark_set(node, g_free_mark);  // a free block in a cache carries the mark (fault.h)
-            if (out.tail) lockfree::link_set(out.tail, node); else out.head = node;
-            out.tail = node;
+            if (out.array) {
+                out.array[out.count + got] = node;
+            } else {
+                lockfree::link_set(node, nullptr);
+                if (out.tail) lockfree::link_set(out.tail, node); else out.head = node;
+                out.tail = node;
+            }
             ++got;
         }
     }

@@ -98,11 +98,15 @@ struct SlabIndex {
 // A list of slabs: a heap's partial list of a class, or a global pool.
 using SlabList = lockfree::NodePool<Slab, SlabIndex>;
 
-// A chain of free blocks, linked through their first word.
+// Free blocks claimed from slabs: a chain linked through their first word,
+// or, when `array` is set, an array the claimer fills (a refill of a CPU's
+// stack, which copies pointers: linking the blocks only to read the links
+// back costs a store and a load per block).
 struct Chain {
     lockfree::StackNode* head = nullptr;
     lockfree::StackNode* tail = nullptr;
     uint32_t count = 0;
+    void** array = nullptr;  // if set: blocks go to array[count..), and head and tail stay null
 };
 
 // Moving slabs on and off lists, keeping `where` true.
@@ -131,7 +135,7 @@ inline Slab* slab_take(SlabList& list) {
 // Holder: gives the slab class `cls` and owner `heap`, all slots free.
 void slab_assign(Slab* s, uint32_t heap, unsigned cls);
 // Holder: claims up to `want` free slots, appending them to `out` in address
-// order. Returns how many it claimed.
+// order (out.array, if set, has room for them). Returns how many it claimed.
 uint32_t slab_claim(Slab* s, uint32_t want, Chain& out);
 #ifdef BITSLAB_SECURE
 uint64_t secure_random();  // per-thread pseudo-random numbers seeded from the free mark
