@@ -94,8 +94,12 @@ int cpu_cache_refresh() {
     return cpu;
 }
 
-// Blocks a refill claims per round: claimed into an array and pushed from it
-// (512 B on the stack, live while heap_take drains the remote-free stack).
+// Blocks a refill claims per round: claimed into an array and pushed from it.
+// The array (512 B) is live while heap_take drains the remote-free stack
+// (its 16 batches, about 600 B) and while a failed push's round goes home:
+// the refill's deepest path is about 2.1 KiB of stack, the allocator's
+// deepest (review of d98e553); a signal handler's stack needs that much.
+// Each round drains the remote-free stack again (a load when it is empty).
 static constexpr uint32_t kRefillRound = 64;
 
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
