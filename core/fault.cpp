@@ -38,6 +38,14 @@ void free_mark_init() {
     __atomic_compare_exchange_n(&g_free_mark, &expected, value, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+// Set before main, while the process has one thread: two threads that make
+// the globals at once could both find the mark unset, and the loser's CAS,
+// which fails, is a read in C++ but a write to ThreadSanitizer, which then
+// reports a race with the plain reads of the mark (a TSan CI run did, once).
+// A malloc before the constructors (ld.so, another library's constructor)
+// sets it on that one thread just the same.
+__attribute__((constructor)) static void free_mark_at_start() { free_mark_init(); }
+
 // The hook is stored with release after its context and loaded with
 // acquire, so the context (relaxed both ways) comes with it.
 static std::atomic<bitslab_fault_hook> g_hook{nullptr};
