@@ -3,9 +3,9 @@
 // current CPU, stderr). None of these functions allocates from the heap, so
 // they are safe during start-up. Not every system call comes here: the
 // purger, its raw thread, the process id and the fault report make raw ones
-// (core/syscall.h: purge.cpp, raw_thread.cpp, process_id.cpp, fault.cpp), the slab table reserves its range
-// with mmap itself (slab_table.cpp), and the free mark reads getrandom once
-// (fault.cpp).
+// (core/syscall.h: purge.cpp, raw_thread.cpp, process_id.cpp, fault.cpp),
+// the slab table reserves its range with mmap itself (slab_table.cpp), and
+// the free mark reads getrandom once (fault.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -20,6 +20,7 @@
 #include "core/page_map.h"
 #include "core/poison.h"
 #include "core/slab.h"
+#include "slab_for.h"
 #include "test_util.h"
 
 using namespace bitslab;
@@ -315,7 +316,6 @@ TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
     std::vector<void*> a_blocks, c_blocks;
     for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
     for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
-    auto slab_for = [](void* p) { return slab_of(page_map_get(reinterpret_cast<uintptr_t>(p))); };
     Slab* a = slab_for(a_blocks[0]);
     void* b = nullptr;
     void* x = nullptr;

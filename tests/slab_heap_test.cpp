@@ -10,13 +10,12 @@
 #include "core/page_map.h"
 #include "core/region.h"
 #include "core/slab.h"
+#include "slab_for.h"
 #include "test_util.h"
 
 using namespace bitslab;
 
 namespace {
-
-Slab* slab_for(void* p) { return slab_of(page_map_get(reinterpret_cast<uintptr_t>(p))); }
 
 size_t pool_size() {
     // Count pooled slabs by walking the carved slabs of the regions (a slab
