@@ -10,6 +10,8 @@ counts those). This script reads libbitslab.so's code instead
   fall-through), except the one on g_cpu_front, which is walked both ways:
   its fall-through is the per-CPU path, its taken target the per-thread path;
 - an unconditional jmp is followed;
+- a direct call is walked into (the same rules, to the callee's ret), and its
+  instructions count, then the walk goes on after the call;
 - the walk ends at a ret, which it must reach within MAX_STEPS instructions.
 
 Each per-CPU walk must pass through exactly one rseq commit (a 32-bit store to
@@ -31,6 +33,7 @@ REG32 = r"%(?:e[abcd]x|esi|edi|ebp|esp|r(?:8|9|1[0-5])d)"
 COMMIT = re.compile(r"^mov[l]?\s+" + REG32 + r",0x10\(")
 COND_JUMP = re.compile(r"^j(?!mp)[a-z]+\s+([0-9a-f]+)")
 JUMP = re.compile(r"^jmp\s+([0-9a-f]+)")
+CALL = re.compile(r"^call\s+([0-9a-f]+)")
 
 
 def disassemble(lib):
@@ -79,6 +82,13 @@ def walk(code, start, front):
         if m:
             addr = int(m.group(1), 16)
             continue
+        m = CALL.match(text)
+        if m:
+            n, c = walk_callee(code, int(m.group(1), 16))
+            steps += n
+            commits += c
+            addr = nxt
+            continue
         m = COND_JUMP.match(text)
         if m and seen_front_load and not front_taken:
             # The first conditional branch after the load of g_cpu_front is the front end's.
@@ -86,6 +96,24 @@ def walk(code, start, front):
             addr = nxt if front == "per-cpu" else int(m.group(1), 16)
             continue
         addr = nxt
+
+
+def walk_callee(code, start):
+    """Instructions of a called function's fast path, to its ret; (count, commits)."""
+    addr, steps, commits = start, 0, 0
+    while True:
+        if addr not in code:
+            raise SystemExit(f"walk left the code at {addr:#x}")
+        text, nxt, _ = code[addr]
+        steps += 1
+        if steps > MAX_STEPS:
+            raise SystemExit(f"no ret within {MAX_STEPS} instructions from {start:#x} (a callee)")
+        if COMMIT.match(text):
+            commits += 1
+        if text.startswith("ret"):
+            return steps, commits
+        m = JUMP.match(text)
+        addr = int(m.group(1), 16) if m else nxt
 
 
 def counts(lib):

@@ -30,6 +30,7 @@ static void* alloc_large(size_t size, size_t align, bool zero) {
 
 // Step 2 for a small size: refills the bin from the current CPU's heap.
 static void* malloc_small_slow(unsigned cls) {
+    BinsOp op;
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
     if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
@@ -116,6 +117,23 @@ void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
     t_cache.heads[cls] = nullptr;
     t_cache.rooms[cls] = t_cache.limits[cls];
     report_fault(Fault::kHandedOutTwice, block, kClassSize[cls]);
+    return malloc_slow(size);
+}
+
+void* malloc_from_bins(size_t size, uintptr_t cls) {
+    bins_enter();
+    lockfree::StackNode* block = t_cache.heads[cls];
+    // The bin changes only if no reclaim came since the thread settled.
+    if (BITSLAB_LIKELY(block != nullptr && bins_current())) {
+        if (BITSLAB_LIKELY(pop_marked(block, cls))) {
+            bins_leave();
+            return block;
+        }
+        void* p = malloc_unmarked(block, static_cast<unsigned>(cls), size);
+        bins_leave();
+        return p;
+    }
+    bins_leave();
     return malloc_slow(size);
 }
 

@@ -93,16 +93,17 @@ BITSLAB_HOT void* malloc_from_cpu(size_t size, uintptr_t cls) {
     return malloc_slow(size);
 }
 
+// Step 1 with the per-thread front end (alloc.cpp; not inlined, so the
+// per-CPU path keeps its registers): a pop of the thread's bin, inside the
+// bracket that lets the purger take an idle thread's bins (thread_bins.h).
+void* malloc_from_bins(size_t size, uintptr_t cls);
+
 // Step 1: the fast path, inlined into malloc.
 BITSLAB_HOT void* malloc_fast(size_t size) {
     if (BITSLAB_LIKELY(size <= kMaxSmallSize)) {
         uintptr_t cls = size_class_of(size);
         if (BITSLAB_LIKELY(cpu_front_on())) return malloc_from_cpu(size, cls);
-        lockfree::StackNode* block = t_cache.heads[cls];
-        if (BITSLAB_LIKELY(block != nullptr)) {
-            if (BITSLAB_LIKELY(pop_marked(block, cls))) return block;
-            return malloc_unmarked(block, static_cast<unsigned>(cls), size);
-        }
+        return malloc_from_bins(size, cls);
     }
     return malloc_slow(size);
 }

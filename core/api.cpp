@@ -9,6 +9,7 @@
 #include "core/purge.h"
 #include "core/stats.h"
 #include "core/test_hooks.h"
+#include "core/thread_reclaim.h"
 
 using namespace bitslab;
 

@@ -89,6 +89,11 @@ int bitslab_test_per_cpu(void);
 /* Tests: restartable sequences the kernel aborted so far (preemption,
  * migration, signals, a drain's fence), all threads. */
 unsigned long long bitslab_test_rseq_aborts(void);
+/* Tests: 0 stops taking back the bins of idle threads (per-thread front end),
+ * 1 (the default) allows it again. */
+void bitslab_test_set_reclaim(int on);
+/* Tests: threads whose bins a purge pass or malloc_trim took back so far. */
+unsigned long long bitslab_test_reclaimed_threads(void);
 
 #ifdef __cplusplus
 }

@@ -80,6 +80,7 @@ static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
     ThreadCache& tc = t_cache;
     if (!small_free_ok(p, cls)) return;
     if (cpu_front_on()) { free_small_cpu(p, entry, cls); return; }
+    BinsOp op;
     if (tc.state == kThreadNew) thread_init(tc);
     if (tc.state != kThreadActive) { return_block(p, cls); return; }  // torn down: cache nothing
     // relaxed: p is live, so its slab cannot change owner (slab.h); we got p
@@ -102,11 +103,13 @@ static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
     if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
 }
 
+void free_to_bin_or_slow(void* p, uintptr_t cls) {
+    if (BITSLAB_LIKELY(free_to_bin(p, cls))) return;
+    free_slow(p);
+}
+
 // Step 2.
 void free_slow(void* p) {
-    // The fast path's decrement found no room and wrapped the counter: undo it.
-    uintptr_t fast_cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (t_cache.rooms[fast_cls] == UINT32_MAX) t_cache.rooms[fast_cls] = 0;
     if (p == nullptr) return;  // also before any initialization
     // free never changes errno: the paths that can make a system call
     // (thread_init, return_blocks, large_free, purge_note_work) save and

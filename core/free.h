@@ -5,10 +5,11 @@
 //     in the arena; the misuse checks (slot start, no free mark) pass: p gets
 //     the free mark and is pushed on the current CPU's stack of its class
 //     (per-CPU front end, a restartable sequence) or on the thread's bin if
-//     it has room (per-thread front end). No atomic.
-//  2. free_slow (free.cpp): undoes the fast path's wrapped room counter,
-//     returns on NULL, and classifies p by the page map (page_map.h,
-//     classify): a small block goes to step 3, a large block to large_free
+//     it has room (per-thread front end, inside the bracket that lets the
+//     purger take an idle thread's bins: thread_bins.h). No atomic.
+//  2. free_slow (free.cpp): returns on NULL, and classifies p by the page
+//     map (page_map.h, classify): a small block goes to step 3, a large block
+//     to large_free
 //     (large.cpp: the page map entry is cleared and the mapping cached or
 //     unmapped; a cached one is work for the purger, purge.h), anything else
 //     is reported (fault.h) as an invalid or double free.
@@ -62,9 +63,12 @@ BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
 // again and reports.
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
+// The push stands in the bracket (thread_bins.h) and changes the bin only if
+// no reclaim came since the thread settled.
 BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
-    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
+    bins_enter();
+    if (BITSLAB_LIKELY(bins_current() && is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
                        take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         take_back(block, cls, mark);
@@ -79,8 +83,13 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
         std::atomic_signal_fence(std::memory_order_seq_cst);
         if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
             free_found_unmarked(below, static_cast<unsigned>(cls));
+        bins_leave();
         return true;
     }
+    // A take_room that found no room left the counter wrapped: undo it here,
+    // inside the bracket (only take_room, after bins_current, wraps it).
+    if (t_cache.rooms[cls] == UINT32_MAX) t_cache.rooms[cls] = 0;
+    bins_leave();
     return false;
 }
 
@@ -102,20 +111,29 @@ BITSLAB_HOT bool free_to_cpu(void* p, uintptr_t cls) {
     return false;
 }
 
-// Caches p (of class cls in this thread's map) in the front end; false,
-// with p as it was, if a check fails or there is no room.
-BITSLAB_HOT bool free_to_front(void* p, uintptr_t cls) {
-    if (BITSLAB_LIKELY(cpu_front_on())) return free_to_cpu(p, cls);
-    return free_to_bin(p, cls);
+// Step 1 with the per-thread front end (free.cpp; not inlined, so the
+// per-CPU path keeps its registers): free_to_bin, else step 2.
+void free_to_bin_or_slow(void* p, uintptr_t cls);
+
+// Caches p (of class cls in this thread's map) in the front end, or else
+// hands it, as it was, to the slow path.
+BITSLAB_HOT void free_to_front_or_slow(void* p, uintptr_t cls) {
+    if (BITSLAB_LIKELY(cpu_front_on())) {
+        if (BITSLAB_LIKELY(free_to_cpu(p, cls))) return;
+        free_slow(p);
+        return;
+    }
+    free_to_bin_or_slow(p, cls);
 }
 
 // Step 1: the fast path, inlined into free.
 BITSLAB_HOT void free_fast(void* p) {
     uintptr_t chunk = arena_chunk_of(reinterpret_cast<uintptr_t>(p));
-    // relaxed: see thread_class_of.
-    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks) &&
-        BITSLAB_LIKELY(free_to_front(p, t_cache.class_map[chunk].load(std::memory_order_relaxed))))
+    if (BITSLAB_LIKELY(chunk < t_cache.map_chunks)) {
+        // relaxed: see thread_class_of.
+        free_to_front_or_slow(p, t_cache.class_map[chunk].load(std::memory_order_relaxed));
         return;
+    }
     free_slow(p);
 }
 
@@ -129,8 +147,7 @@ bool small_block_is_live(const void* p, unsigned cls);
 BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
     uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) {
-        if (BITSLAB_LIKELY(free_to_front(p, cls))) return;
-        free_slow(p);  // the size was right; the slow path does the rest
+        free_to_front_or_slow(p, cls);  // the size was right; a slow path does the rest
         return;
     }
     free_checked_slow(p, size, 0, from_c);

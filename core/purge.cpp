@@ -16,6 +16,7 @@
 #include "core/slab_table.h"
 #include "core/syscall.h"
 #include "core/test_hooks.h"
+#include "core/thread_reclaim.h"
 
 namespace bitslab {
 
@@ -54,9 +55,11 @@ static constexpr uint64_t kRetryAfterMs = 1000;
 static void purger_main();
 
 // Whether anything waits for a pass: pooled dirty slabs, cached large
-// mappings, blocks on a remote-free stack. Relaxed loads: the callers fence.
+// mappings, blocks on a remote-free stack, CPU stacks in use, threads whose
+// bins a pass may take back. Relaxed loads: the callers fence.
 static bool work_pending() {
-    return large_stats().cached_bytes != 0 || pool_awaits_purge() || heap_remote_pending() || cpu_cache_in_use();
+    return large_stats().cached_bytes != 0 || pool_awaits_purge() || heap_remote_pending() || cpu_cache_in_use() ||
+           reclaim_pending();
 }
 
 // Blocks every signal but SIGSYS on the calling thread (a seccomp trap on
@@ -256,6 +259,9 @@ size_t purge_pass(bool everything) {
     // The per-CPU stacks of CPUs that were idle since the last pass (all of
     // them for malloc_trim) go home first, so their blocks reach the slabs.
     bool left_work = cpu_cache_drain(everything);
+    // So do the bins of threads idle since the last pass (per-thread front
+    // end; all but those inside an operation for malloc_trim).
+    if (reclaim_idle_threads(everything)) left_work = true;
     // Blocks freed on another CPU wait on their owner's remote-free stack
     // until a thread of that heap refills; in an idle program none does,
     // and their slabs would never become empty. Any thread may drain.

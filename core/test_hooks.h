@@ -11,8 +11,10 @@ namespace bitslab {
 // Called with kHoldPass while a purge pass holds a slab and with kHoldSweep
 // while a sweep holds its slabs, so a test can stop a holder there; with
 // kHoldProcessId between os::process_id's getpid and its store (a test forks
-// there, as a signal handler could).
-enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3 };
+// there, as a signal handler could); with kHoldReclaim while a reclaimer has
+// copied a thread's bins and not yet claimed them, and kHoldBinsOp inside an
+// operation on a thread's bins (thread_reclaim.h).
+enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5 };
 // relaxed everywhere: a test installs the hook before the holders it stops
 // run (it starts them after), so the hook orders nothing.
 extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;

@@ -7,14 +7,15 @@
 #include <atomic>
 
 #include "core/fault.h"
+#include "core/cpu_slots.h"
 #include "core/heap.h"
 #include "core/os.h"
 #include "core/page_map.h"
 #include "core/purge.h"
+#include "core/test_hooks.h"
+#include "core/thread_reclaim.h"
 
 namespace bitslab {
-
-__thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
 // A bin that grows starts with this many blocks of room, and with at most
 // kBinStartBytes of them (at least one block): big classes start small, so a
@@ -25,43 +26,13 @@ static constexpr size_t kBinStartBytes = 4096;
 // shaped by one phase of the program adapts to the next.
 static constexpr uint32_t kPressureRebalance = 64;
 
-// Budget of the shared pool no thread holds (see config.h).
-// relaxed everywhere: a counter that bounds memory; it orders nothing.
-static std::atomic<size_t> g_budget_pool{kCacheGrantPoolBytes};
-
-// Takes up to `want` bytes of budget from the pool; returns how many.
-static size_t claim_budget(size_t want) {
-    // relaxed: the pool is a counter that bounds memory; it orders nothing.
-    size_t available = g_budget_pool.load(std::memory_order_relaxed);
-    for (;;) {
-        size_t take = want < available ? want : available;
-        if (take == 0) return 0;
-        if (g_budget_pool.compare_exchange_weak(available, available - take, std::memory_order_relaxed))  // relaxed: see above
-            return take;
-    }
-}
-
 // Gives back to the pool up to `bytes` of the thread's unspent granted budget.
 static void return_budget(ThreadCache& tc, size_t bytes) {
     if (bytes > tc.budget_granted) bytes = tc.budget_granted;
     if (bytes > tc.budget_left) bytes = tc.budget_left;
     tc.budget_left -= bytes;
     tc.budget_granted -= bytes;
-    g_budget_pool.fetch_add(bytes, std::memory_order_relaxed);  // relaxed: see g_budget_pool
-}
-
-// In a child after fork only the forking thread exists; the others' caches
-// went with them (their blocks are unreachable: a leak, never a corruption,
-// since no path holds a lock or leaves a list half-linked). Their budget
-// grants were only numbers: the child gets them back, or its threads would
-// cache less for every thread the parent had. Async-signal-safe (a store),
-// as fork may run in a signal handler.
-static void after_fork_in_child() {
-    // relaxed: the child has one thread.
-    g_budget_pool.store(kCacheGrantPoolBytes - t_cache.budget_granted, std::memory_order_relaxed);
-}
-__attribute__((constructor)) static void register_fork_handler() {
-    pthread_atfork(nullptr, nullptr, after_fork_in_child);
+    budget_pool_give(bytes);
 }
 
 // The pthread key whose destructor flushes a thread's cache at exit. Created
@@ -91,6 +62,13 @@ void thread_init(ThreadCache& tc) {
     tc.budget_granted = 0;
     tc.heap = kNoOwner;  // adopted at the first refill
     tc.state = kThreadActive;
+    // Per-thread bins get a slot, through which the purger takes them back
+    // when the thread idles (thread_reclaim.h); a thread without one caches
+    // nothing. (The per-CPU front end has no bins to take.)
+    if (!cpu_front_on()) {
+        if (reclaim_register(tc)) purge_note_work();
+        else tc.state = kThreadTornDown;
+    }
     // Keys made this early are below 32, so setspecific does not allocate.
     if (key != 0) pthread_setspecific(key - 1, &tc);
     errno = saved_errno;
@@ -139,7 +117,7 @@ static void claim_grant(ThreadCache& tc, size_t cost) {
     size_t want = cost - tc.budget_left;
     if (want < kThreadCacheGrant) want = kThreadCacheGrant;
     if (want > kThreadCacheMaxBytes - held) want = kThreadCacheMaxBytes - held;
-    size_t got = claim_budget(want);
+    size_t got = budget_pool_take(want);
     tc.budget_left += got;
     tc.budget_granted += got;
 }
@@ -268,13 +246,20 @@ lockfree::StackNode* secure_next_slow(lockfree::StackNode* next, unsigned cls) {
 }
 #endif
 
+void settle_after_reclaim() {
+    if (reclaim_settle(t_cache)) purge_note_work();  // bins again: the purger looks at owned slots
+}
+
 void thread_cache_flush_all() {
+    BinsOp op;
+    hold_point(kHoldBinsOp);
     ThreadCache& tc = t_cache;
     for (unsigned c = 1; c <= kNumClasses; ++c) flush_bin(tc, c, 0);
     flush_foreign(tc);
 }
 
 static void thread_teardown(void*) {
+    BinsOp op;
     ThreadCache& tc = t_cache;
     thread_cache_flush_all();
     // From now on every malloc and free of this thread (later TLS destructors)
@@ -290,6 +275,7 @@ static void thread_teardown(void*) {
     tc.budget_left = 0;
     tc.map_chunks = 0;
     tc.state = kThreadTornDown;
+    reclaim_unregister(tc);  // a reclaim of this thread can no longer complete
 }
 
 }  // namespace bitslab

@@ -26,45 +26,14 @@
 #include "core/poison.h"
 #include "core/arena.h"
 #include "core/size_class.h"
+#include "core/thread_bins.h"
+#include "core/thread_reclaim.h"
 #include "lockfree/remote_free_stack.h"
 
 namespace bitslab {
 
-enum ThreadState : uint32_t { kThreadNew = 0, kThreadActive = 1, kThreadTornDown = 2 };
-
-// A bin is heads[c], rooms[c], limits[c]. They are parallel arrays rather than
-// an array of structs so the fast paths index them with the class directly
-// (scaled addressing, no multiply).
-struct ThreadCache {
-    lockfree::StackNode* heads[kNumClasses + 1];  // LIFO of free blocks
-    uint32_t rooms[kNumClasses + 1];   // blocks the bin may still take (limit - cached)
-    uint32_t limits[kNumClasses + 1];  // blocks the bin may hold; grows with use, within the budget
-    size_t budget_left;  // bytes of budget not spent on bins' limits or the foreign batch
-    size_t budget_granted;  // bytes of the budget that came from the shared pool
-    uint32_t state;
-    uint32_t pressure;   // times a bin wanted to grow beyond the budget
-    // The heap this thread allocates from, and that heap's class map; the
-    // fast path reads the map only below map_chunks (0 until a heap is adopted).
-    uint32_t heap;
-    const ClassMap* class_map;
-    uintptr_t map_chunks;
-    // Freed blocks of other heaps, waiting to be sent back as one batch. Kept
-    // per class so the batch reaches the owner grouped by slab, where the
-    // owner frees a run of one slab's blocks with one atomic update.
-    lockfree::StackNode* foreign_heads[kNumClasses + 1];
-    lockfree::StackNode* foreign_tails[kNumClasses + 1];
-    uint64_t foreign_classes;  // bit (c - 1) set: class c's list is not empty
-    uint32_t foreign_count;
-    uint32_t foreign_bytes;  // paid from the budget, like the bins' limits
-};
-
-// __thread (not thread_local): a POD with no dynamic initializer, so other
-// files reach it without a TLS wrapper call. initial-exec: one %fs-relative
-// access, no __tls_get_addr, no allocation.
-extern __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
-
 // Takes one unit of room: decrements `room` and returns true, or, when it was
-// 0, returns false leaving it wrapped to UINT32_MAX (free_slow puts it back).
+// 0, returns false leaving it wrapped to UINT32_MAX (free_to_bin puts it back).
 // On x86-64 this is exactly `subl $1, room; jb`: one read-modify-write of a
 // thread-local counter, which compilers do not emit from portable code.
 // asm goto without output operands (the memory operand is an input plus a
@@ -150,6 +119,24 @@ BITSLAB_HOT void take_back(void* block, uintptr_t cls, uint64_t mark) {
 }
 
 // ---- The cache's slow side (thread_cache.cpp), for the malloc and free paths
+
+// After a reclaim (the epoch moved): settles the thread's claim on its bins
+// (thread_reclaim.h) and tells the purger if the bins start over.
+BITSLAB_COLD void settle_after_reclaim();
+
+// An operation on the bins off the fast path (thread_bins.h): entered, and
+// settled first if the epoch moved; counted as activity (the thread is not
+// idle). Every slow path that reads or changes the bins stands in one.
+struct BinsOp {
+    BITSLAB_HOT BinsOp() {
+        bins_enter();
+        if (BITSLAB_UNLIKELY(!bins_current())) settle_after_reclaim();
+        reclaim_note_activity(t_cache);
+    }
+    BITSLAB_HOT ~BinsOp() { bins_leave(); }
+    BinsOp(const BinsOp&) = delete;
+    BinsOp& operator=(const BinsOp&) = delete;
+};
 
 struct Heap;
 // A thread's first malloc or free: registers the exit flush, sets the budget.

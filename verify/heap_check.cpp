@@ -203,8 +203,11 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
             ++pending;
         }
     }
-    // The calling thread's cache. Bin 0 ("not a small block") never holds
-    // anything and never has room: the free fast path relies on it.
+    // The calling thread's cache, settled first (a reclaim may have taken
+    // its bins: their blocks are the heaps' now). Bin 0 ("not a small
+    // block") never holds anything and never has room: the free fast path
+    // relies on it.
+    BinsOp bins_op;
     if (t_cache.rooms[0] != 0 || t_cache.heads[0] != nullptr)
         c.fail("thread cache bin 0 has room %u / head %p; it must stay empty", t_cache.rooms[0], (void*)t_cache.heads[0]);
     for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {

@@ -1,0 +1,305 @@
+// The per-thread front end takes back the bins of idle threads
+// (core/thread_reclaim.h): what docs/TUNING.md promises for parked threads,
+// measured the hard way, from the slabs' bitmaps (the heap checker's census,
+// with every remote-free stack drained): a slot the bitmaps count as handed
+// out while the program holds no block is in some thread's cache.
+//
+// The binary forces the per-thread front end (BITSLAB_PER_CPU=0, set in
+// main before the first allocation) and uses the prefixed library, so only
+// the test's own blocks are bitslab's (std::thread's are glibc's).
+#include <gtest/gtest.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "core/bitslab.h"
+#include "core/heap.h"
+#include "core/purge.h"
+#include "core/test_hooks.h"
+#include "core/thread_reclaim.h"
+#include "lockfree/sanitizer.h"
+#include "verify/heap_check.h"
+
+namespace {
+
+// Blocks the bitmaps count as handed out, with every remote-free stack
+// drained into them; the heap is checked first (a failure fails the test).
+size_t handed_out() {
+    bitslab::heap_drain_all();
+    char report[512] = "";
+    bitslab_heap_census census{};
+    EXPECT_EQ(bitslab_heap_check_census(report, sizeof report, &census), 0) << report;
+    EXPECT_EQ(census.pending_remote, 0u);
+    return census.handed_out;
+}
+
+// The same, without taking back any thread's bins meanwhile.
+size_t handed_out_keeping_bins() {
+    bitslab_test_set_reclaim(0);
+    size_t n = handed_out();
+    bitslab_test_set_reclaim(1);
+    return n;
+}
+
+// 64 blocks of each of four sizes, written, freed: the calling thread's bins
+// grow and keep most of them.
+void fill_bins() {
+    for (size_t size : {48, 160, 512, 1024}) {
+        void* blocks[64];
+        for (void*& p : blocks) memset(p = bitslab_malloc(size), 0x5a, size);
+        for (void* p : blocks) bitslab_free(p);
+    }
+}
+
+// Threads that fill their bins and then park (a futex wait: outside any
+// operation on their bins) until released.
+struct Parked {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+
+    explicit Parked(int n) {
+        for (int t = 0; t < n; ++t)
+            threads.emplace_back([this] {
+                fill_bins();
+                ready.fetch_add(1);
+                ready.notify_all();
+                go.wait(false);
+            });
+        for (int seen = ready.load(); seen < n; seen = ready.load()) ready.wait(seen);
+    }
+    void release() {
+        go = true;
+        go.notify_all();
+        for (auto& t : threads) t.join();
+        threads.clear();
+    }
+    ~Parked() {
+        if (!threads.empty()) release();
+    }
+};
+
+constexpr int kParked = 64;
+
+}  // namespace
+
+TEST(ThreadReclaim, TheFrontEndIsPerThread) {
+    ASSERT_EQ(bitslab_test_per_cpu(), 0) << "BITSLAB_PER_CPU=0 did not take";
+}
+
+// malloc_trim (bitslab_trim) takes back the bins of every thread not inside
+// an operation: after it, the bitmaps count exactly what they counted before
+// the threads started, while all of them are still alive.
+TEST(ThreadReclaim, TrimTakesBackTheBinsOfParkedThreads) {
+    bitslab::purge_pause();  // no background pass between the counts
+    bitslab_thread_flush();
+    size_t before = handed_out();
+    Parked parked(kParked);
+    size_t with_bins = handed_out_keeping_bins();
+    unsigned long long reclaimed = bitslab_test_reclaimed_threads();
+    bitslab_trim();
+    size_t after = handed_out();
+    unsigned long long taken = bitslab_test_reclaimed_threads() - reclaimed;
+    printf("%d parked threads: %zu blocks in their bins; after malloc_trim %zu (of %llu threads' bins taken)\n", kParked,
+           with_bins - before, after - before, taken);
+    EXPECT_GE(with_bins - before, size_t{kParked} * 64) << "the threads cached too little to measure";
+    EXPECT_EQ(after, before) << "blocks stayed in parked threads' bins";
+    EXPECT_GE(taken, static_cast<unsigned long long>(kParked));
+    // The threads use their (emptied) bins again, then exit.
+    parked.release();
+    EXPECT_EQ(handed_out(), before);
+    bitslab::purge_resume();
+}
+
+// An idle program needs no malloc_trim: the purger's passes take back the
+// bins of threads that made no slow path since the pass before.
+TEST(ThreadReclaim, APurgePassTakesBackTheBinsOfIdleThreads) {
+    bitslab_thread_flush();
+    size_t before = handed_out_keeping_bins();
+    unsigned long long reclaimed = bitslab_test_reclaimed_threads();
+    Parked parked(kParked);
+    // Polled, not timed: a loaded machine may take longer than two passes.
+    for (int i = 0; i < 1200 && bitslab_test_reclaimed_threads() - reclaimed < kParked; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    unsigned long long taken = bitslab_test_reclaimed_threads() - reclaimed;
+    size_t after = handed_out_keeping_bins();
+    printf("%d parked threads, no malloc_trim: %llu threads' bins taken back; %zu blocks still cached\n", kParked, taken,
+           after - before);
+    EXPECT_GE(taken, static_cast<unsigned long long>(kParked)) << "the purger did not take back idle threads' bins";
+    EXPECT_EQ(after, before);
+    parked.release();
+}
+
+namespace {
+
+// The hook for the next test: stops the thread that set t_stop_here inside
+// its operation on the bins, until the main thread lets it go.
+thread_local bool t_stop_here = false;
+std::atomic<int> g_stop_state{0};  // 0 idle, 1 stopped, 2 go on
+void stop_inside_bins_op(int kind) {
+    if (kind != bitslab::kHoldBinsOp || !t_stop_here) return;
+    g_stop_state = 1;
+    g_stop_state.notify_all();
+    while (g_stop_state.load() != 2) g_stop_state.wait(1);
+}
+
+}  // namespace
+
+// A thread inside an operation on its bins keeps them: here it is stopped in
+// bitslab_thread_flush, after it settled and before it flushes, while
+// malloc_trim runs. Had the reclaimer taken the bins (ignoring `busy`), the
+// flush would send every block home a second time, and the heap would report
+// the block given back twice: caught on every run (the planted bug
+// reclaim_ignores_busy, ci/run planted).
+TEST(ThreadReclaim, AThreadInsideAnOperationKeepsItsBins) {
+    bitslab::purge_pause();
+    bitslab_thread_flush();
+    size_t before = handed_out();
+    bitslab_test_set_hold_hook(stop_inside_bins_op);
+    g_stop_state = 0;
+    std::thread owner([] {
+        fill_bins();
+        t_stop_here = true;
+        bitslab_thread_flush();  // stops inside, then flushes
+        t_stop_here = false;
+    });
+    while (g_stop_state.load() != 1) g_stop_state.wait(0);
+    size_t held = handed_out_keeping_bins();
+    bitslab_trim();  // takes every bin it may: not the stopped thread's
+    g_stop_state = 2;
+    g_stop_state.notify_all();
+    owner.join();
+    bitslab_test_set_hold_hook(nullptr);
+    EXPECT_GE(held - before, size_t{64});
+    EXPECT_EQ(handed_out(), before);
+    bitslab::purge_resume();
+}
+
+// Owners and reclaimers at once: four threads allocate, write, check and
+// free blocks (a quarter of them freed by another thread) while a fifth takes
+// back every bin it may, over and over; now and then each worker idles until
+// some bins were taken, so reclaims fall between its rounds. Every block keeps what its owner
+// wrote, and in the end the bitmaps count what they did before.
+TEST(ThreadReclaim, OwnersAndAReclaimerAtOnceLoseNothing) {
+    constexpr int kWorkers = 4;
+    constexpr int kRounds = 300;
+    constexpr int kBlocks = 64;
+    bitslab_thread_flush();
+    size_t before = handed_out();
+    unsigned long long reclaimed = bitslab_test_reclaimed_threads();
+    std::atomic<bool> done{false};
+    std::atomic<int> corrupt{0};
+    // handoff[w]: blocks worker w leaves for worker w + 1 (one batch at a time).
+    std::atomic<void**> handoff[kWorkers] = {};
+    std::thread reclaimer([&] {
+        while (!done.load()) bitslab::reclaim_idle_threads(true);
+    });
+    std::vector<std::thread> workers;
+    for (int w = 0; w < kWorkers; ++w)
+        workers.emplace_back([&, w] {
+            uint64_t seed = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(w + 1);
+            for (int r = 0; r < kRounds; ++r) {
+                if (r % 50 == 25) {
+                    // Idle a moment, until the reclaimer has taken some bins
+                    // (this thread's or another's): reclaims happen between
+                    // rounds of every worker, not only at the end.
+                    unsigned long long seen = bitslab_test_reclaimed_threads();
+                    while (bitslab_test_reclaimed_threads() == seen)
+                        std::this_thread::sleep_for(std::chrono::microseconds(200));
+                }
+                void** blocks = static_cast<void**>(bitslab_malloc(kBlocks * sizeof(void*)));
+                for (int i = 0; i < kBlocks; ++i) {
+                    seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+                    size_t size = 16 + seed % 1000;
+                    auto* b = static_cast<uint64_t*>(bitslab_malloc(size));
+                    b[0] = size;
+                    b[1] = reinterpret_cast<uint64_t>(b) ^ size;
+                    memset(b + 2, static_cast<int>(size & 0xff), size - 16);
+                    blocks[i] = b;
+                }
+                auto check_and_free = [&](void* p) {
+                    auto* b = static_cast<uint64_t*>(p);
+                    size_t size = b[0];
+                    bool ok = b[1] == (reinterpret_cast<uint64_t>(b) ^ size);
+                    for (size_t k = 16; ok && k < size; ++k) ok = reinterpret_cast<unsigned char*>(b)[k] == (size & 0xff);
+                    if (!ok) corrupt.fetch_add(1);
+                    bitslab_free(p);
+                };
+                for (int i = kBlocks - 1; i >= kBlocks / 4; --i) check_and_free(blocks[i]);
+                // Hand the first quarter to the next worker; free what the
+                // previous one left (checked, as above).
+                blocks[kBlocks / 4] = nullptr;
+                if (void** theirs = handoff[(w + kWorkers - 1) % kWorkers].exchange(nullptr)) {
+                    for (int i = 0; theirs[i]; ++i) check_and_free(theirs[i]);
+                    bitslab_free(theirs);
+                }
+                if (void** old = handoff[w].exchange(blocks)) {  // not taken yet: free them here
+                    for (int i = 0; old[i]; ++i) check_and_free(old[i]);
+                    bitslab_free(old);
+                }
+            }
+        });
+    for (auto& t : workers) t.join();
+    done = true;
+    reclaimer.join();
+    for (auto& h : handoff)
+        if (void** left = h.exchange(nullptr)) {
+            for (int i = 0; left[i]; ++i) bitslab_free(left[i]);
+            bitslab_free(left);
+        }
+    unsigned long long taken = bitslab_test_reclaimed_threads() - reclaimed;
+    printf("%d workers x %d rounds beside a reclaimer: %llu bins taken back\n", kWorkers, kRounds, taken);
+    EXPECT_EQ(corrupt.load(), 0) << "a block lost what its owner wrote";
+    bitslab_thread_flush();
+    EXPECT_EQ(handed_out(), before);
+    EXPECT_GT(taken, 0u) << "the reclaimer never took a bin: the test exercised nothing";
+}
+
+// A child after fork has only the forking thread; the bins of the others are
+// orphans, which the child's next pass sends home (its memory holds their
+// blocks, and nothing else would ever free them).
+TEST(ThreadReclaim, AChildTakesBackTheBinsOfItsParentsOtherThreads) {
+    bitslab::purge_pause();
+    bitslab_thread_flush();
+    size_t before = handed_out();
+    bitslab_test_set_reclaim(0);  // the parent keeps its threads' bins
+    Parked parked(kParked);
+    size_t with_bins = handed_out();
+    pid_t child = fork();
+    if (child == 0) {
+        bitslab_test_set_reclaim(1);
+        bitslab_trim();
+        bitslab::heap_drain_all();
+        bitslab_heap_census census{};
+        char report[512] = "";
+        if (bitslab_heap_check_census(report, sizeof report, &census) != 0) _exit(2);
+        _exit(census.handed_out == before ? 0 : 1);
+    }
+    ASSERT_GT(child, 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    bitslab_test_set_reclaim(1);
+    parked.release();
+    bitslab::purge_resume();
+    EXPECT_GE(with_bins - before, size_t{kParked} * 64);
+    ASSERT_TRUE(WIFEXITED(status)) << "the child was killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the child's bitmaps still count the parent's threads' cached blocks; "
+                                         "2: its heap check failed";
+}
+
+int main(int argc, char** argv) {
+    // Before the first allocation of the prefixed library, which reads it.
+    setenv("BITSLAB_PER_CPU", "0", 1);
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
