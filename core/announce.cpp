@@ -20,7 +20,7 @@ __attribute__((constructor)) static void announce() {
     char line[320];
     int n = snprintf(line, sizeof line,
                      "bitslab %s loaded%s: %u CPU heaps; front end %s; on_error=%s purge_delay_ms=%llu "
-                     "background_purge=%d show_stats=%s\n",
+                     "background_purge=%d reclaim_idle=%d show_stats=%s\n",
                      BITSLAB_VERSION,
 #ifdef BITSLAB_SECURE
                      " (hardened build)",
@@ -29,7 +29,7 @@ __attribute__((constructor)) static void announce() {
 #endif
                      heaps, front_end_choice_text(front_end_choice()), kOnError[o.on_error],
                      static_cast<unsigned long long>(o.purge_delay_ms), o.background_purge ? 1 : 0,
-                     kStats[o.show_stats]);
+                     o.reclaim_idle ? 1 : 0, kStats[o.show_stats]);
     if (n > 0) os::write_stderr(line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1);
 }
 

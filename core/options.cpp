@@ -48,10 +48,13 @@ void apply(Options& o, const char* name, size_t name_len, const char* v, const c
         if (parse_number(v, end, n)) o.verbose = n != 0;
     } else if (is("per_cpu")) {
         if (parse_number(v, end, n)) o.per_cpu = n != 0;
+    } else if (is("reclaim_idle")) {
+        if (parse_number(v, end, n)) o.reclaim_idle = n != 0;
     }
 }
 
-const char* const kNames[] = {"on_error", "purge_delay_ms", "background_purge", "show_stats", "verbose", "per_cpu"};
+const char* const kNames[] = {"on_error", "purge_delay_ms", "background_purge", "show_stats", "verbose", "per_cpu",
+                              "reclaim_idle"};
 
 Options read_options() {
     Options o;

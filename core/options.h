@@ -40,6 +40,8 @@ struct Options {
     int show_stats = kShowStatsNone;
     bool verbose = false;
     bool per_cpu = true;
+    // Idle threads' bins taken back (per-thread front end; thread_reclaim.h).
+    bool reclaim_idle = true;
 };
 
 // A copy: cheap (a few words), and racing first readers never wait.

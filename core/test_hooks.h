@@ -12,12 +12,23 @@ namespace bitslab {
 // while a sweep holds its slabs, so a test can stop a holder there; with
 // kHoldProcessId between os::process_id's getpid and its store (a test forks
 // there, as a signal handler could); with kHoldReclaim while a reclaimer has
-// copied a thread's bins and not yet claimed them, and kHoldBinsOp inside an
-// operation on a thread's bins (thread_reclaim.h).
-enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5 };
+// copied a thread's bins and not yet claimed them, kHoldReclaimRead between
+// its read of the thread's busy count and its copy of the bins, and
+// kHoldBinsOp inside an operation on a thread's bins (thread_reclaim.h).
+enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5, kHoldReclaimRead = 6 };
 // relaxed everywhere: a test installs the hook before the holders it stops
 // run (it starts them after), so the hook orders nothing.
 extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;
+// What the holder is working on when the hook runs (kHoldReclaimRead: the
+// ThreadCache it reads), for a test that stops one of several. relaxed: the
+// hook runs on the thread that stored it.
+extern std::atomic<const void*> g_hold_subject BITSLAB_INTERNAL;
+inline void hold_point(HoldKind kind, const void* subject) {
+    if (BITSLAB_UNLIKELY(g_hold_hook.load(std::memory_order_relaxed) != nullptr)) {
+        g_hold_subject.store(subject, std::memory_order_relaxed);
+        g_hold_hook.load(std::memory_order_relaxed)(kind);
+    }
+}
 inline void hold_point(HoldKind kind) {
     // relaxed: see above.
     if (BITSLAB_UNLIKELY(g_hold_hook.load(std::memory_order_relaxed) != nullptr))

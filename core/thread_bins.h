@@ -46,7 +46,9 @@ struct ThreadCache {
     // Operations on the bins under way on this thread (a signal handler's
     // malloc nests in one); the reclaimer reads it through the kernel.
     uint32_t busy;
-    uint32_t epoch;  // the reclaim epoch the thread last settled in
+    // The reclaim epoch the thread last settled in: 64 bits, so it never
+    // comes round again while a thread sleeps on stale bins.
+    uint64_t epoch;
     size_t budget_left;  // bytes of budget not spent on bins' limits or the foreign batch
     size_t budget_granted;  // bytes of the budget that came from the shared pool
     uint32_t state;
@@ -79,7 +81,7 @@ struct ThreadCache {
 extern __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
 // Bumped (seq_cst) by a reclaimer after it marked the threads it wants.
-extern std::atomic<uint32_t> g_reclaim_epoch BITSLAB_INTERNAL;
+extern std::atomic<uint64_t> g_reclaim_epoch BITSLAB_INTERNAL;
 
 // Opens an operation on the bins: busy goes up before the epoch is read.
 BITSLAB_HOT void bins_enter() {

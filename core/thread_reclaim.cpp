@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/uio.h>
 
 #include "core/fault.h"
 #include "core/heap.h"
+#include "core/options.h"
 #include "core/os.h"
 #include "core/poison.h"
 #include "core/process_id.h"
@@ -17,7 +19,7 @@ namespace bitslab {
 
 __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 
-std::atomic<uint32_t> g_reclaim_epoch{0};
+std::atomic<uint64_t> g_reclaim_epoch{0};
 
 // ---- The budget pool ------------------------------------------------------
 
@@ -35,7 +37,15 @@ size_t budget_pool_take(size_t want) {
     }
 }
 
-void budget_pool_give(size_t bytes) { g_budget_pool.fetch_add(bytes, std::memory_order_relaxed); }  // relaxed: see above
+void budget_pool_give(size_t bytes) {
+    // Never above its size: a child forked (from a signal handler) inside its
+    // own reclaim has the pool reset to full before the reclaim gives the
+    // copy's grants back. relaxed: see above.
+    size_t held = g_budget_pool.load(std::memory_order_relaxed);
+    size_t want;
+    do want = held + bytes > kCacheGrantPoolBytes ? kCacheGrantPoolBytes : held + bytes;
+    while (!g_budget_pool.compare_exchange_weak(held, want, std::memory_order_relaxed));
+}
 
 // ---- The registry ---------------------------------------------------------
 
@@ -46,11 +56,12 @@ static uint64_t next_claim(uint64_t claim, SlotState s) { return ((claim >> 3) +
 
 // Slots come in chunks of one page run, mapped as metadata and never
 // unmapped, linked newest first. A chunk is filled before it is published.
-static constexpr size_t kSlotsPerChunk = 127;
+static constexpr size_t kSlotsPerChunk = 63;
 struct SlotChunk {
-    SlotChunk* next;
-    ReclaimSlot slots[kSlotsPerChunk];
+    alignas(64) SlotChunk* next;
+    ReclaimSlot slots[kSlotsPerChunk];  // a cache line each: one thread's writes apiece
 };
+static_assert(sizeof(SlotChunk) == 4096, "a chunk is one page");
 // acq_rel push, acquire walk: a walker sees a published chunk's contents.
 static std::atomic<SlotChunk*> g_chunks{nullptr};
 // relaxed: a unique number per registration.
@@ -101,6 +112,14 @@ bool reclaim_register(ThreadCache& tc) {
     return true;
 }
 
+// Blocks every signal on the calling thread; returns the old mask.
+static uint64_t block_all_signals() {
+    uint64_t all = ~uint64_t{0}, old = 0;
+    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+    return old;
+}
+static void restore_signals(uint64_t old) { sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8); }
+
 // Empties the bins of a thread whose bins a reclaimer took: the blocks are
 // the reclaimer's, and so are the grants (it gave them back to the pool).
 static void forget_bins(ThreadCache& tc) {
@@ -122,7 +141,7 @@ static void forget_bins(ThreadCache& tc) {
 bool reclaim_settle(ThreadCache& tc) {
     // acquire: pairs with the reclaimer's seq_cst bump, which came after its
     // marks: the claim read below shows the mark of the epoch read here.
-    uint32_t epoch = g_reclaim_epoch.load(std::memory_order_acquire);
+    uint64_t epoch = g_reclaim_epoch.load(std::memory_order_acquire);
     bool taken = false;
     if (ReclaimSlot* s = tc.slot) {
         uint64_t claim = s->claim.load(std::memory_order_acquire);  // acquire: a taken claim's copy was made before
@@ -137,10 +156,16 @@ bool reclaim_settle(ThreadCache& tc) {
                 continue;
             }
             if (st == kSlotTaken) {
+                // With signals blocked: a handler's malloc would else settle
+                // in the middle of forget_bins and refill bins that the rest
+                // of it then clears (a leak, and a broken budget).
+                uint64_t old_mask = block_all_signals();
                 forget_bins(tc);
                 // release: the emptied bins before the slot counts as owned.
-                if (s->claim.compare_exchange_weak(claim, next_claim(claim, kSlotOwned), std::memory_order_release,
-                                                   std::memory_order_acquire)) {
+                bool owned = s->claim.compare_exchange_strong(claim, next_claim(claim, kSlotOwned),
+                                                              std::memory_order_release, std::memory_order_acquire);
+                restore_signals(old_mask);
+                if (owned) {
                     taken = true;
                     break;
                 }
@@ -197,15 +222,60 @@ static bool fence_all_threads() {
     return r == 0;
 }
 
-// Copies the ThreadCache at `at` (another thread's) into `out`; false if the
-// memory is gone (the thread exited and its stack was unmapped).
-static bool read_cache(const ThreadCache* at, ThreadCache& out) {
-    struct iovec local = {&out, sizeof out};
-    struct iovec remote = {const_cast<ThreadCache*>(at), sizeof out};
-    long r = sys::call(SYS_process_vm_readv, os::process_id(), reinterpret_cast<long>(&local), 1,
-                       reinterpret_cast<long>(&remote), 1, 0);
-    if (r == -ENOSYS || r == -EPERM) g_support.store(2, std::memory_order_relaxed);  // relaxed: see g_support
-    return r == static_cast<long>(sizeof out);
+// Reads `bytes` at `from`, in another thread's memory, into `to` through
+// the kernel, which fails cleanly (EFAULT) where that memory is gone. Named
+// by the caller's own thread id, a live task of this process always (the
+// process id names the first thread, whose task is a zombie once it called
+// pthread_exit: ESRCH).
+static long read_remote(void* to, const void* from, size_t bytes) {
+    struct iovec local = {to, bytes};
+    struct iovec remote = {const_cast<void*>(from), bytes};
+    return sys::call(SYS_process_vm_readv, sys::call(SYS_gettid), reinterpret_cast<long>(&local), 1,
+                     reinterpret_cast<long>(&remote), 1, 0);
+}
+
+enum class ReadResult { kCopied, kBusy, kGone, kRefused };
+static ReadResult classify_read(long r, size_t bytes) {
+    if (r == static_cast<long>(bytes)) return ReadResult::kCopied;
+    if (r >= 0 || r == -EFAULT) return ReadResult::kGone;  // the thread exited and its stack went
+    g_support.store(2, std::memory_order_relaxed);  // refused (seccomp, no such call): relaxed, see g_support
+    return ReadResult::kRefused;
+}
+
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=reclaim_reads_busy_last):
+// copy the bins first and read busy after them, as one read does (busy lies
+// after the bins), so an operation that ends during the copy is missed.
+#ifndef BITSLAB_PLANT_RECLAIM_READS_BUSY_LAST
+#define BITSLAB_PLANT_RECLAIM_READS_BUSY_LAST 0
+#endif
+
+// Reads the ThreadCache at `at` (another thread's) into `out`, after the
+// fence: `busy` first and alone, the rest only if it was 0. An operation
+// that was under way at the fence shows busy != 0 for as long as it lasts;
+// read after it, the bins could be those of an operation that ended during
+// the copy and never saw the new epoch (a torn copy: blocks it handed out
+// or sent home would go home again). Read first, busy == 0 means no
+// operation was under way, and any later one sees the new epoch and
+// cancels the claim before it changes a bin: the copy is whole, or the CAS
+// that would keep it fails.
+static ReadResult read_cache(const ThreadCache* at, ThreadCache& out) {
+    uint32_t busy = 1;
+    if (BITSLAB_PLANT_RECLAIM_READS_BUSY_LAST) {
+        ReadResult r = classify_read(read_remote(&out, at, sizeof out), sizeof out);
+        hold_point(kHoldReclaimRead, at);
+        if (r != ReadResult::kCopied) return r;
+        r = classify_read(read_remote(&busy, &at->busy, sizeof busy), sizeof busy);
+        return r != ReadResult::kCopied ? r : busy != 0 ? ReadResult::kBusy : ReadResult::kCopied;
+    }
+    ReadResult r = classify_read(read_remote(&busy, &at->busy, sizeof busy), sizeof busy);
+    hold_point(kHoldReclaimRead, at);
+    if (r != ReadResult::kCopied) return r;
+    if (busy != 0) return ReadResult::kBusy;
+    // acquire: the owner's release of busy (bins_leave) before the bins are
+    // read (the kernel's reads are not ordered by C++; an arm64 system call
+    // entry is no barrier).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return classify_read(read_remote(&out, at, sizeof out), sizeof out);
 }
 
 // Prepends to `chain` the first `max` blocks of `list` that carry the free
@@ -243,6 +313,10 @@ static bool send_home(const ThreadCache& copy, bool grants) {
     return heap_return_chain(g->heaps[copy.heap < g->num_heaps ? copy.heap : 0], chain);
 }
 
+// Passes that find a thread inside an operation before it is left alone
+// (until it moves).
+static constexpr uint32_t kGiveUpAfter = 8;
+
 // A slot marked `taking` by this reclaimer, and the claim it holds.
 struct Picked {
     ReclaimSlot* slot;
@@ -258,15 +332,22 @@ static bool take_picked(Picked* picked, unsigned n, bool fenced) {
         uint64_t claim = picked[i].claim;
         ThreadCache* at = s.cache.load(std::memory_order_relaxed);  // relaxed: the claim we hold keeps it
         ThreadCache copy;
-        bool ok = fenced && read_cache(at, copy) && copy.key == s.key.load(std::memory_order_relaxed) &&
-                  copy.slot == &s && (copy.busy == 0 || BITSLAB_PLANT_RECLAIM_IGNORES_BUSY);
-        // acquire: the copy (made by the kernel) is read only after the CAS
-        // below confirms it, and after the owner's last release of busy.
-        std::atomic_thread_fence(std::memory_order_acquire);
+        ReadResult r = fenced ? read_cache(at, copy) : ReadResult::kRefused;
+        if (BITSLAB_PLANT_RECLAIM_IGNORES_BUSY && r == ReadResult::kBusy)
+            r = classify_read(read_remote(&copy, at, sizeof copy), sizeof copy);
+        // The memory is no longer this thread's ThreadCache (gone, or a new
+        // thread's): its owner exited without leaving the slot (no pthread
+        // key for its exit): the slot is free again, its blocks are lost.
+        bool gone = r == ReadResult::kGone ||
+                    (r == ReadResult::kCopied && (copy.key != s.key.load(std::memory_order_relaxed) || copy.slot != &s));
         hold_point(kHoldReclaim);
-        if (!ok) {
-            // relaxed: a cancel; the owner may have cancelled first.
-            s.claim.compare_exchange_strong(claim, next_claim(claim, kSlotOwned), std::memory_order_relaxed);
+        if (r != ReadResult::kCopied || gone) {
+            // A cancel (the owner may have cancelled first), or a release of
+            // a dead thread's slot. release: as reclaim_unregister.
+            if (s.claim.compare_exchange_strong(claim, next_claim(claim, gone ? kSlotFree : kSlotOwned),
+                                                std::memory_order_release, std::memory_order_relaxed) &&
+                r == ReadResult::kBusy)
+                s.failures.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint (reclaim_pending)
             continue;
         }
         // acq_rel: fails if the owner cancelled (an operation came) or left.
@@ -276,6 +357,7 @@ static bool take_picked(Picked* picked, unsigned n, bool fenced) {
 #if defined(LOCKFREE_TSAN)
         __tsan_acquire(at);  // pairs with bins_leave's release
 #endif
+        s.failures.store(0, std::memory_order_relaxed);  // relaxed: a hint
         if (send_home(copy, /*grants=*/true)) left_work = true;
     }
     return left_work;
@@ -291,8 +373,8 @@ static bool take_orphan(ReclaimSlot& s, uint64_t claim) {
         return false;
     ThreadCache copy;
     ThreadCache* at = s.cache.load(std::memory_order_relaxed);  // relaxed: ours now
-    bool ok = read_cache(at, copy) && copy.key == s.key.load(std::memory_order_relaxed) && copy.slot == &s &&
-              copy.busy == 0;
+    bool ok = read_cache(at, copy) == ReadResult::kCopied && copy.key == s.key.load(std::memory_order_relaxed) &&
+              copy.slot == &s;
     bool left_work = ok && send_home(copy, /*grants=*/false);
     s.claim.store(next_claim(taking, kSlotFree), std::memory_order_release);  // release: as reclaim_unregister
     return left_work;
@@ -305,8 +387,19 @@ static bool take_orphan(ReclaimSlot& s, uint64_t claim) {
 static std::atomic<bool> g_enabled{true};
 void reclaim_set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
 
+bool reclaim_supported() {
+    // relaxed: see g_support.
+    if (g_support.load(std::memory_order_relaxed) == 0) {
+        uint32_t busy = 0;
+        bool ok = fence_all_threads() && read_remote(&busy, &t_cache.busy, sizeof busy) == sizeof busy;
+        if (g_support.load(std::memory_order_relaxed) == 0) g_support.store(ok ? 1 : 2, std::memory_order_relaxed);
+    }
+    return g_support.load(std::memory_order_relaxed) == 1 && options().reclaim_idle;
+}
+
 bool reclaim_idle_threads(bool everything) {
-    if (!g_enabled.load(std::memory_order_relaxed) || g_support.load(std::memory_order_relaxed) == 2 ||  // relaxed: knobs
+    if (!options().reclaim_idle || !g_enabled.load(std::memory_order_relaxed) ||
+        g_support.load(std::memory_order_relaxed) == 2 ||  // relaxed: knobs
         !g_chunks.load(std::memory_order_acquire))  // acquire: see g_chunks
         return false;
     bool left_work = false;
@@ -332,6 +425,11 @@ bool reclaim_idle_threads(bool everything) {
         // relaxed: see reclaim_note_activity.
         uint64_t activity = s.activity.load(std::memory_order_relaxed);
         bool idle = activity == s.seen_activity.exchange(activity, std::memory_order_relaxed);
+        // relaxed: a hint. A thread found inside an operation pass after pass
+        // (blocked in a system call from a fault report, or left by a
+        // siglongjmp out of a handler) is not asked again until it moves.
+        if (!idle) s.failures.store(0, std::memory_order_relaxed);
+        else if (!everything && s.failures.load(std::memory_order_relaxed) >= kGiveUpAfter) return;
         if (!everything && !idle) return;
         uint64_t taking = next_claim(claim, kSlotTaking);
         // relaxed: the epoch bump (seq_cst) publishes the mark.
@@ -345,11 +443,18 @@ bool reclaim_idle_threads(bool everything) {
 
 bool reclaim_pending() {
     // relaxed: knobs (see g_support, g_enabled).
-    if (g_support.load(std::memory_order_relaxed) == 2 || !g_enabled.load(std::memory_order_relaxed)) return false;
+    if (g_support.load(std::memory_order_relaxed) == 2 || !g_enabled.load(std::memory_order_relaxed) ||
+        !options().reclaim_idle)
+        return false;
     bool any = false;
     for_each_slot([&](ReclaimSlot& s) {
         SlotState st = state_of(s.claim.load(std::memory_order_relaxed));  // relaxed: a hint for the purger
-        if (st == kSlotOwned || st == kSlotOrphan) any = true;
+        if (st == kSlotOrphan) any = true;
+        // relaxed: a hint (see reclaim_idle_threads). A slot given up on
+        // counts again once its thread moves (it settles, a slow path).
+        if (st == kSlotOwned && (s.failures.load(std::memory_order_relaxed) < kGiveUpAfter ||
+                                 s.activity.load(std::memory_order_relaxed) != s.seen_activity.load(std::memory_order_relaxed)))
+            any = true;
     });
     return any;
 }

@@ -60,18 +60,22 @@ bool reclaim_idle_threads(bool everything);
 // Whether some thread's bins could be reclaimed later (an owned or orphaned
 // slot), so the purger should stay.
 bool reclaim_pending();
+// Whether reclaims can run here (membarrier's private expedited command and
+// process_vm_readv work, BITSLAB_RECLAIM_IDLE is not 0); probes once. Tests.
+bool reclaim_supported();
 // Tests: false makes reclaim_idle_threads do nothing (default true).
 void reclaim_set_enabled(bool on);
 // Statistics: threads whose bins were taken back, and the blocks that came.
 size_t reclaimed_threads();
 size_t reclaimed_blocks();
 
-struct ReclaimSlot {
+struct alignas(64) ReclaimSlot {
     std::atomic<uint64_t> claim;            // tag << 3 | state (thread_reclaim.cpp)
     std::atomic<ThreadCache*> cache;        // the owner's t_cache
     std::atomic<uint64_t> key;              // the owner's key (ThreadCache::key)
     std::atomic<uint64_t> activity;         // the owner's slow_ops, published
     std::atomic<uint64_t> seen_activity;    // activity at the last pass's look
+    std::atomic<uint32_t> failures;         // passes in a row that found it inside an operation
 };
 
 BITSLAB_HOT void reclaim_note_activity(ThreadCache& tc) {

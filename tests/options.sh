@@ -10,7 +10,7 @@ check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 
 line=$(BITSLAB_VERBOSE=1 LD_PRELOAD=$lib /bin/true 2>&1)
 check "BITSLAB_VERBOSE=1 prints the load line" \
-  'echo "$line" | grep -Eqx "bitslab [0-9.]+ loaded: [0-9]+ CPU heaps; front end [^;]+; on_error=abort purge_delay_ms=1000 background_purge=1 show_stats=0"'
+  'echo "$line" | grep -Eqx "bitslab [0-9.]+ loaded: [0-9]+ CPU heaps; front end [^;]+; on_error=abort purge_delay_ms=1000 background_purge=1 reclaim_idle=1 show_stats=0"'
 # The line names the front end that runs, and why it is not the per-CPU one.
 # ctest runs this once as is (glibc registers rseq on the machines CI uses)
 # and once with GLIBC_TUNABLES=glibc.pthread.rseq=0.
