@@ -20,10 +20,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <vector>
 
 #include "core/bitslab.h"
+#include "core/config.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "core/test_hooks.h"
@@ -52,6 +54,14 @@ size_t handed_out_keeping_bins() {
     return n;
 }
 
+// Bytes in the pool of budget grants now (taken whole and given back; no
+// other thread may want a grant meanwhile).
+size_t grant_pool_bytes() {
+    size_t bytes = bitslab::budget_pool_take(SIZE_MAX);
+    bitslab::budget_pool_give(bytes);
+    return bytes;
+}
+
 // 64 blocks of each of four sizes, written, freed: the calling thread's bins
 // grow and keep most of them.
 void fill_bins() {
@@ -69,10 +79,11 @@ struct Parked {
     std::atomic<bool> go{false};
     std::vector<std::thread> threads;
 
-    explicit Parked(int n) {
+    // Thread t runs work(t) (fill_bins unless told otherwise), then parks.
+    explicit Parked(int n, std::function<void(int)> work = [](int) { fill_bins(); }) {
         for (int t = 0; t < n; ++t)
-            threads.emplace_back([this] {
-                fill_bins();
+            threads.emplace_back([this, t, work] {
+                work(t);
                 ready.fetch_add(1);
                 ready.notify_all();
                 go.wait(false);
@@ -115,16 +126,35 @@ TEST(ThreadReclaim, TrimTakesBackTheBinsOfParkedThreads) {
     bitslab::purge_pause();  // no background pass between the counts
     bitslab_thread_flush();
     size_t before = handed_out();
-    Parked parked(kParked);
+    // Blocks of heap 0 that the threads, on heap 1, free: foreign to them,
+    // so they wait in each thread's foreign batch (32 x 144 B, under a
+    // batch), which the reclaim takes too. (bitslab_test_set_cpu: no
+    // affinity needed.) The bins grow beyond the 64 KiB base: grants too.
+    constexpr int kForeign = 32;
+    std::vector<void*> foreign(size_t{kParked} * kForeign);
+    bitslab_test_set_cpu(0);
+    for (void*& p : foreign) memset(p = bitslab_malloc(144), 3, 144);
+    bitslab_test_set_cpu(-1);
+    Parked parked(kParked, [&](int t) {
+        bitslab_test_set_cpu(1);
+        fill_bins();
+        for (int i = 0; i < kForeign; ++i) bitslab_free(foreign[size_t(t) * kForeign + i]);
+    });
     size_t with_bins = handed_out_keeping_bins();
+    size_t pool_with_bins = grant_pool_bytes();
     unsigned long long reclaimed = bitslab_test_reclaimed_threads();
     bitslab_trim();
     size_t after = handed_out();
+    size_t pool_after = grant_pool_bytes();
     unsigned long long taken = bitslab_test_reclaimed_threads() - reclaimed;
-    printf("%d parked threads: %zu blocks in their bins; after malloc_trim %zu (of %llu threads' bins taken)\n", kParked,
-           with_bins - before, after - before, taken);
-    EXPECT_GE(with_bins - before, size_t{kParked} * 64) << "the threads cached too little to measure";
+    printf("%d parked threads: %zu blocks in their bins and foreign batches, %.2f MiB of grants; after malloc_trim "
+           "%zu blocks and %.2f MiB (%llu threads' bins taken)\n",
+           kParked, with_bins - before, (bitslab::kCacheGrantPoolBytes - pool_with_bins) / 1048576.0, after - before,
+           (bitslab::kCacheGrantPoolBytes - pool_after) / 1048576.0, taken);
+    EXPECT_GE(with_bins - before, size_t{kParked} * (64 + kForeign)) << "the threads cached too little to measure";
+    EXPECT_LT(pool_with_bins, bitslab::kCacheGrantPoolBytes) << "the threads took no grants: the test measures less";
     EXPECT_EQ(after, before) << "blocks stayed in parked threads' bins";
+    EXPECT_EQ(pool_after, bitslab::kCacheGrantPoolBytes) << "grants of parked threads did not go back to the pool";
     EXPECT_GE(taken, static_cast<unsigned long long>(kParked));
     // The threads use their (emptied) bins again, then exit.
     parked.release();
