@@ -14,8 +14,10 @@ namespace bitslab {
 // there, as a signal handler could); with kHoldReclaim while a reclaimer has
 // copied a thread's bins and not yet claimed them, kHoldReclaimRead between
 // its read of the thread's busy count and its copy of the bins, and
-// kHoldBinsOp inside an operation on a thread's bins (thread_reclaim.h).
-enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5, kHoldReclaimRead = 6 };
+// kHoldBinsOp inside an operation on a thread's bins, and kHoldSettle when a
+// thread finds its bins taken, before it blocks signals (thread_reclaim.h).
+enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5, kHoldReclaimRead = 6,
+                       kHoldSettle = 7 };
 // relaxed everywhere: a test installs the hook before the holders it stops
 // run (it starts them after), so the hook orders nothing.
 extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;

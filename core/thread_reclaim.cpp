@@ -156,10 +156,18 @@ bool reclaim_settle(ThreadCache& tc) {
                 continue;
             }
             if (st == kSlotTaken) {
+                hold_point(kHoldSettle);
                 // With signals blocked: a handler's malloc would else settle
                 // in the middle of forget_bins and refill bins that the rest
-                // of it then clears (a leak, and a broken budget).
+                // of it then clears (a leak, and a broken budget). The claim
+                // is read again once they are: a handler that ran before the
+                // block may have settled already (then the bins are its).
                 uint64_t old_mask = block_all_signals();
+                claim = s->claim.load(std::memory_order_acquire);  // acquire: as above
+                if (state_of(claim) != kSlotTaken) {
+                    restore_signals(old_mask);
+                    continue;
+                }
                 forget_bins(tc);
                 // release: the emptied bins before the slot counts as owned.
                 bool owned = s->claim.compare_exchange_strong(claim, next_claim(claim, kSlotOwned),
@@ -200,8 +208,9 @@ void reclaim_unregister(ThreadCache& tc) {
 #endif
 
 // relaxed: statistics counters.
-static std::atomic<size_t> g_reclaimed_threads{0}, g_reclaimed_blocks{0};
+static std::atomic<size_t> g_reclaimed_threads{0}, g_reclaimed_blocks{0}, g_reclaimed_grant_bytes{0};
 size_t reclaimed_threads() { return g_reclaimed_threads.load(std::memory_order_relaxed); }
+size_t reclaimed_grant_bytes() { return g_reclaimed_grant_bytes.load(std::memory_order_relaxed); }
 size_t reclaimed_blocks() { return g_reclaimed_blocks.load(std::memory_order_relaxed); }
 
 // Whether the system calls a reclaim needs work here: 0 unknown, 1 yes, 2 no
@@ -212,14 +221,21 @@ static std::atomic<int> g_support{0};
 static constexpr long kMembarrierPrivateExpedited = 1 << 3;          // MEMBARRIER_CMD_PRIVATE_EXPEDITED
 static constexpr long kMembarrierRegisterPrivateExpedited = 1 << 4;  // MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
 
-// A full memory barrier on every thread of the process that runs now.
-static bool fence_all_threads() {
+// Errors that mean the kernel will never do it here (no such call, a
+// filter refuses it): reclaim is off for good. Any other (ENOMEM under
+// memory pressure, say) only fails this attempt.
+static bool refused_for_good(long r) { return r == -ENOSYS || r == -EPERM || r == -EACCES || r == -EINVAL; }
+
+// A full memory barrier on every thread of the process that runs now; 0, or
+// the kernel's -errno.
+static long fence_all_threads() {
     long r = sys::call(SYS_membarrier, kMembarrierPrivateExpedited, 0, 0);
     if (r == -EPERM) {  // not registered yet (or a child after fork)
-        if (sys::call(SYS_membarrier, kMembarrierRegisterPrivateExpedited, 0, 0) != 0) return false;
+        long reg = sys::call(SYS_membarrier, kMembarrierRegisterPrivateExpedited, 0, 0);
+        if (reg != 0) return reg;
         r = sys::call(SYS_membarrier, kMembarrierPrivateExpedited, 0, 0);
     }
-    return r == 0;
+    return r;
 }
 
 // Reads `bytes` at `from`, in another thread's memory, into `to` through
@@ -234,11 +250,15 @@ static long read_remote(void* to, const void* from, size_t bytes) {
                      reinterpret_cast<long>(&remote), 1, 0);
 }
 
-enum class ReadResult { kCopied, kBusy, kGone, kRefused };
+// kUnreadable: the memory could not be read (EFAULT, a short read, an
+// error of the moment). The thread may have exited and its stack gone, but
+// it may as well be alive with memory the kernel will not read for us (a
+// stack in memfd_secret memory, say): it is left alone, never declared gone.
+enum class ReadResult { kCopied, kBusy, kUnreadable, kRefused };
 static ReadResult classify_read(long r, size_t bytes) {
     if (r == static_cast<long>(bytes)) return ReadResult::kCopied;
-    if (r >= 0 || r == -EFAULT) return ReadResult::kGone;  // the thread exited and its stack went
-    g_support.store(2, std::memory_order_relaxed);  // refused (seccomp, no such call): relaxed, see g_support
+    if (!refused_for_good(r)) return ReadResult::kUnreadable;
+    g_support.store(2, std::memory_order_relaxed);  // relaxed: see g_support
     return ReadResult::kRefused;
 }
 
@@ -303,7 +323,10 @@ static bool send_home(const ThreadCache& copy, bool grants) {
         if (copy.heads[c]) blocks += take_list(copy.heads[c], uint32_t(copy.limits[c] - copy.rooms[c]), chain);
     for (unsigned c = 1; c <= kNumClasses; ++c)
         if (copy.foreign_heads[c]) blocks += take_list(copy.foreign_heads[c], copy.foreign_count, chain);
-    if (grants && copy.budget_granted) budget_pool_give(copy.budget_granted);
+    if (grants && copy.budget_granted) {
+        budget_pool_give(copy.budget_granted);
+        g_reclaimed_grant_bytes.fetch_add(copy.budget_granted, std::memory_order_relaxed);  // relaxed: statistics
+    }
     g_reclaimed_threads.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     g_reclaimed_blocks.fetch_add(blocks, std::memory_order_relaxed);
     if (!chain) return false;
@@ -332,21 +355,23 @@ static bool take_picked(Picked* picked, unsigned n, bool fenced) {
         uint64_t claim = picked[i].claim;
         ThreadCache* at = s.cache.load(std::memory_order_relaxed);  // relaxed: the claim we hold keeps it
         ThreadCache copy;
-        ReadResult r = fenced ? read_cache(at, copy) : ReadResult::kRefused;
+        ReadResult r = fenced ? read_cache(at, copy) : ReadResult::kUnreadable;
         if (BITSLAB_PLANT_RECLAIM_IGNORES_BUSY && r == ReadResult::kBusy)
             r = classify_read(read_remote(&copy, at, sizeof copy), sizeof copy);
-        // The memory is no longer this thread's ThreadCache (gone, or a new
-        // thread's): its owner exited without leaving the slot (no pthread
-        // key for its exit): the slot is free again, its blocks are lost.
-        bool gone = r == ReadResult::kGone ||
-                    (r == ReadResult::kCopied && (copy.key != s.key.load(std::memory_order_relaxed) || copy.slot != &s));
+        // The memory was read and is another thread's ThreadCache (a new
+        // thread lives at the address): the owner exited without leaving
+        // the slot (its pthread key's destructor never ran), so the slot is
+        // free again; its blocks are lost (one cache). A live owner's memory
+        // always names its own slot and key.
+        bool gone = r == ReadResult::kCopied &&
+                    (copy.key != s.key.load(std::memory_order_relaxed) || copy.slot != &s);
         hold_point(kHoldReclaim);
         if (r != ReadResult::kCopied || gone) {
             // A cancel (the owner may have cancelled first), or a release of
             // a dead thread's slot. release: as reclaim_unregister.
             if (s.claim.compare_exchange_strong(claim, next_claim(claim, gone ? kSlotFree : kSlotOwned),
                                                 std::memory_order_release, std::memory_order_relaxed) &&
-                r == ReadResult::kBusy)
+                (r == ReadResult::kBusy || r == ReadResult::kUnreadable))
                 s.failures.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint (reclaim_pending)
             continue;
         }
@@ -391,7 +416,7 @@ bool reclaim_supported() {
     // relaxed: see g_support.
     if (g_support.load(std::memory_order_relaxed) == 0) {
         uint32_t busy = 0;
-        bool ok = fence_all_threads() && read_remote(&busy, &t_cache.busy, sizeof busy) == sizeof busy;
+        bool ok = fence_all_threads() == 0 && read_remote(&busy, &t_cache.busy, sizeof busy) == sizeof busy;
         if (g_support.load(std::memory_order_relaxed) == 0) g_support.store(ok ? 1 : 2, std::memory_order_relaxed);
     }
     return g_support.load(std::memory_order_relaxed) == 1 && options().reclaim_idle;
@@ -410,8 +435,9 @@ bool reclaim_idle_threads(bool everything) {
         // seq_cst: the marks before the bump; the bump before the fence
         // (Dekker with the owners' bins_enter, see thread_bins.h).
         g_reclaim_epoch.fetch_add(1, std::memory_order_seq_cst);
-        bool fenced = fence_all_threads();
-        if (!fenced) g_support.store(2, std::memory_order_relaxed);  // relaxed: see g_support
+        long fence = fence_all_threads();
+        bool fenced = fence == 0;
+        if (refused_for_good(fence)) g_support.store(2, std::memory_order_relaxed);  // relaxed: see g_support
         if (take_picked(picked, n, fenced)) left_work = true;
         n = 0;
     };

@@ -68,6 +68,7 @@ void reclaim_set_enabled(bool on);
 // Statistics: threads whose bins were taken back, and the blocks that came.
 size_t reclaimed_threads();
 size_t reclaimed_blocks();
+size_t reclaimed_grant_bytes();  // grants given back to the pool by reclaims
 
 struct alignas(64) ReclaimSlot {
     std::atomic<uint64_t> claim;            // tag << 3 | state (thread_reclaim.cpp)
