@@ -60,8 +60,9 @@ def disassemble(lib):
     return code, entry
 
 
-def walk(code, start, front):
-    """Instructions from start to the ret of the fast path of `front`; (count, commits)."""
+def walk(code, start, front=None):
+    """Instructions from start to the ret of the fast path of `front` (None: a
+    called function, which has no branch on g_cpu_front); (count, commits)."""
     addr, steps, commits, seen_front_load, front_taken = start, 0, 0, False, False
     while True:
         if addr not in code:
@@ -69,13 +70,13 @@ def walk(code, start, front):
         text, nxt, note = code[addr]
         steps += 1
         if steps > MAX_STEPS:
-            raise SystemExit(f"no ret within {MAX_STEPS} instructions from {start:#x} ({front})")
+            raise SystemExit(f"no ret within {MAX_STEPS} instructions from {start:#x} ({front or 'a callee'})")
         if "g_cpu_frontE>" in note:
             seen_front_load = True
         if COMMIT.match(text):
             commits += 1
         if text.startswith("ret"):
-            if not front_taken:
+            if front is not None and not front_taken:
                 raise SystemExit(f"the walk from {start:#x} met no branch on g_cpu_front")
             return steps, commits
         m = JUMP.match(text)
@@ -84,36 +85,18 @@ def walk(code, start, front):
             continue
         m = CALL.match(text)
         if m:
-            n, c = walk_callee(code, int(m.group(1), 16))
+            n, c = walk(code, int(m.group(1), 16))
             steps += n
             commits += c
             addr = nxt
             continue
         m = COND_JUMP.match(text)
-        if m and seen_front_load and not front_taken:
+        if m and front is not None and seen_front_load and not front_taken:
             # The first conditional branch after the load of g_cpu_front is the front end's.
             front_taken = True
             addr = nxt if front == "per-cpu" else int(m.group(1), 16)
             continue
         addr = nxt
-
-
-def walk_callee(code, start):
-    """Instructions of a called function's fast path, to its ret; (count, commits)."""
-    addr, steps, commits = start, 0, 0
-    while True:
-        if addr not in code:
-            raise SystemExit(f"walk left the code at {addr:#x}")
-        text, nxt, _ = code[addr]
-        steps += 1
-        if steps > MAX_STEPS:
-            raise SystemExit(f"no ret within {MAX_STEPS} instructions from {start:#x} (a callee)")
-        if COMMIT.match(text):
-            commits += 1
-        if text.startswith("ret"):
-            return steps, commits
-        m = JUMP.match(text)
-        addr = int(m.group(1), 16) if m else nxt
 
 
 def counts(lib):
