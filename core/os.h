@@ -2,10 +2,13 @@
 // regions, large blocks and tables, and what it asks the OS (CPUs, the
 // current CPU, stderr). None of these functions allocates from the heap, so
 // they are safe during start-up. Not every system call comes here: the
-// purger, its raw thread, the process id and the fault report make raw ones
-// (core/syscall.h: purge.cpp, raw_thread.cpp, process_id.cpp, fault.cpp),
-// the slab table reserves its range with mmap itself (slab_table.cpp), and
-// the free mark reads getrandom once (fault.cpp).
+// purger, its raw thread, the process id, the fault report and the reclaim
+// of idle threads' bins make raw ones (core/syscall.h: purge.cpp,
+// raw_thread.cpp, process_id.cpp, fault.cpp, thread_reclaim.cpp: membarrier,
+// process_vm_readv, gettid, rt_sigprocmask), the per-CPU front end's fences
+// are membarrier calls (lockfree/rseq.h), the slab table reserves its range
+// with mmap itself (slab_table.cpp), and the free mark reads getrandom once
+// (fault.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -57,6 +57,25 @@ inline BlockInfo classify(const void* p) {
 // relaxed: counts, kept off the fast paths and read at rest.
 extern std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
 
+// Calls fn(chunk, entry) for every chunk whose entry names a large block,
+// skipping leaves without any, while fn returns true (the heap checker; at
+// rest).
+template <class Fn>
+void for_each_large_entry(Fn&& fn) {
+    for (size_t r = 0; r < (size_t{1} << kPageMapRootBits); ++r) {
+        // acquire: pairs with the release that installed the leaf.
+        PageMapLeaf* leaf = g_page_map_root[r].load(std::memory_order_acquire);
+        // relaxed: a count kept off the fast paths, read at rest.
+        if (!leaf || g_page_map_large_entries[r].load(std::memory_order_relaxed) == 0) continue;
+        for (size_t i = 0; i < (size_t{1} << kPageMapLeafBits); ++i) {
+            // acquire: the header the entry names was written before it.
+            uintptr_t entry = (*leaf)[i].load(std::memory_order_acquire);
+            if (entry == 0 || (entry & kEntryClassMask) != 0) continue;
+            if (!fn((r << (kChunkShift + kPageMapLeafBits)) | (i << kChunkShift), entry)) return;
+        }
+    }
+}
+
 // Makes sure leaves exist for every chunk in [start, start + size);
 // false when the OS refuses the memory for a leaf.
 bool page_map_reserve(uintptr_t start, size_t size);

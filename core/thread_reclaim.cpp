@@ -364,6 +364,8 @@ static bool take_picked(Picked* picked, unsigned n, bool fenced) {
         // free again; its blocks are lost (one cache). A live owner's memory
         // always names its own slot and key.
         bool gone = r == ReadResult::kCopied &&
+                    // relaxed: the key was published by the owner's release
+                    // of `owned`, which our acquire of the claim read.
                     (copy.key != s.key.load(std::memory_order_relaxed) || copy.slot != &s);
         hold_point(kHoldReclaim);
         if (r != ReadResult::kCopied || gone) {
@@ -398,6 +400,7 @@ static bool take_orphan(ReclaimSlot& s, uint64_t claim) {
         return false;
     ThreadCache copy;
     ThreadCache* at = s.cache.load(std::memory_order_relaxed);  // relaxed: ours now
+    // relaxed (the key): as in take_picked.
     bool ok = read_cache(at, copy) == ReadResult::kCopied && copy.key == s.key.load(std::memory_order_relaxed) &&
               copy.slot == &s;
     bool left_work = ok && send_home(copy, /*grants=*/false);

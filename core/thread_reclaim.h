@@ -70,6 +70,10 @@ size_t reclaimed_threads();
 size_t reclaimed_blocks();
 size_t reclaimed_grant_bytes();  // grants given back to the pool by reclaims
 
+// A thread's entry in the registry. The claim orders everything: the owner
+// writes the other fields (relaxed) before its release of `owned`, and a
+// reclaimer reads them (relaxed) after its acquire of the claim; activity
+// and seen_activity are hints (relaxed), as is failures.
 struct alignas(64) ReclaimSlot {
     std::atomic<uint64_t> claim;            // tag << 3 | state (thread_reclaim.cpp)
     std::atomic<ThreadCache*> cache;        // the owner's t_cache

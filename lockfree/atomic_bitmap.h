@@ -65,6 +65,8 @@ public:
     unsigned count() const {
         unsigned n = 0;
         for (unsigned i = 0; i < kWords; ++i)
+            // acquire: a caller that then reads the slots of set bits sees
+            // what was written before each bit was set (release).
             n += static_cast<unsigned>(__builtin_popcountll(words_[i].load(std::memory_order_acquire)));
         return n;
     }

@@ -69,6 +69,7 @@ public:
         return nullptr;
     }
 
+    // relaxed: a snapshot that only chooses a path; nothing is read through it.
     bool empty() const { return top(head_.load(std::memory_order_relaxed)) == 0; }
 
     // get() is pop_begin() and then pop_finish() until it succeeds or the pool

@@ -97,7 +97,9 @@ inline __thread const void* t_region __attribute__((tls_model("initial-exec"))) 
 // handler that forked, resumes when the handler returns.
 inline __thread unsigned t_laying_out_plus_one __attribute__((tls_model("initial-exec"))) = 0;
 
-// Aborted sections, all threads (statistics and tests).
+// Aborted sections, all threads (statistics and tests). Bumped by the abort
+// handlers' `lock incq` (an atomic add with no ordering needed: a counter)
+// and read relaxed.
 inline std::atomic<uint64_t> g_rseq_aborts{0};
 
 class PerCpuSlots {

@@ -64,9 +64,12 @@ public:
         return head_.exchange(nullptr, std::memory_order_acquire);
     }
 
+    // relaxed: a snapshot that only chooses a path; nothing is read through it.
     bool empty() const { return head_.load(std::memory_order_relaxed) == nullptr; }
 
-    // For a checker that inspects the stack at rest: the head, without taking it.
+    // For a checker that inspects the stack at rest: the head, without taking
+    // it. acquire: pairs with the pushes' release, so the links it then
+    // follows are the ones the pushers wrote.
     StackNode* peek() const { return head_.load(std::memory_order_acquire); }
 
 private:

@@ -43,14 +43,15 @@ inline bool check_pattern(const void* p, size_t n, uint64_t seed) {
 // The allocator still knows `p` as the start of a block it handed out.
 inline bool known_block(const void* p) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    uintptr_t entry = page_map_get(a);
-    if (Slab* s = slab_of(entry)) return s->slot_address(s->slot_of(a)) == a && s->owner.load(std::memory_order_relaxed) != kNoOwner;  // relaxed: read at rest
-    return entry != 0 && reinterpret_cast<const LargeHeader*>(entry)->user == a;
+    BlockInfo b = classify(p);
+    if (b.kind == BlockKind::kSmall) {
+        Slab* s = slab_of(b.entry);
+        return s->slot_address(s->slot_of(a)) == a && s->owner.load(std::memory_order_relaxed) != kNoOwner;  // relaxed: read at rest
+    }
+    return b.kind == BlockKind::kLarge && reinterpret_cast<const LargeHeader*>(b.entry)->user == a;
 }
 
-inline bool is_small_block(const void* p) {
-    return (page_map_get(reinterpret_cast<uintptr_t>(p)) & kEntryClassMask) != 0;
-}
+inline bool is_small_block(const void* p) { return classify(p).kind == BlockKind::kSmall; }
 
 // Checks a block just handed out against the live ones; nullptr if fine.
 inline const char* check_new_block(const std::vector<LiveBlock>& live, const void* p, size_t size, size_t align,

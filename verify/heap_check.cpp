@@ -268,21 +268,16 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     }
     // Large blocks: every large entry names a well-formed header whose user
     // pointer lies in that very chunk and inside its own mapping.
-    for (size_t r = 0; r < (size_t{1} << kPageMapRootBits) && !c.failed; ++r) {
-        PageMapLeaf* leaf = g_page_map_root[r].load(std::memory_order_acquire);
-        if (!leaf || g_page_map_large_entries[r].load(std::memory_order_acquire) == 0) continue;
-        for (size_t i = 0; i < (size_t{1} << kPageMapLeafBits) && !c.failed; ++i) {
-            uintptr_t entry = (*leaf)[i].load(std::memory_order_acquire);
-            if (entry == 0 || (entry & kEntryClassMask) != 0) continue;
-            uintptr_t chunk = (r << (kChunkShift + kPageMapLeafBits)) | (i << kChunkShift);
+    if (!c.failed)
+        for_each_large_entry([&](uintptr_t chunk, uintptr_t entry) {
             auto* h = reinterpret_cast<const LargeHeader*>(entry);
             if (h->magic != kLargeMagic) c.fail("chunk %p names a large header %p with a bad magic", (void*)chunk, (void*)h);
             else if ((h->user & ~(kChunkSize - 1)) != chunk) c.fail("large block %p is registered at chunk %p", (void*)h->user, (void*)chunk);
             else if (h->user <= entry || h->user >= entry + h->map_size || h->map_size % kChunkSize != 0)
                 c.fail("large block %p lies outside its mapping [%p, +%zu)", (void*)h->user, (void*)h, h->map_size);
             else ++large;
-        }
-    }
+            return !c.failed;
+        });
     *census = bitslab_heap_census{live, cached, pending, large, census->lost_at_fork};
     return c.failed ? 1 : 0;
 }
