@@ -63,6 +63,12 @@ Globals* globals_slow() {
     return g;
 }
 
+uint32_t heap_count() {
+    // acquire: pairs with the release that published the globals.
+    Globals* g = g_globals.load(std::memory_order_acquire);
+    return g ? g->num_heaps : 0;
+}
+
 Heap& heap_at(uint32_t index) {
     // acquire: pairs with the CAS that published the globals.
     return g_globals.load(std::memory_order_acquire)->heaps[index];

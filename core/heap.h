@@ -56,6 +56,9 @@ BITSLAB_HOT Globals* globals() {
 }
 // Heap by index; the globals exist whenever a slab exists.
 Heap& heap_at(uint32_t index);
+// Heaps made so far (0 before the globals exist): walkers (statistics, the
+// heap checker) go through heap_count and heap_at, not the Globals.
+uint32_t heap_count();
 
 // The heap for the calling thread's current CPU (or a test's injected CPU).
 Heap& current_heap(Globals* g);

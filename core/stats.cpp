@@ -30,14 +30,11 @@ static void snapshot_walk(Stats& out) {
     uint32_t room = out.num_heaps;
     out = Stats{};
     out.heaps = heaps;
-    // acquire: pairs with the release that published the globals.
-    Globals* g = g_globals.load(std::memory_order_acquire);
-    if (g) {
-        out.num_heaps = heaps ? (g->num_heaps < room ? g->num_heaps : room) : 0;
-        for (uint32_t h = 0; h < out.num_heaps; ++h) {
-            heaps[h] = HeapStats{};
-            heaps[h].remote_frees = g->heaps[h].remote_frees.load(std::memory_order_relaxed);  // relaxed: a statistic
-        }
+    uint32_t made = heap_count();
+    out.num_heaps = heaps ? (made < room ? made : room) : 0;
+    for (uint32_t h = 0; h < out.num_heaps; ++h) {
+        heaps[h] = HeapStats{};
+        heaps[h].remote_frees = heap_at(h).remote_frees.load(std::memory_order_relaxed);  // relaxed: a statistic
     }
     out.regions = region_count();
     for_each_slab([&](Slab& slab) {

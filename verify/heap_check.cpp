@@ -56,7 +56,7 @@ bool check_not_free(Checker& c, const void* block, const char* where) {
 // The per-CPU stacks (core/cpu_slots.h), walked by cpu_cache_for_each_block.
 struct CpuStackWalk {
     Checker* c;
-    Globals* g;
+    uint32_t heaps;  // heap_count()
     size_t blocks;
 };
 
@@ -73,7 +73,7 @@ void check_cpu_block(void* block, unsigned cpu, unsigned slot_class, void* arg) 
         if (kClassSize[s->cls] > kForeignMaxSize) c.fail("CPU %u's foreign stack holds %p of %u bytes", cpu, block, kClassSize[s->cls]);
     } else if (s->cls != slot_class) {
         c.fail("CPU %u's stack %u holds %p of class %u", cpu, slot_class, block, s->cls);
-    } else if (w.g && owner != cpu % w.g->num_heaps && !class_cacheable_anywhere(slot_class)) {
+    } else if (w.heaps && owner != cpu % w.heaps && !class_cacheable_anywhere(slot_class)) {
         // A signal handler's refresh between a free's class lookup and its
         // push can put one block on a neighbour's stack (free.h): a locality
         // slip, not an error. A block of a class cached only by its owner
@@ -93,19 +93,19 @@ BITSLAB_EXPORT int bitslab_heap_check(char* report, size_t report_size, size_t* 
 }
 
 // The first heap whose class map gives the chunk at `base` a class, or kNoOwner.
-static unsigned heap_mapping(Globals* g, uintptr_t base) {
-    for (unsigned h = 0; h < g->num_heaps; ++h)
-        if (arena_class_in(g->heaps[h].class_map, base) != 0) return h;
+static unsigned heap_mapping(uintptr_t base) {
+    for (unsigned h = 0, n = heap_count(); h < n; ++h)
+        if (arena_class_in(heap_at(h).class_map, base) != 0) return h;
     return kNoOwner;
 }
 
 // An owned slab in the arena has its class in its owner's map (when that map
 // exists) and, unless its class is cacheable anywhere, in no other heap's map:
 // the free fast path caches a block only in a thread whose map names it.
-static bool class_maps_agree(Checker& c, Globals* g, const Slab& s, uint32_t owner) {
+static bool class_maps_agree(Checker& c, const Slab& s, uint32_t owner) {
     bool in_arena = arena_chunk_of(s.base) < kArenaChunks;
-    for (unsigned h = 0; h < g->num_heaps; ++h) {
-        ClassMap* map = g->heaps[h].class_map;
+    for (unsigned h = 0, n = heap_count(); h < n; ++h) {
+        ClassMap* map = heap_at(h).class_map;
         unsigned mapped = arena_class_in(map, s.base);
         bool named = h == owner || class_cacheable_anywhere(s.cls);
         unsigned expected = (named && in_arena && map) ? s.cls : 0;
@@ -133,7 +133,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     *census = bitslab_heap_census{};
     // The globals exist once any slab does; large blocks and the thread cache
     // are checked either way (a program may have made only large blocks).
-    Globals* g = g_globals.load(std::memory_order_acquire);
+    uint32_t heaps = heap_count();
     // Every carved slab (region.h's walker), until the first failure.
     for_each_slab([&](Slab& s) {
         uintptr_t entry = page_map_get(s.base);
@@ -149,7 +149,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
         if (owner == kNoOwner) {
             if (where != kWherePooled) c.fail("slab %p has no owner but is not in the pool (where=%u)", (void*)s.base, where);
             else if (entry != 0) c.fail("pooled slab %p still has page map entry %#lx", (void*)s.base, (unsigned long)entry);
-            else if (unsigned h = heap_mapping(g, s.base); h != kNoOwner) c.fail("pooled slab %p still has a class in heap %u's class map", (void*)s.base, h);
+            else if (unsigned h = heap_mapping(s.base); h != kNoOwner) c.fail("pooled slab %p still has a class in heap %u's class map", (void*)s.base, h);
             else if (s.free_count() != s.capacity) c.fail("pooled slab %p is not empty (%u of %u free)", (void*)s.base, s.free_count(), s.capacity);
             return !c.failed;
         }
@@ -166,8 +166,8 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
             { c.fail("slab %p is recorded detached but its anchor is not", (void*)s.base); return false; }
         if (where != kWhereListed && where != kWhereDetached)
             { c.fail("slab %p of heap %u is neither listed nor detached (where=%u): lost", (void*)s.base, owner, where); return false; }
-        if (owner >= g->num_heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, g->num_heaps); return false; }
-        if (!class_maps_agree(c, g, s, owner)) return false;
+        if (owner >= heaps) { c.fail("slab %p has owner %u of %u heaps", (void*)s.base, owner, heaps); return false; }
+        if (!class_maps_agree(c, s, owner)) return false;
         if (entry != (reinterpret_cast<uintptr_t>(&s) | s.cls))
             { c.fail("slab %p: page map entry %#lx does not name its descriptor and class %u", (void*)s.base, (unsigned long)entry, s.cls); return false; }
         if (s.slot_size != kClassSize[s.cls] || s.capacity != slab_capacity(s.cls))
@@ -193,9 +193,9 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
         return true;
     });
     // Blocks pending on remote-free stacks: handed out from the bitmaps' view.
-    for (unsigned h = 0; g && h < g->num_heaps && !c.failed; ++h) {
+    for (unsigned h = 0; h < heaps && !c.failed; ++h) {
         size_t n = 0;
-        for (auto* node = g->heaps[h].remote.peek(); node && !c.failed; node = lockfree::link_next(node)) {
+        for (auto* node = heap_at(h).remote.peek(); node && !c.failed; node = lockfree::link_next(node)) {
             if (!check_not_free(c, node, "a remote-free stack")) break;
             Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
             if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load(std::memory_order_relaxed));
@@ -261,7 +261,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     }
     // Every CPU's stacks: handed out from the bitmaps' view, free to the program.
     if (!c.failed) {
-        CpuStackWalk w{&c, g, 0};
+        CpuStackWalk w{&c, heaps, 0};
         if (!cpu_cache_for_each_block(check_cpu_block, &w))
             c.fail("a CPU's stacks could not be stopped to be checked (is another thread draining them?)");
         cached += w.blocks;
