@@ -64,14 +64,8 @@ static bool work_pending() {
 
 // Blocks every signal but SIGSYS on the calling thread (a seccomp trap on
 // clone must reach the program's handler); returns the old mask.
-static uint64_t block_signals() {
-    uint64_t all = ~(uint64_t{1} << (SIGSYS - 1)), old = 0;
-    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
-    return old;
-}
-static void restore_signals(uint64_t old) {
-    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
-}
+static uint64_t block_signals() { return sys::set_signal_mask(~(uint64_t{1} << (SIGSYS - 1))); }
+static void restore_signals(uint64_t old) { sys::set_signal_mask(old); }
 
 // Starts the purger with the state word `seen` (none, failed, or another
 // process's) replaced by ours; false if another noter changed it first.

@@ -25,4 +25,12 @@ inline long call(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e 
 #endif
 }
 
+// Sets the calling thread's signal mask to `mask` (bit n - 1: signal n);
+// returns the old one.
+inline uint64_t set_signal_mask(uint64_t mask) {
+    uint64_t old = 0;
+    call(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, reinterpret_cast<long>(&mask), reinterpret_cast<long>(&old), 8);
+    return old;
+}
+
 }  // namespace bitslab::sys

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/uio.h>
 
 #include "core/fault.h"
@@ -112,14 +111,6 @@ bool reclaim_register(ThreadCache& tc) {
     return true;
 }
 
-// Blocks every signal on the calling thread; returns the old mask.
-static uint64_t block_all_signals() {
-    uint64_t all = ~uint64_t{0}, old = 0;
-    sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
-    return old;
-}
-static void restore_signals(uint64_t old) { sys::call(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8); }
-
 // Empties the bins of a thread whose bins a reclaimer took: the blocks are
 // the reclaimer's, and so are the grants (it gave them back to the pool).
 static void forget_bins(ThreadCache& tc) {
@@ -162,17 +153,17 @@ bool reclaim_settle(ThreadCache& tc) {
                 // of it then clears (a leak, and a broken budget). The claim
                 // is read again once they are: a handler that ran before the
                 // block may have settled already (then the bins are its).
-                uint64_t old_mask = block_all_signals();
+                uint64_t old_mask = sys::set_signal_mask(~uint64_t{0});
                 claim = s->claim.load(std::memory_order_acquire);  // acquire: as above
                 if (state_of(claim) != kSlotTaken) {
-                    restore_signals(old_mask);
+                    sys::set_signal_mask(old_mask);
                     continue;
                 }
                 forget_bins(tc);
                 // release: the emptied bins before the slot counts as owned.
                 bool owned = s->claim.compare_exchange_strong(claim, next_claim(claim, kSlotOwned),
                                                               std::memory_order_release, std::memory_order_acquire);
-                restore_signals(old_mask);
+                sys::set_signal_mask(old_mask);
                 if (owned) {
                     taken = true;
                     break;
@@ -330,15 +321,23 @@ static bool send_home(const ThreadCache& copy, bool grants) {
     g_reclaimed_threads.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     g_reclaimed_blocks.fetch_add(blocks, std::memory_order_relaxed);
     if (!chain) return false;
-    Globals* g = g_globals.load(std::memory_order_acquire);  // acquire: the heaps exist (blocks do)
     // The blocks of the bins are of the thread's heap; the heap frees those
     // into its bitmaps and pushes the others (the foreign batch) home.
-    return heap_return_chain(g->heaps[copy.heap < g->num_heaps ? copy.heap : 0], chain);
+    return heap_return_chain(heap_at(copy.heap < heap_count() ? copy.heap : 0), chain);
 }
 
 // Passes that find a thread inside an operation before it is left alone
 // (until it moves).
 static constexpr uint32_t kGiveUpAfter = 8;
+
+// Whether a copy read at a slot's address is its thread's ThreadCache: a
+// live owner's memory always names its own slot and the key it registered
+// with; another's means a new thread lives there (the owner is gone).
+// relaxed (the key): published by the owner's release of `owned`, which the
+// reclaimer's acquire of the claim read.
+static bool copy_is_of(const ThreadCache& copy, const ReclaimSlot& s) {
+    return copy.key == s.key.load(std::memory_order_relaxed) && copy.slot == &s;
+}
 
 // A slot marked `taking` by this reclaimer, and the claim it holds.
 struct Picked {
@@ -363,10 +362,7 @@ static bool take_picked(Picked* picked, unsigned n, bool fenced) {
         // the slot (its pthread key's destructor never ran), so the slot is
         // free again; its blocks are lost (one cache). A live owner's memory
         // always names its own slot and key.
-        bool gone = r == ReadResult::kCopied &&
-                    // relaxed: the key was published by the owner's release
-                    // of `owned`, which our acquire of the claim read.
-                    (copy.key != s.key.load(std::memory_order_relaxed) || copy.slot != &s);
+        bool gone = r == ReadResult::kCopied && !copy_is_of(copy, s);
         hold_point(kHoldReclaim);
         if (r != ReadResult::kCopied || gone) {
             // A cancel (the owner may have cancelled first), or a release of
@@ -400,17 +396,12 @@ static bool take_orphan(ReclaimSlot& s, uint64_t claim) {
         return false;
     ThreadCache copy;
     ThreadCache* at = s.cache.load(std::memory_order_relaxed);  // relaxed: ours now
-    // relaxed (the key): as in take_picked.
-    bool ok = read_cache(at, copy) == ReadResult::kCopied && copy.key == s.key.load(std::memory_order_relaxed) &&
-              copy.slot == &s;
+    bool ok = read_cache(at, copy) == ReadResult::kCopied && copy_is_of(copy, s);
     bool left_work = ok && send_home(copy, /*grants=*/false);
     s.claim.store(next_claim(taking, kSlotFree), std::memory_order_release);  // release: as reclaim_unregister
     return left_work;
 }
 
-// Reclaimers may overlap (the purger's pass and malloc_trim): each takes
-// only the slots it marked, and every mark and cancel is a CAS of a tagged
-// claim, so one reclaimer's stale view never completes on another's mark.
 // relaxed: a test knob, set while nothing is reclaimed.
 static std::atomic<bool> g_enabled{true};
 void reclaim_set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
@@ -425,6 +416,9 @@ bool reclaim_supported() {
     return g_support.load(std::memory_order_relaxed) == 1 && options().reclaim_idle;
 }
 
+// Reclaimers may overlap (the purger's pass and malloc_trim): each takes
+// only the slots it marked, and every mark and cancel is a CAS of a tagged
+// claim, so one reclaimer's stale view never completes on another's mark.
 bool reclaim_idle_threads(bool everything) {
     if (!options().reclaim_idle || !g_enabled.load(std::memory_order_relaxed) ||
         g_support.load(std::memory_order_relaxed) == 2 ||  // relaxed: knobs

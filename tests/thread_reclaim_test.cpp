@@ -36,13 +36,21 @@
 
 namespace {
 
+// The heap checker's census with every remote-free stack drained into the
+// bitmaps; false (report filled) if the heap check fails. No gtest inside: a
+// forked child calls it too.
+bool drained_census(bitslab_heap_census& census, char* report, size_t report_size) {
+    bitslab::heap_drain_all();
+    census = bitslab_heap_census{};
+    return bitslab_heap_check_census(report, report_size, &census) == 0;
+}
+
 // Blocks the bitmaps count as handed out, with every remote-free stack
 // drained into them; the heap is checked first (a failure fails the test).
 size_t handed_out() {
-    bitslab::heap_drain_all();
     char report[512] = "";
     bitslab_heap_census census{};
-    EXPECT_EQ(bitslab_heap_check_census(report, sizeof report, &census), 0) << report;
+    EXPECT_TRUE(drained_census(census, report, sizeof report)) << report;
     EXPECT_EQ(census.pending_remote, 0u);
     return census.handed_out;
 }
@@ -317,10 +325,9 @@ namespace {
 // Blocks handed out from the bitmaps' view (no gtest: for a child); SIZE_MAX
 // if the heap check fails.
 size_t handed_out_in_child() {
-    bitslab::heap_drain_all();
     char report[512] = "";
     bitslab_heap_census census{};
-    return bitslab_heap_check_census(report, sizeof report, &census) == 0 ? census.handed_out : SIZE_MAX;
+    return drained_census(census, report, sizeof report) ? census.handed_out : SIZE_MAX;
 }
 size_t g_child_base = 0;
 std::atomic<int> g_child_parked{0};
@@ -609,11 +616,9 @@ TEST(ThreadReclaim, AChildTakesBackTheBinsOfItsParentsOtherThreads) {
     if (child == 0) {
         bitslab_test_set_reclaim(1);
         bitslab_trim();
-        bitslab::heap_drain_all();
-        bitslab_heap_census census{};
-        char report[512] = "";
-        if (bitslab_heap_check_census(report, sizeof report, &census) != 0) _exit(2);
-        _exit(census.handed_out == before ? 0 : 1);
+        size_t after = handed_out_in_child();
+        if (after == SIZE_MAX) _exit(2);
+        _exit(after == before ? 0 : 1);
     }
     ASSERT_GT(child, 0);
     int status = 0;
