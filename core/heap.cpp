@@ -151,27 +151,25 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_
 }
 
 bool heap_drain_remote(Heap& h) {
-    lockfree::StackNode* chain = h.remote.take_all();
-    if (!chain) return false;
+    RemoteLanes::Walk walk(h.remote);
+    if (!walk.took_any()) return false;
     bool left_work = false;
     GroupedFrees frees(left_work);
-    // The walk is bounded even if a block was pushed twice (a cycle): every
-    // block of a cycle comes round again, and its batch reports the repeat at
-    // once (it is in the pending word's mask, or already set in the bitmap);
-    // the walk stops there, leaking the rest rather than freeing anything
-    // twice.
-    while (chain) {
-        lockfree::StackNode* next = lockfree::link_next(chain);
+    // The walk is bounded even if a block was pushed twice (a cycle in its
+    // lane): every block of a cycle comes round again, and its batch reports
+    // the repeat at once (it is in the pending word's mask, or already set
+    // in the bitmap); the walk stops there, leaking the rest rather than
+    // freeing anything twice.
+    while (lockfree::StackNode* block = walk.next()) {
         // Blocks on our stack belong to our slabs; a slab cannot change owner
         // while it has a pending block, so the page map entry is current
         // (and the relaxed owner read below: take_all's acquire ordered it).
-        Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
+        Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(block)));
         if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
-            report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
+            report_fault(Fault::kCorruptList, block, s ? s->slot_size : 0);
             break;
         }
-        if (BITSLAB_UNLIKELY(!frees.add(s, chain))) break;
-        chain = next;
+        if (BITSLAB_UNLIKELY(!frees.add(s, block))) break;
     }
     frees.finish();
     return left_work;
@@ -196,11 +194,18 @@ bool heap_remote_pending() {
 
 bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     // Remote blocks are grouped per owner heap, so each owner gets one push.
+    // Within a group, each block joins the chain of its lane.
     constexpr unsigned kGroups = 8;
-    struct Group { uint32_t owner; lockfree::StackNode* head; lockfree::StackNode* tail; uint32_t count; };
+    struct Group {
+        uint32_t owner;
+        uint32_t count;
+        lockfree::StackNode* head[kRemoteLanes];
+        lockfree::StackNode* tail[kRemoteLanes];
+    };
     auto push_group = [](const Group& group) {
         Heap& owner = heap_at(group.owner);
-        owner.remote.push_chain(group.head, group.tail);
+        for (unsigned lane = 0; lane < kRemoteLanes; ++lane)
+            if (group.head[lane]) owner.remote.push_chain(lane, group.head[lane], group.tail[lane]);
         owner.remote_frees.fetch_add(group.count, std::memory_order_relaxed);  // relaxed: a statistic
     };
     Group groups[kGroups];
@@ -233,12 +238,15 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
                     for (unsigned j = 1; j < used; ++j) groups[j - 1] = groups[j];
                     i = --used;
                 }
-                groups[i] = {owner, nullptr, chain, 0};
+                groups[i] = Group{owner, 0, {}, {}};
                 ++used;
             }
-            lockfree::link_set(chain, groups[i].head);
-            groups[i].head = chain;
-            ++groups[i].count;
+            Group& group = groups[i];
+            unsigned lane = RemoteLanes::lane_of(chain);
+            if (!group.head[lane]) group.tail[lane] = chain;
+            lockfree::link_set(chain, group.head[lane]);
+            group.head[lane] = chain;
+            ++group.count;
         }
         chain = next;
     }

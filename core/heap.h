@@ -15,12 +15,17 @@
 #include "core/size_class.h"
 #include "core/slab.h"
 #include "lockfree/node_pool.h"
-#include "lockfree/remote_free_stack.h"
+#include "lockfree/remote_free_lanes.h"
 
 namespace bitslab {
 
+// Lanes of a heap's remote-free stack: a drain walks them in turn, with
+// this many cache misses in flight (lockfree/remote_free_lanes.h).
+inline constexpr unsigned kRemoteLanes = 4;
+using RemoteLanes = lockfree::RemoteFreeLanes<kRemoteLanes>;
+
 struct alignas(64) Heap {
-    lockfree::RemoteFreeStack remote;
+    RemoteLanes remote;
     // This heap's class map (see arena.h), made with the heap; null if the OS
     // refused it (then this heap's threads free through the slow path).
     ClassMap* class_map = nullptr;

@@ -298,7 +298,7 @@ TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
     auto* np = static_cast<lockfree::StackNode*>(p);
     auto* nq = static_cast<lockfree::StackNode*>(q);
     lockfree::link_set(np, nq);
-    h.remote.push_chain(np, nq);  // links q to the stack's old head (empty: drained at malloc)
+    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to its lane's old head (empty: drained at malloc)
     lockfree::link_set(nq, np);   // p -> q -> p -> ...: what pushing p a second time makes
     heap_drain_remote(h);
     ASSERT_GE(rec.count, 1);
@@ -334,7 +334,7 @@ TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
     auto* nx = static_cast<lockfree::StackNode*>(x);
     lockfree::link_set(nb, nc);
     lockfree::link_set(nc, nx);
-    h.remote.push_chain(nb, nx);
+    h.remote.push_chain(RemoteLanes::lane_of(nb), nb, nx);
     lockfree::link_set(nx, nb);  // b -> c -> x -> b -> ...
     heap_drain_remote(h);
     ASSERT_GE(rec.count, 1);
