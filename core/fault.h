@@ -50,4 +50,18 @@ size_t format_fault_line(char* out, size_t cap, Fault kind, const void* ptr, siz
 extern uint64_t g_free_mark BITSLAB_INTERNAL;
 void free_mark_init();
 
+// What a block holds there instead while it waits on a remote-free stack:
+// heap_return_chain writes it when it sends the block to its owner, and the
+// owner's drain frees a block only if it holds it, putting the free mark
+// back first (heap.cpp). A block met again in one walk (pushed twice: a
+// cycle) so never passes, even if its first visit was committed and the
+// block claimed by another thread before the walk came round to it. It is
+// the free mark with bit 0 (always set in the free mark) clear, so one test
+// (marked_free) finds either: a free that finds it reports a double free.
+inline uint64_t remote_mark() { return g_free_mark & ~uint64_t{1}; }
+
+// Whether a block's second word says it is free (cached, in its bitmap, or
+// waiting on a remote-free stack): one OR and one compare on free's fast path.
+BITSLAB_HOT bool marked_free(uint64_t word) { return (word | 1) == g_free_mark; }
+
 }  // namespace bitslab

@@ -32,7 +32,7 @@ static bool small_free_ok(void* p, unsigned cls) {
         report_fault((a & (kMinAlign - 1)) ? Fault::kMisalignedFree : Fault::kInteriorFree, p, kClassSize[cls]);
         return false;
     }
-    if (BITSLAB_UNLIKELY(mark_get(p) == g_free_mark)) {
+    if (BITSLAB_UNLIKELY(marked_free(mark_get(p)))) {
         report_fault(Fault::kDoubleFree, p, kClassSize[cls]);
         return false;
     }
@@ -134,7 +134,7 @@ void free_slow(void* p) {
 }
 
 bool small_block_is_live(const void* p, unsigned cls) {
-    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != g_free_mark;
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
 }
 
 void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {

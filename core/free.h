@@ -59,8 +59,8 @@ BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
 // Misuse checks on every free, before the block is touched: p must be the
 // start of a slot (is_slot_start; no offset is one in class 0, another heap's
 // block, which so goes to the slow path too) and must not carry the free mark
-// (a block freed twice). Either failure goes to the slow path, which checks
-// again and reports.
+// or the remote mark (a block freed twice: marked_free, fault.h). Either
+// failure goes to the slow path, which checks again and reports.
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
 // The push stands in the bracket (thread_bins.h) and changes the bin only if
@@ -68,7 +68,7 @@ BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
 BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
     bins_enter();
-    if (BITSLAB_LIKELY(bins_current() && is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark &&
+    if (BITSLAB_LIKELY(bins_current() && is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p)) &&
                        take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         take_back(block, cls, mark);
@@ -103,7 +103,7 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
 // only blocks of that heap (or of a class cacheable anywhere) enter it.
 BITSLAB_HOT bool free_to_cpu(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
-    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && mark_get(p) != mark)) {
+    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p)))) {
         take_back(p, cls, mark);
         if (BITSLAB_LIKELY(g_cpu_slots.push(cls, p))) return true;
         hand_out(p, cls);  // live again, as the caller gave it

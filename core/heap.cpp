@@ -10,6 +10,7 @@
 #include "core/fault.h"
 #include "core/os.h"
 #include "core/page_map.h"
+#include "core/poison.h"
 #include "core/pool.h"
 #include "core/process_id.h"
 #include "core/region.h"
@@ -156,10 +157,13 @@ bool heap_drain_remote(Heap& h) {
     bool left_work = false;
     GroupedFrees frees(left_work);
     // The walk is bounded even if a block was pushed twice (a cycle in its
-    // lane): every block of a cycle comes round again, and its batch reports
-    // the repeat at once (it is in the pending word's mask, or already set
-    // in the bitmap); the walk stops there, leaking the rest rather than
-    // freeing anything twice.
+    // lane): every block of a cycle comes round again, and by then it no
+    // longer holds the remote mark (its first visit put the free mark back,
+    // and a thread that claimed it since wrote the free mark or handed it
+    // out); the walk stops there, leaking the rest rather than freeing
+    // anything twice. The bitmap's own check (LocalFreeBatch::add) is not
+    // enough alone: the walk's other lanes can commit the block's word
+    // before its repeat, and a claim in between clears its bit again.
     while (lockfree::StackNode* block = walk.next()) {
         // Blocks on our stack belong to our slabs; a slab cannot change owner
         // while it has a pending block, so the page map entry is current
@@ -169,7 +173,14 @@ bool heap_drain_remote(Heap& h) {
             report_fault(Fault::kCorruptList, block, s ? s->slot_size : 0);
             break;
         }
+        if (BITSLAB_UNLIKELY(mark_get(block) != remote_mark())) {
+            report_fault(Fault::kDoubleFree, block, s->slot_size);
+            break;
+        }
         if (BITSLAB_UNLIKELY(!frees.add(s, block))) break;
+        // After add checked that it is a slot, before its word is committed.
+        mark_set(block, g_free_mark);
+        hold_point(kHoldDrain, block);
     }
     frees.finish();
     return left_work;
@@ -193,7 +204,7 @@ bool heap_remote_pending() {
 }
 
 bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
-    // Remote blocks are grouped per owner heap, so each owner gets one push.
+    // Remote blocks are grouped per owner heap, so each owner gets one push per lane.
     // Within a group, each block joins the chain of its lane.
     constexpr unsigned kGroups = 8;
     struct Group {
@@ -242,6 +253,7 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
                 ++used;
             }
             Group& group = groups[i];
+            mark_set(chain, remote_mark());  // what the owner's drain looks for (fault.h)
             unsigned lane = RemoteLanes::lane_of(chain);
             if (!group.head[lane]) group.tail[lane] = chain;
             lockfree::link_set(chain, group.head[lane]);

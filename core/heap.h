@@ -93,10 +93,12 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_
 
 // Returns a chain of small blocks (of any classes and slabs) to their slabs:
 // blocks of heap `here` go into the bitmaps, others onto their owner's
-// remote-free stack, one push per owner and flush.
+// remote-free stack with the remote mark (fault.h), one push per owner, lane
+// and flush.
 bool heap_return_chain(Heap& here, lockfree::StackNode* chain);
 
-// Frees every block waiting on `h`'s remote-free stack into the bitmaps.
+// Frees every block waiting on `h`'s remote-free stack into the bitmaps (a
+// block without the remote mark is reported as a double free, and ends it).
 bool heap_drain_remote(Heap& h);
 // The same for every heap (the purge pass: an idle owner never drains).
 bool heap_drain_all();

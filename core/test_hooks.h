@@ -15,9 +15,11 @@ namespace bitslab {
 // copied a thread's bins and not yet claimed them, kHoldReclaimRead between
 // its read of the thread's busy count and its copy of the bins, and
 // kHoldBinsOp inside an operation on a thread's bins, and kHoldSettle when a
-// thread finds its bins taken, before it blocks signals (thread_reclaim.h).
+// thread finds its bins taken, before it blocks signals (thread_reclaim.h);
+// with kHoldDrain after a remote-free drain added a block to its batches
+// (the subject), so a test can claim a block the walk committed (heap.cpp).
 enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5, kHoldReclaimRead = 6,
-                       kHoldSettle = 7 };
+                       kHoldSettle = 7, kHoldDrain = 8 };
 // relaxed everywhere: a test installs the hook before the holders it stops
 // run (it starts them after), so the hook orders nothing.
 extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;
