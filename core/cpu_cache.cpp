@@ -11,11 +11,13 @@ namespace bitslab {
 // A refill fetches at most this many bytes of blocks (at least one block),
 // and a class's first refill on a CPU at most the least: each refill doubles
 // the next one's size, up to the most. A class a program uses little so
-// claims (and touches) a few blocks, not 16 KiB of them; one it uses much
-// reaches full refills after four slow paths.
+// claims (and touches) a few blocks, not 4 KiB of them; one it uses much
+// reaches full refills after two slow paths. (16 KiB at most: the same time
+// in the suite, and 3% more peak RSS, up to 17% in crossfree4; 2 KiB: 3%
+// more time, batchpool 39%. docs/BENCHMARKS.md.)
 static constexpr size_t kCpuRefillMinBytes = 1024;
-static constexpr size_t kCpuRefillMaxBytes = 16 * 1024;
-static constexpr uint8_t kCpuRefillMaxShift = 4;  // kCpuRefillMinBytes << 4 == kCpuRefillMaxBytes
+static constexpr size_t kCpuRefillMaxBytes = 4 * 1024;
+static constexpr uint8_t kCpuRefillMaxShift = 2;  // kCpuRefillMinBytes << 2 == kCpuRefillMaxBytes
 static_assert((kCpuRefillMinBytes << kCpuRefillMaxShift) == kCpuRefillMaxBytes, "refill sizes");
 
 // Per heap (one per CPU) and class, the shift of the next refill's size.
