@@ -29,7 +29,8 @@ void free_mark_init() {
     if (getrandom(&value, sizeof value, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof value))
         value = reinterpret_cast<uintptr_t>(&value) * 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(&g_free_mark);
     value |= 1;  // bit 0 set: the remote mark is the free mark with it clear (fault.h)
-    if (value == kUnsetMark) value = ~kUnsetMark | 1;
+    // 1 would make the remote mark 0, what every live block holds.
+    if (value == kUnsetMark || value == 1) value = ~kUnsetMark | 1;
     // Only the first initializer's value sticks. acq_rel, and acquire on
     // failure: either way this thread then happens-after the one store, and
     // so do the threads that acquire the globals it publishes. Every reader

@@ -179,6 +179,8 @@ bool heap_drain_remote(Heap& h) {
         }
         if (BITSLAB_UNLIKELY(!frees.add(s, block))) break;
         // After add checked that it is a slot, before its word is committed.
+        // (A walk that stops on a fault may commit one block still holding
+        // the remote mark: marked_free counts it as free, a claim rewrites it.)
         mark_set(block, g_free_mark);
         hold_point(kHoldDrain, block);
     }

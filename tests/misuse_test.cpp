@@ -19,6 +19,7 @@
 #include "core/heap.h"
 #include "core/page_map.h"
 #include "core/poison.h"
+#include "core/purge.h"
 #include "core/slab.h"
 #include "core/test_hooks.h"
 #include "slab_for.h"
@@ -117,6 +118,7 @@ TEST_F(Misuse, DoubleFreeFromAnotherThreadIsReported) {
 // owner's remote-free stack (it holds the remote mark, not the free mark):
 // free's fast path must see it as free too, and report at once.
 TEST_F(Misuse, DoubleFreeWhileTheBlockWaitsOnItsOwnersRemoteStackIsReported) {
+    purge_pause();  // no background drain before the second free
     void* p = bitslab_malloc(48);
     std::thread([&] { bitslab_test_set_cpu(1); bitslab_free(p); bitslab_thread_flush(); }).join();
     if (g_globals.load()->num_heaps > 1) {
@@ -125,6 +127,7 @@ TEST_F(Misuse, DoubleFreeWhileTheBlockWaitsOnItsOwnersRemoteStackIsReported) {
     bitslab_free(p);
     expect_one(BITSLAB_FAULT_DOUBLE_FREE, p, 48);
     expect_heap_intact();
+    purge_resume();
 }
 
 TEST_F(Misuse, DoubleFreeAfterTheBlockReachedItsBitmapIsReported) {
@@ -367,9 +370,6 @@ TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
 }
 #endif
 
-// Property: any interleaving of valid operations and misuses (double frees,
-// interior frees, wrong sizes, frees of foreign memory) reports exactly the
-// misuses, never disturbs a live block's contents, and leaves the heap intact.
 // A block pushed twice onto one lane (p -> q -> p) while the other lanes
 // hold blocks of p's slab in another bitmap word: the walk visits those
 // between p's two visits, and adding one commits p's word, so p is free in
@@ -400,6 +400,7 @@ void claim_p_once_committed(int kind) {
 }  // namespace
 
 TEST_F(Misuse, ARepeatOnALaneIsReportedEvenIfTheBlockWasClaimedSinceItsFirstVisit) {
+    purge_pause();  // no background drain of the hand-made lanes (its report would abort)
     Heap& h = current_heap(g_globals.load());
     heap_drain_remote(h);
     unsigned cls = static_cast<unsigned>(size_class_of(448));
@@ -451,8 +452,12 @@ TEST_F(Misuse, ARepeatOnALaneIsReportedEvenIfTheBlockWasClaimedSinceItsFirstVisi
     EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
     EXPECT_EQ(rec.faults[0].ptr, p);
     EXPECT_FALSE(a->free_slots.test(a->slot_of(reinterpret_cast<uintptr_t>(p)))) << "p is held (claimed) and free in its bitmap: it would be handed out twice";
+    purge_resume();
 }
 
+// Property: any interleaving of valid operations and misuses (double frees,
+// interior frees, wrong sizes, frees of foreign memory) reports exactly the
+// misuses, never disturbs a live block's contents, and leaves the heap intact.
 RC_GTEST_PROP(MisuseProperty, MisuseIsReportedAndNeverCorruptsLiveBlocks, ()) {
     Recorder rec;
     bitslab_set_fault_hook(&Recorder::hook, &rec);

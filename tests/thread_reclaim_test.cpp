@@ -291,6 +291,11 @@ TEST(ThreadReclaim, AnOperationEndingDuringTheCopyIsNotTaken) {
     g_owner_done = 0;
     bitslab_test_set_hold_hook(release_owner_during_the_read);
     std::thread owner([] {
+        // One heap for the fill and the flush: a flush to another heap gives
+        // the blocks the remote mark, and the torn copy would then take none
+        // of them (take_list stops at a block without the free mark), so the
+        // planted reclaim_reads_busy_last would go uncaught.
+        bitslab_test_set_cpu(0);
         fill_bins();
         g_owner_cache = &bitslab::t_cache;
         t_stop_here = true;
