@@ -6,6 +6,8 @@
 #include <thread>
 #include <vector>
 
+#include "payload_nodes.h"
+
 using lockfree::RemoteFreeLanes;
 using lockfree::StackNode;
 
@@ -55,44 +57,30 @@ TEST(RemoteFreeLanes, NodesSpreadOverTheLanes) {
 }
 
 // Several pushers, one taker: every node is seen exactly once, with the
-// payload its pusher wrote. As in RemoteFreeStack's test, the lanes' own
+// payload its pusher wrote; as in RemoteFreeStack's test, the lanes' own
 // release/acquire is the only happens-before edge from a pusher's payload
-// write to the taker's read (the pusher waits, through a relaxed counter, for
-// the taker to have read all its nodes before it ends).
+// write to the taker's read (payload_nodes.h).
 TEST(RemoteFreeLanes, ConcurrentPushersOneTakerSeeEveryNodeOnce) {
     constexpr unsigned kPushers = 4, kPerPusher = 20000;
-    struct Node : StackNode { unsigned id; };
-    std::vector<Node> nodes(kPushers * kPerPusher);
+    PayloadTally tally(kPushers, kPerPusher);
     RemoteFreeLanes<4> lanes;
-    std::vector<int> seen(nodes.size(), 0);
-    std::vector<std::atomic<unsigned>> read_of(kPushers);  // relaxed: see above
     std::vector<std::thread> pushers;
     for (unsigned t = 0; t < kPushers; ++t)
         pushers.emplace_back([&, t] {
             for (unsigned i = 0; i < kPerPusher; ++i) {
-                Node* a = &nodes[t * kPerPusher + i];
-                a->id = t * kPerPusher + i;
+                PayloadNode* a = tally.node(t, i);
                 lanes.push_chain(RemoteFreeLanes<4>::lane_of(a), a, a);
             }
-            while (read_of[t].load(std::memory_order_relaxed) < kPerPusher) std::this_thread::yield();
+            tally.wait_until_read(t);
         });
-    size_t taken = 0, wrong = 0;
-    while (taken < nodes.size()) {
+    while (!tally.all_taken()) {
         RemoteFreeLanes<4>::Walk walk(lanes);
         if (!walk.took_any()) { std::this_thread::yield(); continue; }
-        while (StackNode* n = walk.next()) {
-            auto* node = static_cast<Node*>(n);
-            size_t index = static_cast<size_t>(node - nodes.data());
-            if (node->id != index) ++wrong;
-            ++seen[index];
-            ++taken;
-            unsigned t = static_cast<unsigned>(index / kPerPusher);
-            read_of[t].store(read_of[t].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        }
+        while (StackNode* n = walk.next()) tally.saw(n);
     }
     for (auto& t : pushers) t.join();
-    EXPECT_EQ(wrong, 0u);
-    EXPECT_EQ(taken, nodes.size());
-    for (int s : seen) ASSERT_EQ(s, 1);
+    EXPECT_EQ(tally.wrong, 0u);
+    EXPECT_EQ(tally.taken, tally.nodes.size());
+    for (int seen : tally.seen) ASSERT_EQ(seen, 1);
     EXPECT_TRUE(lanes.empty());
 }
