@@ -21,8 +21,6 @@ class RemoteFreeLanes {
     static_assert(N >= 1 && (N & (N - 1)) == 0, "a power-of-two number of lanes");
 
 public:
-    static constexpr unsigned kLanes = N;
-
     // The lane a node goes to: from its address, so that a pusher of one
     // node at a time spreads too, and a node pushed twice lands in the same
     // lane as before (its repeat comes round in one walk).
@@ -32,7 +30,7 @@ public:
         return static_cast<unsigned>((reinterpret_cast<uintptr_t>(node) * 0x9E3779B97F4A7C15ull) >> 58) & (N - 1);
     }
 
-    RemoteFreeStack& lane(unsigned i) { return lanes_[i]; }
+    // Lane i, for a checker that walks it at rest (RemoteFreeStack::peek).
     const RemoteFreeStack& lane(unsigned i) const { return lanes_[i]; }
 
     // Pushes the pre-linked chain first -> ... -> last onto lane i.

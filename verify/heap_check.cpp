@@ -195,14 +195,15 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     // Blocks pending on remote-free stacks: handed out from the bitmaps' view.
     for (unsigned h = 0; h < heaps && !c.failed; ++h) {
         size_t n = 0;
-        for (unsigned lane = 0; lane < kRemoteLanes; ++lane)
-        for (auto* node = heap_at(h).remote.lane(lane).peek(); node && !c.failed; node = lockfree::link_next(node)) {
-            if (!check_not_free(c, node, "a remote-free stack")) break;
-            if (mark_get(node) != remote_mark()) { c.fail("remote-free stack of heap %u holds %p without the remote mark (fault.h)", h, (void*)node); break; }
-            Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
-            if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load(std::memory_order_relaxed));
-            if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
-            ++pending;
+        for (unsigned lane = 0; lane < kRemoteLanes && !c.failed; ++lane) {
+            for (auto* node = heap_at(h).remote.lane(lane).peek(); node && !c.failed; node = lockfree::link_next(node)) {
+                if (!check_not_free(c, node, "a remote-free stack")) break;
+                if (mark_get(node) != remote_mark()) { c.fail("remote-free stack of heap %u holds %p without the remote mark (fault.h)", h, (void*)node); break; }
+                Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(node)));
+                if (s->owner.load(std::memory_order_relaxed) != h) c.fail("remote-free stack of heap %u holds %p of heap %u", h, (void*)node, s->owner.load(std::memory_order_relaxed));
+                if (++n > (size_t{1} << 32)) c.fail("remote-free stack of heap %u does not end (cycle)", h);
+                ++pending;
+            }
         }
     }
     // The calling thread's cache, settled first (a reclaim may have taken
