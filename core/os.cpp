@@ -80,16 +80,27 @@ bool commit(void* p, size_t size) {
     return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=large_noreserve): large
+// blocks mapped with MAP_NORESERVE, uncharged, so the overcommit policy no
+// longer refuses a request it cannot back (the program is killed later, on a
+// page fault, instead of getting NULL + ENOMEM).
+#ifndef BITSLAB_PLANT_LARGE_NORESERVE
+#define BITSLAB_PLANT_LARGE_NORESERVE 0
+#endif
+static void* map_large(size_t size) {
+    return map_counted(size, PROT_READ | PROT_WRITE, BITSLAB_PLANT_LARGE_NORESERVE ? MAP_NORESERVE : 0);
+}
+
 void* map_committed_aligned(size_t size, size_t align) {
     if (size + align < size) { errno = ENOMEM; return nullptr; }
     // First the exact size: the kernel places mappings top-down next to each
     // other, so after one aligned mapping of whole chunks the next is usually
     // aligned too, and one system call does instead of three.
-    char* exact = static_cast<char*>(map_committed(size));
+    char* exact = static_cast<char*>(map_large(size));
     if (!exact) return nullptr;
     if ((reinterpret_cast<uintptr_t>(exact) & (align - 1)) == 0) return exact;
     unmap(exact, size);
-    char* raw = static_cast<char*>(map_committed(size + align));
+    char* raw = static_cast<char*>(map_large(size + align));
     if (!raw) return nullptr;
     uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(align - 1);
     char* p = reinterpret_cast<char*>(start);

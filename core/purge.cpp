@@ -67,6 +67,31 @@ static bool work_pending() {
 static uint64_t block_signals() { return sys::set_signal_mask(~(uint64_t{1} << (SIGSYS - 1))); }
 static void restore_signals(uint64_t old) { sys::set_signal_mask(old); }
 
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=purger_pthread): the purger
+// started with pthread_create, as before the lifecycle fixes. A note comes
+// from free, and glibc frees while it holds its stack lock (a thread on a
+// stack of the program's ends), which pthread_create takes: a deadlock.
+#ifndef BITSLAB_PLANT_PURGER_PTHREAD
+#define BITSLAB_PLANT_PURGER_PTHREAD 0
+#endif
+#if BITSLAB_PLANT_PURGER_PTHREAD
+static void* purger_on_pthread(void*) {
+    purger_main();
+    return nullptr;
+}
+static bool start_purger() {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    bool ok = pthread_create(&thread, &attr, purger_on_pthread, nullptr) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+#else
+static bool start_purger() { return raw_thread_start(purger_main); }
+#endif
+
 // Starts the purger with the state word `seen` (none, failed, or another
 // process's) replaced by ours; false if another noter changed it first.
 static bool try_start(uint64_t& seen, long& pid) {
@@ -90,7 +115,7 @@ static bool try_start(uint64_t& seen, long& pid) {
     // acq_rel: one noter wins the right to start it.
     bool won = g_state.compare_exchange_strong(seen, state_word(pid, kRunning), std::memory_order_acq_rel,
                                                std::memory_order_relaxed);
-    if (won && !raw_thread_start(purger_main)) {
+    if (won && !start_purger()) {
         // A program that may not create threads (seccomp, RLIMIT_NPROC)
         // keeps working: it purges on malloc_trim, and retries later.
         // relaxed: a hint, read only after the state below.
@@ -162,6 +187,7 @@ void purge_pause() {
     ++t_pauses;
     long pid = os::process_id();
     while (g_pass_pid.load(std::memory_order_seq_cst) == pid) sys::call(SYS_sched_yield);
+    hold_point(kHoldPaused);
 }
 
 void purge_resume() {
@@ -247,6 +273,13 @@ static size_t sift(SlabPool from, SlabPool young_to, bool everything, uint64_t n
     return released;
 }
 
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=pass_skips_remote): the
+// pass leaves remote-free stacks alone, so an idle program's remote frees
+// never reach their slabs and their memory never goes back.
+#ifndef BITSLAB_PLANT_PASS_SKIPS_REMOTE
+#define BITSLAB_PLANT_PASS_SKIPS_REMOTE 0
+#endif
+
 size_t purge_pass(bool everything) {
     size_t released = 0;
     uint64_t delay = purge_delay_ms();
@@ -259,7 +292,7 @@ size_t purge_pass(bool everything) {
     // Blocks freed on another CPU wait on their owner's remote-free stack
     // until a thread of that heap refills; in an idle program none does,
     // and their slabs would never become empty. Any thread may drain.
-    if (heap_drain_all()) left_work = true;
+    if (!BITSLAB_PLANT_PASS_SKIPS_REMOTE && heap_drain_all()) left_work = true;
     // The time after the drain: a slab it pooled is not older than `now`.
     uint64_t now = os::now_ms();
     // Slabs arrive in the dirty pool; a pass sends the young ones of the
@@ -294,11 +327,21 @@ size_t purge_pass(bool everything) {
 // Async-signal-safe (stores only): fork may run in a signal handler.
 // relaxed: the child has one thread; the purger it may start later is
 // created by a clone, which orders everything before it.
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=fork_keeps_pause): the
+// child keeps the parent's in-pass and paused state. (The announcement holds
+// the parent's process id, which the child ignores; the pauses of the
+// parent's other threads, which no thread of the child will ever lift, stop
+// every background pass of the child for good.)
+#ifndef BITSLAB_PLANT_FORK_KEEPS_PAUSE
+#define BITSLAB_PLANT_FORK_KEEPS_PAUSE 0
+#endif
 static void purge_after_fork_in_child() {
     g_state.store(kNone, std::memory_order_relaxed);
     g_retry_at.store(0, std::memory_order_relaxed);
-    g_pass_pid.store(0, std::memory_order_relaxed);
-    g_paused.store(t_pauses, std::memory_order_relaxed);  // relaxed: one thread (above)
+    if (!BITSLAB_PLANT_FORK_KEEPS_PAUSE) {
+        g_pass_pid.store(0, std::memory_order_relaxed);
+        g_paused.store(t_pauses, std::memory_order_relaxed);  // relaxed: one thread (above)
+    }
     g_forks.fetch_add(1, std::memory_order_relaxed);      // relaxed: one thread (above)
     cpu_cache_after_fork_in_child();
 }

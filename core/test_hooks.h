@@ -17,9 +17,11 @@ namespace bitslab {
 // kHoldBinsOp inside an operation on a thread's bins, and kHoldSettle when a
 // thread finds its bins taken, before it blocks signals (thread_reclaim.h);
 // with kHoldDrain after a remote-free drain added a block to its batches
-// (the subject), so a test can claim a block the walk committed (heap.cpp).
+// (the subject), so a test can claim a block the walk committed (heap.cpp);
+// with kHoldPaused while a thread holds the purger paused (statistics, the
+// heap checker), so a test can fork then (purge.cpp).
 enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5, kHoldReclaimRead = 6,
-                       kHoldSettle = 7, kHoldDrain = 8 };
+                       kHoldSettle = 7, kHoldDrain = 8, kHoldPaused = 9 };
 // relaxed everywhere: a test installs the hook before the holders it stops
 // run (it starts them after), so the hook orders nothing.
 extern std::atomic<void (*)(int)> g_hold_hook BITSLAB_INTERNAL;

@@ -91,6 +91,13 @@ void return_block(void* p, unsigned cls) {
     return_blocks(node);
 }
 
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=foreign_outside_budget): the
+// foreign batch is not paid from the budget (cache_foreign, flush_foreign),
+// so a thread holds its bins' full budget and a batch (64 KiB) beside it.
+#ifndef BITSLAB_PLANT_FOREIGN_OUTSIDE_BUDGET
+#define BITSLAB_PLANT_FOREIGN_OUTSIDE_BUDGET 0
+#endif
+
 // Sends the blocks of other heaps this thread freed back to their owners, as
 // one chain of per-class runs; their bytes of budget are unspent again.
 static void flush_foreign(ThreadCache& tc) {
@@ -104,7 +111,7 @@ static void flush_foreign(ThreadCache& tc) {
     }
     tc.foreign_classes = 0;
     tc.foreign_count = 0;
-    tc.budget_left += tc.foreign_bytes;
+    if (!BITSLAB_PLANT_FOREIGN_OUTSIDE_BUDGET) tc.budget_left += tc.foreign_bytes;
     tc.foreign_bytes = 0;
     if (chain) return_blocks(chain);
 }
@@ -128,7 +135,7 @@ static void claim_grant(ThreadCache& tc, size_t cost) {
 // it fits in the unspent budget (after flushing the batch and asking for a
 // grant), else it goes home alone.
 void cache_foreign(ThreadCache& tc, void* p, unsigned cls) {
-    size_t size = kClassSize[cls];
+    size_t size = BITSLAB_PLANT_FOREIGN_OUTSIDE_BUDGET ? 0 : kClassSize[cls];
     if (size > tc.budget_left) {
         flush_foreign(tc);
         claim_grant(tc, size);
@@ -141,7 +148,7 @@ void cache_foreign(ThreadCache& tc, void* p, unsigned cls) {
     if (!tc.foreign_heads[cls]) tc.foreign_tails[cls] = node;
     tc.foreign_heads[cls] = node;
     tc.foreign_classes |= uint64_t{1} << (cls - 1);
-    tc.foreign_bytes += static_cast<uint32_t>(size);
+    tc.foreign_bytes += static_cast<uint32_t>(kClassSize[cls]);
     if (++tc.foreign_count >= kForeignBatchBlocks || tc.foreign_bytes >= kForeignBatchBytes) flush_foreign(tc);
 }
 

@@ -33,7 +33,12 @@
 namespace lockfree {
 
 inline constexpr unsigned kPoolIndexBits = 24;  // up to 2^24 - 1 nodes (index 0 = none)
-inline constexpr unsigned kPoolTagBits = 64 - kPoolIndexBits;
+// PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=short_pool_tag): a tag of
+// LOCKFREE_POOL_TAG_BITS = 12 bits comes round after 4,096 operations.
+#ifndef LOCKFREE_POOL_TAG_BITS
+#define LOCKFREE_POOL_TAG_BITS (64 - kPoolIndexBits)
+#endif
+inline constexpr unsigned kPoolTagBits = LOCKFREE_POOL_TAG_BITS;
 
 struct PoolNode {
     std::atomic<uint32_t> pool_next{0};  // index of the next node down (0: none)
@@ -43,7 +48,7 @@ struct PoolNode {
 // quickly and show the ABA it guards against; use the default.
 template <class T, class Index, unsigned TagBits = kPoolTagBits>  // T derives from PoolNode
 class NodePool {
-    static_assert(TagBits >= 1 && TagBits <= kPoolTagBits, "the tag shares 64 bits with the index");
+    static_assert(TagBits >= 1 && TagBits <= 64 - kPoolIndexBits, "the tag shares 64 bits with the index");
 
 public:
     void put(T* item) {

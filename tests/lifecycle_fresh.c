@@ -3,6 +3,7 @@
  * has started. (In the C++ test binary, start-up allocations started the old
  * purger early, at a safe point, and hid the deadlock.) */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -58,9 +59,30 @@ static int trim_then(const char* way) {
     return 0;
 }
 
+/* The same join, with every free inside it a remote one: the threads are
+ * made on heap 0 and joined from heap 1 (bitslab_test_set_cpu: fake CPUs,
+ * which cache nothing, so each free of a heap-0 block is pushed on heap 0's
+ * remote-free stack at once, and a push notes work for the purger). Once
+ * glibc's stack cache is full, pthread_join frees the oldest cached stacks'
+ * TLS blocks (made on heap 0) under its stack-cache lock: the first note of
+ * the process is made there, every run. */
+static int join_1000_remote(void) {
+    void (*set_cpu)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "bitslab_test_set_cpu");
+    if (!set_cpu) return 4;
+    static pthread_t threads[1000];
+    set_cpu(0);
+    for (int i = 0; i < 1000; ++i)
+        if (pthread_create(&threads[i], NULL, do_nothing, NULL) != 0) return 2;
+    set_cpu(1);
+    for (int i = 0; i < 1000; ++i) pthread_join(threads[i], NULL);
+    set_cpu(-1);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc != 2) return 99;
     if (!strcmp(argv[1], "join_1000")) return join_1000();
+    if (!strcmp(argv[1], "join_1000_remote")) return join_1000_remote();
     if (!strncmp(argv[1], "trim_then_", 10)) return trim_then(argv[1] + 10);
     return 99;
 }

@@ -296,6 +296,55 @@ int case_idle_after_remote_frees() {
     return bitslab_test_purger_running() ? 9 : 0;
 }
 
+// Frees memory and idles: resident memory must go back through the
+// background purger alone (no allocator call after the frees). 0, or 7 if it
+// did not within 30 s (the deadline only bounds a failing run).
+int frees_then_idles_and_gives_back() {
+    constexpr size_t kBlocks = 200000;
+    long before = resident_kib();
+    long peak = before;
+    std::thread worker([&] {
+        std::vector<void*> blocks(kBlocks);
+        for (auto& b : blocks) { b = malloc(256); memset(b, 1, 256); }
+        peak = resident_kib();
+        for (auto& b : blocks) free(b);
+        // The thread ends: its cache goes home, the slabs empty and are pooled.
+    });
+    worker.join();
+    long now = peak;
+    for (int i = 0; i < 300; ++i) {
+        usleep(100000);
+        now = resident_kib();
+        if (now - before < (peak - before) / 10) break;
+    }
+    printf("after the frees: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
+    return now - before < (peak - before) / 10 ? 0 : 7;
+}
+
+// A thread holds the purger paused (a statistics walk, stopped at the hold
+// point) while the program forks. The child has no such thread, so it must
+// not keep that pause: its own purger must give back what the child frees.
+// (An atfork handler that kept the parent's in-pass and paused state left
+// the child's purger skipping every pass.)
+int case_fork_while_paused() {
+    if (!bitslab_test_set_hold_hook) return 4;
+    g_park_kind.store(9);  // kHoldPaused (core/test_hooks.h)
+    bitslab_test_set_hold_hook(park_hook);
+    std::thread holder([] {
+        int devnull = open("/dev/null", O_WRONLY);
+        bitslab_stats_print(devnull, 1);
+        close(devnull);
+    });
+    for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
+    if (!g_parked.load()) return 5;  // the holder never got there
+    pid_t pid = fork();
+    if (pid == 0) _exit(frees_then_idles_and_gives_back());  // the hook does not park again (g_parked)
+    int rc = wait_or_kill(pid, 60);
+    g_release.store(true);
+    holder.join();
+    return rc < 0 ? 6 : rc;
+}
+
 // The purger's pass stopped while it holds a slab: the other threads must
 // still find every other pooled slab (the old pass held the whole pool, and
 // they mapped new memory for all of it).
@@ -526,6 +575,7 @@ int case_purger_start_exit_churn() {
 // ---- the tests (in the parent) -----------------------------------------
 
 TEST(Lifecycle, ThousandThreadJoinInAFreshProcess) { EXPECT_EQ(run_fresh("join_1000"), 0); }
+TEST(Lifecycle, ThousandThreadJoinWithRemoteFreesInAFreshProcess) { EXPECT_EQ(run_fresh("join_1000_remote"), 0); }
 TEST(Lifecycle, MainThreadPthreadExitEndsTheProcess) { EXPECT_EQ(run_case("main_pthread_exit"), 0); }
 TEST(Lifecycle, ThreadsEndingInEveryWayAfterTrim) { EXPECT_EQ(run_case("thread_exits_after_trim", 120), 0); }
 TEST(Lifecycle, TrimThenAJoinedThreadEndsInAFreshProcess) { EXPECT_EQ(run_fresh("trim_then_joined"), 0); }
@@ -546,6 +596,9 @@ TEST(Lifecycle, ForkWhileAPurgePassHoldsASlab) {
 }
 TEST(Lifecycle, ForkWhileASweepHoldsSlabs) { EXPECT_EQ(run_case("fork_during_sweep"), 0); }
 TEST(Lifecycle, ForkWhileStatisticsWalk) { EXPECT_EQ(run_case("fork_during_stats", 120), 0); }
+TEST(Lifecycle, AChildForkedWhileAnotherThreadPausedThePurgerGivesMemoryBack) {
+    EXPECT_EQ(run_case("fork_while_paused", 90, "BITSLAB_PURGE_DELAY_MS=100"), 0);
+}
 TEST(Lifecycle, AStoppedPassHoldsOneSlabOnly) {
     EXPECT_EQ(run_case("stopped_pass_holder", 120, "BITSLAB_PURGE_DELAY_MS=60000"), 0);
 }
@@ -566,6 +619,7 @@ int main(int argc, char** argv) {
         if (c == "fork_during_pass") return case_fork_during_pass();
         if (c == "fork_during_sweep") return case_fork_during_sweep();
         if (c == "fork_during_stats") return case_fork_during_stats();
+        if (c == "fork_while_paused") return case_fork_while_paused();
         if (c == "idle_after_remote_frees") return case_idle_after_remote_frees();
         if (c == "stopped_pass_holder") return case_stopped_pass_holder();
         if (c == "stopped_sweep_holder") return case_stopped_sweep_holder();
