@@ -68,9 +68,10 @@ static uint64_t block_signals() { return sys::set_signal_mask(~(uint64_t{1} << (
 static void restore_signals(uint64_t old) { sys::set_signal_mask(old); }
 
 // PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=purger_pthread): the purger
-// started with pthread_create, as before the lifecycle fixes. A note comes
-// from free, and glibc frees while it holds its stack lock (a thread on a
-// stack of the program's ends), which pthread_create takes: a deadlock.
+// started with pthread_create, as before the lifecycle fixes (the thread then
+// runs the raw thread's code, ending by a raw exit). A note comes from free,
+// and glibc frees while it holds its stack-cache lock (pthread_join freeing
+// old stacks' TLS), which pthread_create takes: a deadlock.
 #ifndef BITSLAB_PLANT_PURGER_PTHREAD
 #define BITSLAB_PLANT_PURGER_PTHREAD 0
 #endif

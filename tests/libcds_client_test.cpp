@@ -1,20 +1,24 @@
 // libcds, lock-free containers written by other people, as a client of the
 // allocator. Its safe memory reclamation (hazard pointers: cds::gc::HP and
-// cds::gc::DHP) frees a node on whichever thread scans, long after another
-// thread allocated it: cross-thread, out-of-order frees from code nobody
-// here wrote. Threads (4, 16, 64 on this machine's 2 CPUs) push, pop,
-// insert, erase and look up at random; every value owns a buffer of its own
-// size (8..520 B) and carries a checksum of its key, stamp and buffer. At the
-// end the contents must agree with what the threads did (counts and sums of
-// a digest of every value that went in and came out), every checksum must
-// hold, and, once the container and the GC are gone, the heap checker must be
-// clean with no block live.
+// cds::gc::DHP) frees a node when a scan finds no guard on it, long after
+// another thread allocated it: cross-thread, out-of-order frees from code
+// nobody here wrote. Threads (4, 16, 64 on this machine's 2 CPUs, released
+// together, each doing the same number of operations) push, pop, insert,
+// erase and look up at random, and scan their retired nodes every 64
+// operations (HP's retired arrays, sized for 100 threads, would otherwise
+// hold every node until the threads detach). Every value owns a buffer of
+// its own size (8..520 B, bytes drawn from its stamp) and carries a checksum
+// of its key, stamp and buffer. At the end the contents must agree with what
+// the threads did (counts and sums of a digest of every value that went in
+// and came out), every checksum must hold, and, once the container and the
+// GC are gone, the heap checker must be clean with no block live.
 //
 // Built two ways (tests/CMakeLists.txt):
 //  - libcds_client_test: CDS_DEFAULT_ALLOCATOR is an allocator over the
 //    prefixed bitslab_* API, and the GCs' own memory goes there too; the
-//    process's malloc is glibc's. Runs in the release build and under ASan
-//    and TSan. Checks the heap and that nothing is left live.
+//    process's malloc is glibc's. Runs in the release, clang and ASan builds
+//    (the TSan build skips the containers: see the test). Checks the heap
+//    and that nothing is left live.
 //  - libcds_client_preload: std::allocator, and bitslab is the process's
 //    malloc (LD_PRELOAD of the checked library): the heap checker runs after
 //    each case and at exit. Other code holds blocks too, so "nothing live"
@@ -44,6 +48,11 @@ static void client_free(void* p) { free(p); }
 static void client_free_sized(void* p, size_t n) { ::operator delete(p, n); }
 #endif
 
+// Frees the containers made on the test's worker threads while they ran:
+// the GC's scans free nodes there (the test asserts that they did).
+static thread_local bool t_worker = false;
+static std::atomic<uint64_t> g_worker_frees{0};
+
 // The containers' allocator: every node, skip-list tower, bucket table and
 // Feldman array node comes from the allocator under test, and goes back with
 // the size it was asked for (a sized free: bitslab checks the size against
@@ -66,6 +75,7 @@ struct ClientAllocator {
         return static_cast<T*>(p);
     }
     void deallocate(T* p, size_t n) noexcept {
+        if (t_worker) g_worker_frees.fetch_add(1, std::memory_order_relaxed);  // relaxed: read after the joins
         if (kSized) client_free_sized(p, n * sizeof(T));
         else client_free(p);
     }
@@ -108,7 +118,7 @@ public:
     Value(uint64_t key, uint64_t stamp) : key_(key), stamp_(stamp), len_(8 + static_cast<uint32_t>(mix(stamp) % 513)) {
         buf_ = static_cast<unsigned char*>(client_malloc(len_));
         if (buf_ == nullptr) throw std::bad_alloc();
-        for (uint32_t i = 0; i < len_; ++i) buf_[i] = static_cast<unsigned char>(stamp + i * 131);
+        for (uint32_t i = 0; i < len_; ++i) buf_[i] = static_cast<unsigned char>(mix(stamp ^ (uint64_t{i} << 40)));
         check_ = sum();
     }
     Value(const Value& o) : key_(o.key_), stamp_(o.stamp_), len_(o.len_), check_(o.check_) {
@@ -173,46 +183,53 @@ struct Rng {
 };
 
 #if defined(LOCKFREE_SANITIZED)
-constexpr unsigned kOpsPerCase = 40000;  // each operation 5-20x slower
+constexpr unsigned kOpsPerThread = 800;  // each operation 5-20x slower
 #else
-constexpr unsigned kOpsPerCase = 120000;
+constexpr unsigned kOpsPerThread = 3000;
 #endif
+constexpr unsigned kScanEvery = 64;  // operations between a thread's scans of its retired nodes
 constexpr uint64_t kKeys = 2048;  // the maps' key space: a mix of hits and misses
 
-// A thread of the test: attached to libcds's thread manager (its hazard
-// pointer record) for as long as it runs.
-template <class Body>
+// The threads of a case: each attached to libcds's thread manager (its
+// hazard pointer record) for as long as it runs, and all released at once
+// when the last is attached, so that they overlap.
+template <class GC, class Body>
 void run_threads(unsigned threads, Body body, std::vector<Tally>& tallies) {
     tallies.assign(threads, Tally{});
+    std::atomic<unsigned> arrived{0};
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
             cds::threading::Manager::attachThread();
-            body(t, tallies[t]);
+            t_worker = true;
+            arrived.fetch_add(1);
+            while (arrived.load() < threads) std::this_thread::yield();
+            Rng rng{t * 7919 + threads};
+            for (unsigned i = 0; i < kOpsPerThread; ++i) {
+                body(t, i, rng, tallies[t]);
+                if (i % kScanEvery == kScanEvery - 1) GC::scan();  // frees what no guard holds
+            }
+            t_worker = false;
             cds::threading::Manager::detachThread();
         });
     for (auto& th : pool) th.join();
 }
 
 // A queue or a stack: push or pop at random; at the end, pop what is left.
-template <class Container>
+template <class GC, class Container>
 Tally exercise_sequence(unsigned threads) {
     Container c;
     std::vector<Tally> tallies;
-    unsigned ops = kOpsPerCase / threads;
-    run_threads(
+    run_threads<GC>(
         threads,
-        [&](unsigned t, Tally& tally) {
-            Rng rng{t * 7919 + threads};
-            for (unsigned i = 0; i < ops; ++i) {
-                if (rng.next() % 2 == 0) {
-                    Value v(uint64_t{t} << 32 | i, rng.next());
-                    tally.put(v);
-                    c.push(v);
-                } else {
-                    Value out;
-                    if (c.pop(out)) tally.took(out);
-                }
+        [&](unsigned t, unsigned i, Rng& rng, Tally& tally) {
+            if (rng.next() % 2 == 0) {
+                Value v(uint64_t{t} << 32 | i, rng.next());
+                tally.put(v);
+                c.push(v);
+            } else {
+                Value out;
+                if (c.pop(out)) tally.took(out);
             }
         },
         tallies);
@@ -225,46 +242,45 @@ Tally exercise_sequence(unsigned threads) {
 }
 
 // A map: insert, erase or look up a random key; at the end, erase every key.
-template <class Map, class... Args>
+template <class GC, class Map, class... Args>
 Tally exercise_map(unsigned threads, Args... args) {
     Map m(args...);
     std::vector<Tally> tallies;
-    unsigned ops = kOpsPerCase / threads;
-    run_threads(
+    run_threads<GC>(
         threads,
-        [&](unsigned t, Tally& tally) {
-            Rng rng{t * 104729 + threads};
-            for (unsigned i = 0; i < ops; ++i) {
-                uint64_t key = rng.next() % kKeys;
-                switch (rng.next() % 3) {
-                    case 0: {
-                        // emplace: the node holds its value before it is
-                        // linked (SkipListMap's insert(key, value) assigns
-                        // the value after, where others can read it).
-                        Value v(key, uint64_t{t} << 32 | i);
-                        if (m.emplace(key, v)) tally.put(v);
-                        break;
-                    }
-                    case 1:
-                        m.erase(key, [&](typename Map::value_type& item) {
-                            if (item.second.key() != key) tally.broken += 1;
-                            tally.took(item.second);
-                        });
-                        break;
-                    default:
-                        m.find(key, [&](typename Map::value_type& item) {
-                            if (item.second.key() != key) tally.broken += 1;
-                            tally.looked(item.second);
-                        });
-                        break;
+        [&](unsigned t, unsigned i, Rng& rng, Tally& tally) {
+            uint64_t key = rng.next() % kKeys;
+            switch (rng.next() % 3) {
+                case 0: {
+                    // emplace: the node holds its value before it is linked
+                    // (SkipListMap's insert(key, value) assigns the value
+                    // after, where others can read it).
+                    Value v(key, uint64_t{t} << 32 | i);
+                    if (m.emplace(key, v)) tally.put(v);
+                    break;
                 }
+                case 1:
+                    m.erase(key, [&](typename Map::value_type& item) {
+                        if (item.second.key() != key) tally.broken += 1;
+                        tally.took(item.second);
+                    });
+                    break;
+                default:
+                    m.find(key, [&](typename Map::value_type& item) {
+                        if (item.second.key() != key) tally.broken += 1;
+                        tally.looked(item.second);
+                    });
+                    break;
             }
         },
         tallies);
     Tally all;
     for (auto& t : tallies) all.add(t);
     for (uint64_t key = 0; key < kKeys; ++key)
-        m.erase(key, [&](typename Map::value_type& item) { all.took(item.second); });
+        m.erase(key, [&](typename Map::value_type& item) {
+            if (item.second.key() != key) all.broken += 1;
+            all.took(item.second);
+        });
     EXPECT_TRUE(m.empty());
     return all;
 }
@@ -318,12 +334,12 @@ const char* kind_name(Kind k) {
 template <class GC>
 Tally exercise(Kind kind, unsigned threads) {
     switch (kind) {
-        case Kind::Queue: return exercise_sequence<Queue<GC>>(threads);
-        case Kind::Stack: return exercise_sequence<Stack<GC>>(threads);
-        case Kind::MichaelMap: return exercise_map<MichaelMap<GC>>(threads, size_t{kKeys}, size_t{2});
-        case Kind::SplitMap: return exercise_map<SplitMap<GC>>(threads, size_t{kKeys}, size_t{2});
-        case Kind::SkipMap: return exercise_map<SkipMap<GC>>(threads);
-        case Kind::FeldmanMap: return exercise_map<FeldmanMap<GC>>(threads, size_t{8}, size_t{4});
+        case Kind::Queue: return exercise_sequence<GC, Queue<GC>>(threads);
+        case Kind::Stack: return exercise_sequence<GC, Stack<GC>>(threads);
+        case Kind::MichaelMap: return exercise_map<GC, MichaelMap<GC>>(threads, size_t{kKeys}, size_t{2});
+        case Kind::SplitMap: return exercise_map<GC, SplitMap<GC>>(threads, size_t{kKeys}, size_t{2});
+        case Kind::SkipMap: return exercise_map<GC, SkipMap<GC>>(threads);
+        case Kind::FeldmanMap: return exercise_map<GC, FeldmanMap<GC>>(threads, size_t{8}, size_t{4});
     }
     return {};
 }
@@ -351,6 +367,7 @@ TEST_P(LibcdsClient, ContentsAgreeWithWhatTheThreadsDidAndNothingIsLeftLive) {
 #endif
     const Case c = GetParam();
     Tally all;
+    g_worker_frees.store(0);
     {
         std::unique_ptr<cds::gc::HP> hp;
         std::unique_ptr<cds::gc::DHP> dhp;
@@ -361,7 +378,12 @@ TEST_P(LibcdsClient, ContentsAgreeWithWhatTheThreadsDidAndNothingIsLeftLive) {
         all = c.dhp ? exercise<cds::gc::DHP>(c.kind, c.threads) : exercise<cds::gc::HP>(c.kind, c.threads);
         cds::threading::Manager::detachThread();
     }
-    EXPECT_GT(all.in_count, kOpsPerCase / 8) << "too few values went in for the test to mean anything";
+    EXPECT_GT(all.in_count, c.threads * kOpsPerThread / 8) << "too few values went in for the test to mean anything";
+    // Nodes (and their values' buffers) freed by the workers while they ran,
+    // not only by the GC's destructor at the end.
+    printf("  %llu values in, %llu node frees by the workers while they ran\n",
+           static_cast<unsigned long long>(all.in_count), static_cast<unsigned long long>(g_worker_frees.load()));
+    EXPECT_GT(g_worker_frees.load(), all.out_count / 4) << "the workers freed few nodes: the GC did not reclaim while they ran";
     EXPECT_EQ(all.broken, 0u) << "values whose checksum failed";
     EXPECT_EQ(all.in_count, all.out_count) << "values in != values out";
     EXPECT_EQ(all.in_sum, all.out_sum) << "the digests of the values in and out differ";

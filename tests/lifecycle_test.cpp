@@ -327,7 +327,7 @@ int frees_then_idles_and_gives_back() {
 // (An atfork handler that kept the parent's in-pass and paused state left
 // the child's purger skipping every pass.)
 int case_fork_while_paused() {
-    if (!bitslab_test_set_hold_hook) return 4;
+    if (!bitslab_test_set_hold_hook || !bitslab_stats_print) return 4;
     g_park_kind.store(9);  // kHoldPaused (core/test_hooks.h)
     bitslab_test_set_hold_hook(park_hook);
     std::thread holder([] {
@@ -336,7 +336,12 @@ int case_fork_while_paused() {
         close(devnull);
     });
     for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
-    if (!g_parked.load()) return 5;  // the holder never got there
+    if (!g_parked.load()) {  // the holder never got there
+        bitslab_test_set_hold_hook(nullptr);  // or the exit's heap check would park in its pause
+        g_release.store(true);
+        holder.join();
+        return 5;
+    }
     pid_t pid = fork();
     if (pid == 0) _exit(frees_then_idles_and_gives_back());  // the hook does not park again (g_parked)
     int rc = wait_or_kill(pid, 60);
@@ -575,7 +580,11 @@ int case_purger_start_exit_churn() {
 // ---- the tests (in the parent) -----------------------------------------
 
 TEST(Lifecycle, ThousandThreadJoinInAFreshProcess) { EXPECT_EQ(run_fresh("join_1000"), 0); }
-TEST(Lifecycle, ThousandThreadJoinWithRemoteFreesInAFreshProcess) { EXPECT_EQ(run_fresh("join_1000_remote"), 0); }
+TEST(Lifecycle, ThousandThreadJoinWithRemoteFreesInAFreshProcess) {
+    int rc = run_fresh("join_1000_remote");
+    if (rc == 77) GTEST_SKIP() << "needs the per-CPU front end and two CPUs";
+    EXPECT_EQ(rc, 0);
+}
 TEST(Lifecycle, MainThreadPthreadExitEndsTheProcess) { EXPECT_EQ(run_case("main_pthread_exit"), 0); }
 TEST(Lifecycle, ThreadsEndingInEveryWayAfterTrim) { EXPECT_EQ(run_case("thread_exits_after_trim", 120), 0); }
 TEST(Lifecycle, TrimThenAJoinedThreadEndsInAFreshProcess) { EXPECT_EQ(run_fresh("trim_then_joined"), 0); }
