@@ -264,6 +264,21 @@ void pin_to(int cpu) {
     CPU_SET(cpu, &set);
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
+// Idles until resident memory falls below a tenth of its growth from
+// `before` to `peak`, polling (no timing assertion: the 30 s deadline only
+// bounds a failing run), and prints the figures: 0, or 7 if it did not.
+int idle_until_resident_falls(const char* what, long before, long peak) {
+    long now = peak;
+    for (int i = 0; i < 300; ++i) {
+        usleep(100000);
+        now = resident_kib();
+        if (now - before < (peak - before) / 10) break;
+    }
+    printf("%s: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", what, before, peak, now);
+    fflush(stdout);  // a forked child ends with _exit
+    return now - before < (peak - before) / 10 ? 0 : 7;
+}
+
 int case_idle_after_remote_frees() {
     if (!bitslab_test_set_cpu) return 4;
     constexpr size_t kBlocks = 2000000;
@@ -281,16 +296,8 @@ int case_idle_after_remote_frees() {
         for (size_t i = 0; i < kBlocks; ++i) free(blocks[i]);
     });
     consumer.join();
-    // Idle: no allocator call from here on. Poll (no timing assertion: the
-    // deadline only bounds a failing run).
-    long now = peak;
-    for (int i = 0; i < 300; ++i) {
-        usleep(100000);
-        now = resident_kib();
-        if (now - before < (peak - before) / 10) break;
-    }
-    printf("idle after remote frees: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
-    if (now - before >= (peak - before) / 10) return 7;
+    // Idle: no allocator call from here on.
+    if (int rc = idle_until_resident_falls("idle after remote frees", before, peak)) return rc;
     // Nothing left to purge: the purger ends (an idle program has no extra thread).
     for (int i = 0; i < 300 && bitslab_test_purger_running(); ++i) usleep(100000);
     return bitslab_test_purger_running() ? 9 : 0;
@@ -311,14 +318,7 @@ int frees_then_idles_and_gives_back() {
         // The thread ends: its cache goes home, the slabs empty and are pooled.
     });
     worker.join();
-    long now = peak;
-    for (int i = 0; i < 300; ++i) {
-        usleep(100000);
-        now = resident_kib();
-        if (now - before < (peak - before) / 10) break;
-    }
-    printf("after the frees: resident %ld KiB before, %ld KiB at peak, %ld KiB idle\n", before, peak, now);
-    return now - before < (peak - before) / 10 ? 0 : 7;
+    return idle_until_resident_falls("after the frees", before, peak);
 }
 
 // A thread holds the purger paused (a statistics walk, stopped at the hold
