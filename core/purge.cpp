@@ -324,7 +324,8 @@ size_t purge_pass(bool everything) {
 // In a child after fork only the forking thread exists: no purger (the next
 // note starts one), no pass in progress, and only the forking thread's own
 // pauses. What other threads held at the fork is lost to the child: at most
-// one slab per pass and kSweepHeld per sweep (bounded, never corrupt).
+// one slab per pass and kEmptySlabsKept + 1 per sweep (bounded, never
+// corrupt; verify/model/slab_pools.pml checks it).
 // Async-signal-safe (stores only): fork may run in a signal handler.
 // relaxed: the child has one thread; the purger it may start later is
 // created by a clone, which orders everything before it.

@@ -169,6 +169,20 @@ void park_hook(int kind) {
     while (!g_release.load(std::memory_order_acquire)) __builtin_ia32_pause();
 }
 
+// The holder never reached its hold point: 5, after removing the hook and
+// letting anything that parks since go (so that the joins, and the heap
+// check at exit, which pauses the purger, end).
+int give_up_parking() {
+    bitslab_test_set_hold_hook(nullptr);
+    g_release.store(true);
+    return 5;
+}
+int give_up_parking(std::thread& holder) {
+    give_up_parking();
+    holder.join();
+    return 5;
+}
+
 // Every statistics entry point and the heap checker, in a forked child.
 int child_checks() {
     int devnull = open("/dev/null", O_WRONLY);
@@ -211,7 +225,7 @@ int fork_while_held(int kind, void (*make_holder)()) {
     bitslab_test_set_hold_hook(park_hook);
     std::thread holder(make_holder);
     for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
-    if (!g_parked.load()) return 5;  // the holder never got there
+    if (!g_parked.load()) return give_up_parking(holder);
     int worst = fork_and_check(3);
     g_release.store(true);
     holder.join();
@@ -336,12 +350,7 @@ int case_fork_while_paused() {
         close(devnull);
     });
     for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
-    if (!g_parked.load()) {  // the holder never got there
-        bitslab_test_set_hold_hook(nullptr);  // or the exit's heap check would park in its pause
-        g_release.store(true);
-        holder.join();
-        return 5;
-    }
+    if (!g_parked.load()) return give_up_parking(holder);
     pid_t pid = fork();
     if (pid == 0) _exit(frees_then_idles_and_gives_back());  // the hook does not park again (g_parked)
     int rc = wait_or_kill(pid, 60);
@@ -366,7 +375,7 @@ int case_stopped_pass_holder() {
     });
     maker.join();  // its cache flushed, its slabs pooled dirty: the purger's pass takes one and stops
     for (int i = 0; i < 20000 && !g_parked.load(); ++i) usleep(1000);
-    if (!g_parked.load()) return 5;
+    if (!g_parked.load()) return give_up_parking();
     long before = resident_kib();
     std::thread user([&] {
         pin_to(0);

@@ -9,7 +9,9 @@
  * Each list is a lock-free stack (SlabList: NodePool's put and get, each one
  * linearizable CAS); here a list is the set of slabs whose `where` names it,
  * and a take may get ANY of them (a superset of a stack's order, so what
- * holds here holds for the stacks). Each `atomic { }` is one instruction:
+ * holds here holds for the stacks). Each `atomic { }` is one atomic
+ * instruction of the code, or a step slab_protocol.pml shows to act as one
+ * (the claim, the free, the release):
  *   take(L)        slab_take (NodePool::get)            core/slab.h
  *   put(L)         slab_list (NodePool::put)            core/slab.h, core/pool.cpp
  *   claim          slab_claim's take_bits + fetch_sub   core/slab.cpp
@@ -29,10 +31,13 @@
  *   - a slab on a pool is empty and has no owner; one on a heap's list has one;
  *   - the pass purges only a slab it holds, empty and unowned (never one
  *     another thread holds or uses);
- *   - at the end: no slab is lost. Each is on a list, or DETACHED with a live
- *     block (whose free relists it), or held by a thread that the fork left
- *     behind (the child's known leak: at most one for the pass, at most
- *     kEmptySlabsKept + 1 for a sweep, as docs/DESIGN.md says).
+ *   - at the end: no slab is lost. Each is on a list, or DETACHED and full
+ *     (a free relists it), or held by a thread that the fork left behind
+ *     (the child's known leak: at most one for a pass, at most KEPT + 1 for
+ *     a sweep or the free that relists before it, as docs/DESIGN.md says).
+ *     The real purger also sweeps (its drain's frees empty slabs), one after
+ *     the other, so it holds at most max(1, KEPT + 1) at a time; here the
+ *     sweep runs on a program thread and the purger only passes.
  *
  * Planted bugs (ci/run spin requires spin to find each):
  *   PLANT_PURGE_UNHELD   the pass purges the slab it saw on a pool before it
@@ -45,7 +50,9 @@
 
 #define NS 3             /* slabs */
 #define NONE 255
-#define KEPT 1           /* empty slabs a sweep keeps (kEmptySlabsKept; 1 here) */
+#ifndef KEPT
+#define KEPT 1           /* empty slabs a sweep keeps (kEmptySlabsKept; 1 here; malloc_trim's sweeps keep 0) */
+#endif
 #define CAP 2            /* slots a slab has */
 #define ROUNDS 2         /* refills by the forking thread */
 
@@ -200,7 +207,7 @@ inline sweep_sift(from, to) {
 /* A program thread: frees one slot a client holds (relisting its slab if
  * that was DETACHED), then sweeps the class. It does not exist in the child. */
 proctype Freer() {
-    byte s, n, nkept = 0, kept[KEPT], i;
+    byte s, n, nkept = 0, kept[KEPT + 1], i;
     bit seen_empty, relist = 0;
     {
         atomic {                                       /* free: fetch_or, then the anchor CAS */
@@ -306,11 +313,12 @@ proctype Final() {
 
 init {
     atomic {
-        /* slab 0: the heap's, both slots handed out (detached); slab 1: on
-         * the heap's partial list, empty; slab 2: on the dirty pool */
+        /* slab 0: the heap's, both slots handed out (detached); slabs 1
+         * and 2: the heap's, empty, on its partial and swept lists (a sweep
+         * keeps one and pools the other; the pools start empty) */
         where[0] = DETACHED; holder[0] = NONE; live[0] = CAP; owned[0] = 1;
         where[1] = PARTIAL;  holder[1] = NONE; live[1] = 0; owned[1] = 1;
-        where[2] = DIRTY;    holder[2] = NONE; live[2] = 0; owned[2] = 0;
+        where[2] = SWEPT;    holder[2] = NONE; live[2] = 0; owned[2] = 1;
         run Taker(); freer_pid = run Freer(); purger_pid = run Purger(0);
         run Final()
     }
