@@ -321,14 +321,6 @@ size_t purge_pass(bool everything) {
     return released;
 }
 
-// In a child after fork only the forking thread exists: no purger (the next
-// note starts one), no pass in progress, and only the forking thread's own
-// pauses. What other threads held at the fork is lost to the child: at most
-// one slab per pass and kEmptySlabsKept + 1 per sweep (bounded, never
-// corrupt; verify/model/slab_pools.pml checks it).
-// Async-signal-safe (stores only): fork may run in a signal handler.
-// relaxed: the child has one thread; the purger it may start later is
-// created by a clone, which orders everything before it.
 // PLANTED BUG (ci/run planted, BITSLAB_PLANT_BUG=fork_keeps_pause): the
 // child keeps the parent's in-pass and paused state. (The announcement holds
 // the parent's process id, which the child ignores; the pauses of the
@@ -337,6 +329,15 @@ size_t purge_pass(bool everything) {
 #ifndef BITSLAB_PLANT_FORK_KEEPS_PAUSE
 #define BITSLAB_PLANT_FORK_KEEPS_PAUSE 0
 #endif
+
+// In a child after fork only the forking thread exists: no purger (the next
+// note starts one), no pass in progress, and only the forking thread's own
+// pauses. What other threads held at the fork is lost to the child: at most
+// one slab per pass and kEmptySlabsKept + 1 per sweep (bounded, never
+// corrupt; verify/model/slab_pools.pml checks it).
+// Async-signal-safe (stores only): fork may run in a signal handler.
+// relaxed: the child has one thread; the purger it may start later is
+// created by a clone, which orders everything before it.
 static void purge_after_fork_in_child() {
     g_state.store(kNone, std::memory_order_relaxed);
     g_retry_at.store(0, std::memory_order_relaxed);
