@@ -114,7 +114,9 @@ public:
     bool add(Slab* s, lockfree::StackNode* block) {
         unsigned i = (s->base / kSlabSize) % kBatches;
         used_ |= 1u << i;
-        if (settle(batches_[i].add(s, block))) left_work_ = true;
+        SlabFreed done = batches_[i].add(s, block);
+        // Most adds complete no slab: nothing to settle.
+        if (BITSLAB_UNLIKELY(done.relist || done.emptied) && settle(done)) left_work_ = true;
         return !batches_[i].faulted();
     }
     // Commits every batch used; must be called before it goes out of scope.
@@ -164,14 +166,18 @@ bool heap_drain_remote(Heap& h) {
     // anything twice. The bitmap's own check (LocalFreeBatch::add) is not
     // enough alone: the walk's other lanes can commit the block's word
     // before its repeat, and a claim in between clears its bit again.
+    Slab* s = nullptr;  // the slab of the block before, checked as ours
     while (lockfree::StackNode* block = walk.next()) {
         // Blocks on our stack belong to our slabs; a slab cannot change owner
         // while it has a pending block, so the page map entry is current
         // (and the relaxed owner read below: take_all's acquire ordered it).
-        Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(block)));
-        if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
-            report_fault(Fault::kCorruptList, block, s ? s->slot_size : 0);
-            break;
+        // A block of the slab before needs neither again.
+        if (!s || reinterpret_cast<uintptr_t>(block) - s->base >= kSlabSize) {
+            s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(block)));
+            if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
+                report_fault(Fault::kCorruptList, block, s ? s->slot_size : 0);
+                break;
+            }
         }
         if (BITSLAB_UNLIKELY(mark_get(block) != remote_mark())) {
             report_fault(Fault::kDoubleFree, block, s->slot_size);
@@ -232,16 +238,24 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     // the free-time checks): stop rather than loop or free it twice.
     constexpr uint32_t kMaxWalk = 1u << 16;
     uint32_t walked = 0;
+    Slab* s = nullptr;   // the slab of the block before, and its owner: a
+    uint32_t owner = 0;  // block of the same slab needs neither looked up again
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
-        Slab* s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
-        if (BITSLAB_UNLIKELY(!s || ++walked > kMaxWalk)) {
-            report_fault(Fault::kCorruptList, chain, s ? s->slot_size : 0);
+        if (!s || reinterpret_cast<uintptr_t>(chain) - s->base >= kSlabSize) {
+            s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(chain)));
+            if (BITSLAB_UNLIKELY(!s)) {
+                report_fault(Fault::kCorruptList, chain, 0);
+                break;
+            }
+            // relaxed: the block is live (we are freeing it), so its slab cannot
+            // change owner; we got the block after its slab was assigned.
+            owner = s->owner.load(std::memory_order_relaxed);
+        }
+        if (BITSLAB_UNLIKELY(++walked > kMaxWalk)) {
+            report_fault(Fault::kCorruptList, chain, s->slot_size);
             break;
         }
-        // relaxed: the block is live (we are freeing it), so its slab cannot
-        // change owner; we got the block after its slab was assigned.
-        uint32_t owner = s->owner.load(std::memory_order_relaxed);
         if (owner == here.index) {
             if (BITSLAB_UNLIKELY(!frees.add(s, chain))) break;
         } else {
