@@ -110,6 +110,14 @@ void* malloc_unmarked_cpu(void* block, unsigned cls, size_t size) {
     return malloc_slow(size);
 }
 
+// malloc_unmarked inside the bracket, then out of it (a tail call from
+// malloc_from_bins, as malloc_slow is).
+static BITSLAB_COLD void* malloc_unmarked_then_leave(lockfree::StackNode* block, unsigned cls, size_t size) {
+    void* p = malloc_unmarked(block, cls, size);
+    bins_leave();
+    return p;
+}
+
 void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
     // The block is someone's, and the links after it cannot be trusted:
     // leak the whole bin, before reporting (a handler must not pop a head
@@ -129,16 +137,15 @@ void* malloc_from_bins(size_t size, uintptr_t cls) {
             bins_leave();
             return block;
         }
-        void* p = malloc_unmarked(block, static_cast<unsigned>(cls), size);
-        bins_leave();
-        return p;
+        return malloc_unmarked_then_leave(block, static_cast<unsigned>(cls), size);
     }
     bins_leave();
     return malloc_slow(size);
 }
 
-// Step 2.
-void* malloc_slow(size_t size) {
+// Step 2. Not inlined (nor split) into malloc_from_bins, whose fast path then
+// calls nothing but tail calls and needs no stack frame (4 instructions).
+__attribute__((noinline)) void* malloc_slow(size_t size) {
     if (size <= kMaxSmallSize) {
         unsigned cls = static_cast<unsigned>(size_class_of(size));
         globals();  // the front end is decided with the globals: before the first block

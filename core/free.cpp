@@ -24,6 +24,11 @@ void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
     report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
 }
 
+void free_found_unmarked_then_leave(lockfree::StackNode* below, unsigned cls) {
+    free_found_unmarked(below, cls);
+    bins_leave();
+}
+
 // The checks of free_fast, made for every small block that reaches the slow
 // path; false (after reporting) if p must be left alone.
 static bool small_free_ok(void* p, unsigned cls) {

@@ -55,6 +55,9 @@ void free_slow(void* p);
 // The block below a freed one had lost its free mark (see free_to_bin):
 // reports it and, if the report returns, drops (leaks) the bin.
 BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
+// free_found_unmarked, then bins_leave: free_to_bin's last step when it finds
+// one, so the call is a tail call and the fast path needs no stack frame.
+BITSLAB_COLD void free_found_unmarked_then_leave(lockfree::StackNode* below, unsigned cls);
 
 // Misuse checks on every free, before the block is touched: p must be the
 // start of a slot (is_slot_start; no offset is one in class 0, another heap's
@@ -81,8 +84,10 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
         // check comes after the store (a compiler barrier keeps it there:
         // a seq_cst signal fence, no instruction, as in pop_marked).
         std::atomic_signal_fence(std::memory_order_seq_cst);
-        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark))
-            free_found_unmarked(below, static_cast<unsigned>(cls));
+        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark)) {
+            free_found_unmarked_then_leave(below, static_cast<unsigned>(cls));
+            return true;
+        }
         bins_leave();
         return true;
     }

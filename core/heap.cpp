@@ -171,13 +171,14 @@ bool heap_drain_remote(Heap& h) {
         // Blocks on our stack belong to our slabs; a slab cannot change owner
         // while it has a pending block, so the page map entry is current
         // (and the relaxed owner read below: take_all's acquire ordered it).
-        // A block of the slab before needs neither again.
-        if (!s || reinterpret_cast<uintptr_t>(block) - s->base >= kSlabSize) {
+        // A block of the slab before needs no page map lookup (one slab per
+        // chunk); its owner is read again, in case an undetected double free
+        // let the slab empty and change hands during the walk.
+        if (!s || reinterpret_cast<uintptr_t>(block) - s->base >= kSlabSize)
             s = slab_of(page_map_get(reinterpret_cast<uintptr_t>(block)));
-            if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
-                report_fault(Fault::kCorruptList, block, s ? s->slot_size : 0);
-                break;
-            }
+        if (BITSLAB_UNLIKELY(!s || s->owner.load(std::memory_order_relaxed) != h.index)) {
+            report_fault(Fault::kCorruptList, block, s ? s->slot_size : 0);
+            break;
         }
         if (BITSLAB_UNLIKELY(mark_get(block) != remote_mark())) {
             report_fault(Fault::kDoubleFree, block, s->slot_size);

@@ -120,11 +120,9 @@ SlabFreed LocalFreeBatch::add_slow(Slab* s, void* block) {
         done = commit_slab();
         slab_ = s;
         word_ = word;
-        seen_ = s->free_slots.load(word);  // acquire (atomic_bitmap.h): the bits free now
     } else if (word != word_) {
         commit_word();
         word_ = word;
-        seen_ = s->free_slots.load(word);  // acquire: as above (our own commits included)
     }
     // Free already: in this batch, or in the bitmap (an earlier commit of
     // this walk: a cycle; or another free). Found here, the report names the
@@ -132,7 +130,7 @@ SlabFreed LocalFreeBatch::add_slow(Slab* s, void* block) {
     // whichever batch of the walk (heap.cpp) holds it; left to the commit,
     // another batch could report a block of the cycle given once first. The
     // bitmap's line is the one the commit's fetch_or takes anyway.
-    if (BITSLAB_UNLIKELY((mask_ | seen_) & bit)) {
+    if (BITSLAB_UNLIKELY((mask_ & bit) || (s->free_slots.load(word) & bit))) {
         report_fault(Fault::kDoubleFree, block, s->slot_size);
         faulted_ = true;
         return done;

@@ -166,14 +166,17 @@ struct SlabFreed {
 class LocalFreeBatch {
 public:
     // Inline for the common case, a slot of the slab and bitmap word of the
-    // block before (a flush or a drain frees runs of neighbours): the checks,
-    // then a bit in the word's mask. Anything else goes to add_slow.
+    // block before (a flush or a drain frees runs of neighbours): the checks
+    // (a slot, not free already: in the batch's mask or in the bitmap word,
+    // read again each time), then a bit in the word's mask. Anything else,
+    // a report included, goes to add_slow.
     BITSLAB_HOT SlabFreed add(Slab* s, void* block) {
         auto p = reinterpret_cast<uintptr_t>(block);
         uint32_t slot = s->slot_of(p);
         uint64_t bit = uint64_t{1} << (slot % 64);
+        // acquire (atomic_bitmap.h): as in add_slow.
         if (BITSLAB_LIKELY(s == slab_ && slot / 64 == word_ && slot < s->capacity && s->slot_address(slot) == p &&
-                           ((mask_ | seen_) & bit) == 0)) {
+                           ((mask_ | s->free_slots.load(word_)) & bit) == 0)) {
             mask_ |= bit;
             ++added_;
             return {};
@@ -189,11 +192,6 @@ private:
     Slab* slab_ = nullptr;
     unsigned word_ = 0;
     uint64_t mask_ = 0;
-    // The bitmap word word_ of slab_ as it was when the batch came to it (its
-    // bits free then): add's check for a block freed already reads it rather
-    // than the bitmap each time. A bit set since then by another freer is
-    // found by the commit (commit_word's fetch_or returns it).
-    uint64_t seen_ = 0;
     uint32_t added_ = 0;  // slots newly freed in slab_ not yet counted in its anchor
     bool faulted_ = false;
 };

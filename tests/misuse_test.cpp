@@ -22,6 +22,7 @@
 #include "core/purge.h"
 #include "core/slab.h"
 #include "core/test_hooks.h"
+#include "core/thread_cache.h"
 #include "slab_for.h"
 #include "test_util.h"
 
@@ -367,6 +368,125 @@ TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
     for (void* p : c_blocks)
         if (p != c) bitslab_free(p);
     EXPECT_HEAP_OK();
+}
+
+// The same cycle in a chain a thread sends home (a flush: heap_return_chain),
+// where blocks carry no remote mark and only the batches' check can find the
+// repeat: b -> c -> x -> b, b and x in two words of one slab, c of another
+// slab. b's second visit comes after x's word moved b's word to the bitmap:
+// the report names b, once, and the walk stops.
+TEST_F(Misuse, ACycleInAFlushedChainNamesTheBlockGivenTwice) {
+    purge_pause();
+    std::vector<void*> a_blocks, c_blocks;
+    for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
+    for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
+    Slab* a = slab_for(a_blocks[0]);
+    void* b = nullptr;
+    void* x = nullptr;
+    for (void* p : a_blocks) {
+        if (slab_for(p) != a) continue;
+        uint32_t slot = a->slot_of(reinterpret_cast<uintptr_t>(p));
+        if (slot / 64 == 0 && !b) b = p;
+        if (slot / 64 == 1 && !x) x = p;
+    }
+    ASSERT_TRUE(b && x);
+    void* c = c_blocks[0];
+    auto* nb = static_cast<lockfree::StackNode*>(b);
+    auto* nc = static_cast<lockfree::StackNode*>(c);
+    auto* nx = static_cast<lockfree::StackNode*>(x);
+    lockfree::link_set(nb, nc);
+    lockfree::link_set(nc, nx);
+    lockfree::link_set(nx, nb);  // b -> c -> x -> b -> ...
+    heap_return_chain(current_heap(g_globals.load()), nb);
+    ASSERT_EQ(rec.count, 1);
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, b);
+    for (void* block : {b, c, x})
+        EXPECT_TRUE(slab_for(block)->free_slots.test(slab_for(block)->slot_of(reinterpret_cast<uintptr_t>(block))))
+            << block << " was freed once, into its bitmap";
+    for (void* p : a_blocks)
+        if (p != b && p != x) bitslab_free(p);
+    for (void* p : c_blocks)
+        if (p != c) bitslab_free(p);
+    EXPECT_HEAP_OK();
+    purge_resume();
+}
+
+// A drain meets a block whose slab is not this heap's: a corrupt list. Once
+// as the second block of the walk (another heap's slab), and once in a run of
+// blocks of one slab whose owner changed under the walk (what an undetected
+// double free could let happen: the slab emptied, was pooled and reassigned):
+// the drain looks a slab up once per run, but reads its owner for each block.
+namespace {
+struct OwnerSwap {
+    Slab* slab = nullptr;
+    const void* after = nullptr;
+    uint32_t owner = 0;
+    bool done = false;
+};
+OwnerSwap g_owner_swap;
+void swap_owner_after_first(int kind) {
+    OwnerSwap& o = g_owner_swap;
+    if (kind != kHoldDrain || o.done || g_hold_subject.load(std::memory_order_relaxed) != o.after) return;
+    o.slab->owner.store(o.owner, std::memory_order_relaxed);
+    o.done = true;
+}
+}  // namespace
+
+TEST_F(Misuse, ADrainReportsABlockOfASlabItsHeapDoesNotOwn) {
+    if (heap_count() < 2) GTEST_SKIP() << "one heap: no slab of another heap to make";
+    purge_pause();
+    Heap& h = current_heap(g_globals.load());
+    Heap& other = heap_at((h.index + 1) % heap_count());
+    heap_drain_remote(h);
+    unsigned cls = static_cast<unsigned>(size_class_of(64));
+    bool left_work = false;
+    Chain ours, theirs;
+    ASSERT_EQ(heap_take(h, cls, 2, ours, left_work, true), 2u);
+    ASSERT_EQ(heap_take(other, cls, 1, theirs, left_work, true), 1u);
+    lockfree::StackNode* p = ours.head;
+    lockfree::StackNode* q = theirs.head;
+    for (lockfree::StackNode* n : {p, q}) {
+        hand_out(n, cls);
+        mark_set(n, remote_mark());  // as heap_return_chain sends blocks home
+    }
+    lockfree::link_set(p, q);
+    lockfree::link_set(q, nullptr);
+    h.remote.push_chain(RemoteLanes::lane_of(p), p, q);
+    heap_drain_remote(h);
+    ASSERT_EQ(rec.count, 1);
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_CORRUPT_LIST);
+    EXPECT_EQ(rec.faults[0].ptr, q);
+    hand_out(q, cls);  // leaked (the test's): live, as a held block is
+
+    // Two blocks of one slab of ours; the slab changes hands after the first.
+    rec.count = 0;
+    Chain two;
+    ASSERT_EQ(heap_take(h, cls, 2, two, left_work, true), 2u);
+    lockfree::StackNode* s1 = two.head;
+    lockfree::StackNode* s2 = two.tail;
+    Slab* slab = slab_for(s1);
+    ASSERT_EQ(slab, slab_for(s2));
+    for (lockfree::StackNode* n : {s1, s2}) {
+        hand_out(n, cls);
+        mark_set(n, remote_mark());
+    }
+    lockfree::link_set(s1, s2);
+    lockfree::link_set(s2, nullptr);
+    h.remote.push_chain(RemoteLanes::lane_of(s1), s1, s2);
+    g_owner_swap = {slab, s1, other.index, false};
+    bitslab_test_set_hold_hook(swap_owner_after_first);
+    heap_drain_remote(h);
+    bitslab_test_set_hold_hook(nullptr);
+    slab->owner.store(h.index, std::memory_order_relaxed);  // back, for the heap checker
+    ASSERT_TRUE(g_owner_swap.done) << "the hold point did not come after the first block";
+    ASSERT_EQ(rec.count, 1);
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_CORRUPT_LIST);
+    EXPECT_EQ(rec.faults[0].ptr, s2);
+    EXPECT_FALSE(slab->free_slots.test(slab->slot_of(reinterpret_cast<uintptr_t>(s2)))) << "s2 was freed into a slab of another heap";
+    hand_out(s2, cls);  // leaked (the test's): live, as a held block is
+    EXPECT_HEAP_OK();
+    purge_resume();
 }
 #endif
 
