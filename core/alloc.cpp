@@ -144,8 +144,9 @@ void* malloc_from_bins(size_t size, uintptr_t cls) {
 }
 
 // Step 2. Not inlined (nor split) into malloc_from_bins, whose fast path then
-// calls nothing but tail calls and needs no stack frame (4 instructions).
-__attribute__((noinline)) void* malloc_slow(size_t size) {
+// makes only tail calls and needs no stack frame (4 instructions of frame, 3
+// net).
+void* malloc_slow(size_t size) {
     if (size <= kMaxSmallSize) {
         unsigned cls = static_cast<unsigned>(size_class_of(size));
         globals();  // the front end is decided with the globals: before the first block

@@ -30,13 +30,15 @@
 
 namespace bitslab {
 
-void* malloc_slow(size_t size);
+// Not inlined (alloc.cpp): the per-thread fast path then tail-calls it and
+// needs no stack frame.
+__attribute__((noinline)) void* malloc_slow(size_t size);
 
 // A block just taken from a bin had lost its free mark: it was handed out
 // already (by a malloc in a signal handler that interrupted this thread's
 // malloc or free while it had the bin's head in a register), or freed memory
-// was written. Reports it; if the report returns, drops (leaks) the bin and
-// allocates on the slow path.
+// was written. Drops (leaks) the bin, reports the block and, if the report
+// returns, allocates on the slow path.
 BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
 
 // Pops bin cls's head `block`; false if it lacks the free mark (then see

@@ -53,7 +53,7 @@ namespace bitslab {
 // Step 2 (free.cpp).
 void free_slow(void* p);
 // The block below a freed one had lost its free mark (see free_to_bin):
-// reports it and, if the report returns, drops (leaks) the bin.
+// drops (leaks) the bin, then reports it.
 BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
 // free_found_unmarked, then bins_leave: free_to_bin's last step when it finds
 // one, so the call is a tail call and the fast path needs no stack frame.
@@ -84,9 +84,12 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
         // check comes after the store (a compiler barrier keeps it there:
         // a seq_cst signal fence, no instruction, as in pop_marked).
         std::atomic_signal_fence(std::memory_order_seq_cst);
-        if (BITSLAB_UNLIKELY(below != nullptr && mark_get(below) != mark)) {
-            free_found_unmarked_then_leave(below, static_cast<unsigned>(cls));
-            return true;
+        // (Two ifs: the usual path, a bin that held blocks, falls through.)
+        if (BITSLAB_LIKELY(below != nullptr)) {
+            if (BITSLAB_UNLIKELY(mark_get(below) != mark)) {
+                free_found_unmarked_then_leave(below, static_cast<unsigned>(cls));
+                return true;
+            }
         }
         bins_leave();
         return true;

@@ -252,6 +252,7 @@ TEST_F(Misuse, ABlockThatLostItsFreeMarkInABinIsReportedNotHandedOutAgain) {
     mark_set(p, 0);   // the handler's hand_out
     void* q = bitslab_malloc(96);
     expect_one(BITSLAB_FAULT_HANDED_OUT_TWICE, p, 96);
+    EXPECT_EQ(t_cache.busy, 0u) << "the report's path left the bins' bracket open (the purger could never take them)";
     EXPECT_NE(q, p);
     // The bin was dropped (leaked); later mallocs of the class never return p.
     std::vector<void*> more;
@@ -280,6 +281,7 @@ TEST_F(Misuse, AFreeThatFindsTheBlockBelowItUnmarkedReportsIt) {
     mark_set(a, 0);   // the handler's hand_out of a
     bitslab_free(b);  // links b over a
     expect_one(BITSLAB_FAULT_HANDED_OUT_TWICE, a, 96);
+    EXPECT_EQ(t_cache.busy, 0u) << "the report's path left the bins' bracket open (the purger could never take them)";
     for (int i = 0; i < 200; ++i) EXPECT_NE(bitslab_malloc(96), a);  // (leaked: the test's blocks)
     EXPECT_EQ(rec.count, 1);
     expect_heap_intact();
