@@ -330,27 +330,45 @@ TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
     EXPECT_HEAP_OK();
 }
 
+// Blocks for a cycle through two words of one slab and a block of another
+// slab: b and x in bitmap words 0 and 1 of slab a (512 B blocks), c in an
+// 8 KiB slab. free_rest() frees the blocks allocated with them.
+struct CycleBlocks {
+    std::vector<void*> a_blocks, c_blocks;
+    Slab* a = nullptr;
+    void* b = nullptr;
+    void* x = nullptr;
+    void* c = nullptr;
+    CycleBlocks() {
+        for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
+        for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
+        a = slab_for(a_blocks[0]);
+        for (void* p : a_blocks) {
+            if (slab_for(p) != a) continue;
+            uint32_t slot = a->slot_of(reinterpret_cast<uintptr_t>(p));
+            if (slot / 64 == 0 && !b) b = p;
+            if (slot / 64 == 1 && !x) x = p;
+        }
+        c = c_blocks[0];
+    }
+    void free_rest() {
+        for (void* p : a_blocks)
+            if (p != b && p != x) bitslab_free(p);
+        for (void* p : c_blocks)
+            if (p != c) bitslab_free(p);
+    }
+};
+
 // A cycle through two words of one slab and a block of another slab (which
 // goes to another of the drain's batches): b -> c -> x -> b, b pushed twice.
 // The report must name b, the block freed twice, not c or x. (With the
 // batches chosen by slab, b's second visit was checked only at its word's
 // next commit, after c's own batch had already reported c.)
 TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
-    std::vector<void*> a_blocks, c_blocks;
-    for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
-    for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
-    Slab* a = slab_for(a_blocks[0]);
-    void* b = nullptr;
-    void* x = nullptr;
-    for (void* p : a_blocks) {
-        if (slab_for(p) != a) continue;
-        uint32_t slot = a->slot_of(reinterpret_cast<uintptr_t>(p));
-        if (slot / 64 == 0 && !b) b = p;
-        if (slot / 64 == 1 && !x) x = p;
-    }
+    CycleBlocks k;
+    void *b = k.b, *x = k.x, *c = k.c;
     ASSERT_TRUE(b && x);
-    void* c = c_blocks[0];
-    ASSERT_NE(a->base / kSlabSize % 16, slab_for(c)->base / kSlabSize % 16);  // another batch
+    ASSERT_NE(k.a->base / kSlabSize % 16, slab_for(c)->base / kSlabSize % 16);  // another batch
     Heap& h = current_heap(g_globals.load());
     auto* nb = static_cast<lockfree::StackNode*>(b);
     auto* nc = static_cast<lockfree::StackNode*>(c);
@@ -365,10 +383,7 @@ TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
     EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
     EXPECT_EQ(rec.faults[0].ptr, b);
     EXPECT_EQ(rec.count, 1);
-    for (void* p : a_blocks)
-        if (p != b && p != x) bitslab_free(p);
-    for (void* p : c_blocks)
-        if (p != c) bitslab_free(p);
+    k.free_rest();
     EXPECT_HEAP_OK();
 }
 
@@ -379,20 +394,9 @@ TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
 // the report names b, once, and the walk stops.
 TEST_F(Misuse, ACycleInAFlushedChainNamesTheBlockGivenTwice) {
     purge_pause();
-    std::vector<void*> a_blocks, c_blocks;
-    for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
-    for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
-    Slab* a = slab_for(a_blocks[0]);
-    void* b = nullptr;
-    void* x = nullptr;
-    for (void* p : a_blocks) {
-        if (slab_for(p) != a) continue;
-        uint32_t slot = a->slot_of(reinterpret_cast<uintptr_t>(p));
-        if (slot / 64 == 0 && !b) b = p;
-        if (slot / 64 == 1 && !x) x = p;
-    }
+    CycleBlocks k;
+    void *b = k.b, *x = k.x, *c = k.c;
     ASSERT_TRUE(b && x);
-    void* c = c_blocks[0];
     auto* nb = static_cast<lockfree::StackNode*>(b);
     auto* nc = static_cast<lockfree::StackNode*>(c);
     auto* nx = static_cast<lockfree::StackNode*>(x);
@@ -406,10 +410,7 @@ TEST_F(Misuse, ACycleInAFlushedChainNamesTheBlockGivenTwice) {
     for (void* block : {b, c, x})
         EXPECT_TRUE(slab_for(block)->free_slots.test(slab_for(block)->slot_of(reinterpret_cast<uintptr_t>(block))))
             << block << " was freed once, into its bitmap";
-    for (void* p : a_blocks)
-        if (p != b && p != x) bitslab_free(p);
-    for (void* p : c_blocks)
-        if (p != c) bitslab_free(p);
+    k.free_rest();
     EXPECT_HEAP_OK();
     purge_resume();
 }
