@@ -239,8 +239,7 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     // the free-time checks): stop rather than loop or free it twice.
     constexpr uint32_t kMaxWalk = 1u << 16;
     uint32_t walked = 0;
-    Slab* s = nullptr;   // the slab of the block before, and its owner: a
-    uint32_t owner = 0;  // block of the same slab needs neither looked up again
+    Slab* s = nullptr;  // the slab of the block before: a block of the same slab needs no page map lookup
     while (chain) {
         lockfree::StackNode* next = lockfree::link_next(chain);
         if (!s || reinterpret_cast<uintptr_t>(chain) - s->base >= kSlabSize) {
@@ -249,10 +248,14 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
                 report_fault(Fault::kCorruptList, chain, 0);
                 break;
             }
-            // relaxed: the block is live (we are freeing it), so its slab cannot
-            // change owner; we got the block after its slab was assigned.
-            owner = s->owner.load(std::memory_order_relaxed);
         }
+        // relaxed: the block is live (we are freeing it), so its slab cannot
+        // change owner; we got the block after its slab was assigned. Read
+        // for every block all the same (as the drain does): if a double free
+        // that got past the checks let the slab empty and change hands
+        // during the walk, the blocks after go to its new owner's stack,
+        // whose drain reports them, not into a bitmap that is no longer ours.
+        uint32_t owner = s->owner.load(std::memory_order_relaxed);
         if (BITSLAB_UNLIKELY(++walked > kMaxWalk)) {
             report_fault(Fault::kCorruptList, chain, s->slot_size);
             break;

@@ -331,8 +331,11 @@ TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
 }
 
 // Blocks for a cycle through two words of one slab and a block of another
-// slab: b and x in bitmap words 0 and 1 of slab a (512 B blocks), c in an
-// 8 KiB slab. free_rest() frees the blocks allocated with them.
+// slab: b and x in bitmap words 0 and 1 of slab a (512 B blocks), c in a slab
+// that goes to another of the walk's 16 batches (chosen by slab address),
+// all of slabs of this thread's heap. Null members if the allocations did
+// not give such blocks (the test then fails rather than test less).
+// free_rest() frees the blocks allocated with them.
 struct CycleBlocks {
     std::vector<void*> a_blocks, c_blocks;
     Slab* a = nullptr;
@@ -340,16 +343,25 @@ struct CycleBlocks {
     void* x = nullptr;
     void* c = nullptr;
     CycleBlocks() {
+        uint32_t heap = current_heap(g_globals.load()).index;
+        auto ours = [heap](Slab* s) { return s->owner.load(std::memory_order_relaxed) == heap; };
         for (int i = 0; i < 128; ++i) a_blocks.push_back(bitslab_malloc(512));
-        for (int i = 0; i < 4; ++i) c_blocks.push_back(bitslab_malloc(8192));
-        a = slab_for(a_blocks[0]);
+        for (void* p : a_blocks)
+            if (!a && ours(slab_for(p))) a = slab_for(p);
+        if (!a) return;
         for (void* p : a_blocks) {
             if (slab_for(p) != a) continue;
             uint32_t slot = a->slot_of(reinterpret_cast<uintptr_t>(p));
             if (slot / 64 == 0 && !b) b = p;
             if (slot / 64 == 1 && !x) x = p;
         }
-        c = c_blocks[0];
+        // One block of each of several classes: each class has its own slab.
+        for (size_t size : {8192, 6144, 4096, 3072, 2048, 1536, 1024, 768, 640, 384}) {
+            void* p = bitslab_malloc(size);
+            c_blocks.push_back(p);
+            Slab* s = slab_for(p);
+            if (!c && ours(s) && s->base / kSlabSize % 16 != a->base / kSlabSize % 16) c = p;
+        }
     }
     void free_rest() {
         for (void* p : a_blocks)
@@ -367,8 +379,7 @@ struct CycleBlocks {
 TEST_F(Misuse, ACycleThroughSeveralSlabsNamesTheBlockPushedTwice) {
     CycleBlocks k;
     void *b = k.b, *x = k.x, *c = k.c;
-    ASSERT_TRUE(b && x);
-    ASSERT_NE(k.a->base / kSlabSize % 16, slab_for(c)->base / kSlabSize % 16);  // another batch
+    ASSERT_TRUE(b && x && c);
     Heap& h = current_heap(g_globals.load());
     auto* nb = static_cast<lockfree::StackNode*>(b);
     auto* nc = static_cast<lockfree::StackNode*>(c);
@@ -396,7 +407,7 @@ TEST_F(Misuse, ACycleInAFlushedChainNamesTheBlockGivenTwice) {
     purge_pause();
     CycleBlocks k;
     void *b = k.b, *x = k.x, *c = k.c;
-    ASSERT_TRUE(b && x);
+    ASSERT_TRUE(b && x && c);
     auto* nb = static_cast<lockfree::StackNode*>(b);
     auto* nc = static_cast<lockfree::StackNode*>(c);
     auto* nx = static_cast<lockfree::StackNode*>(x);
@@ -421,6 +432,16 @@ TEST_F(Misuse, ACycleInAFlushedChainNamesTheBlockGivenTwice) {
 // double free could let happen: the slab emptied, was pooled and reassigned):
 // the drain looks a slab up once per run, but reads its owner for each block.
 namespace {
+// Takes every free block of class cls out of h's partly used slabs (leaked:
+// a test's), so the next heap_take that may open a slab opens a fresh one.
+void take_partial_slabs(Heap& h, unsigned cls) {
+    bool left_work = false;
+    for (;;) {
+        Chain junk;
+        if (heap_take(h, cls, slab_capacity(cls), junk, left_work, false) == 0) break;
+    }
+}
+
 struct OwnerSwap {
     Slab* slab = nullptr;
     const void* after = nullptr;
@@ -463,13 +484,19 @@ TEST_F(Misuse, ADrainReportsABlockOfASlabItsHeapDoesNotOwn) {
     hand_out(q, cls);  // leaked (the test's): live, as a held block is
 
     // Two blocks of one slab of ours; the slab changes hands after the first.
+    // A fresh slab (the class's partly used ones are taken out first: leaked,
+    // a test's), so both blocks are of it and it keeps free slots (a
+    // detached slab would be relisted by the commit on the swapped owner's
+    // list).
     rec.count = 0;
+    take_partial_slabs(h, cls);
     Chain two;
     ASSERT_EQ(heap_take(h, cls, 2, two, left_work, true), 2u);
     lockfree::StackNode* s1 = two.head;
     lockfree::StackNode* s2 = two.tail;
     Slab* slab = slab_for(s1);
     ASSERT_EQ(slab, slab_for(s2));
+    ASSERT_GT(slab->free_count(), 0u);
     for (lockfree::StackNode* n : {s1, s2}) {
         hand_out(n, cls);
         mark_set(n, remote_mark());
@@ -488,6 +515,68 @@ TEST_F(Misuse, ADrainReportsABlockOfASlabItsHeapDoesNotOwn) {
     EXPECT_EQ(rec.faults[0].ptr, s2);
     EXPECT_FALSE(slab->free_slots.test(slab->slot_of(reinterpret_cast<uintptr_t>(s2)))) << "s2 was freed into a slab of another heap";
     hand_out(s2, cls);  // leaked (the test's): live, as a held block is
+    EXPECT_HEAP_OK();
+    purge_resume();
+}
+
+// A racing double free that reaches the bitmap while the walk's batch holds
+// the block's word: another thread's copy of q is committed (q's bit set)
+// after the batch came to the word, and a holder claims q again right after
+// the walk's add of q. The add reads the bitmap word each time, so it finds
+// q free and reports it; with the word read once per run (tried in 62a1d50),
+// the add passed, the claim cleared the bit, the commit found nothing, and q
+// was free in its bitmap while held: handed out twice, no report.
+namespace {
+struct RacingFree {
+    Slab* slab = nullptr;
+    const void* p = nullptr;
+    const void* q = nullptr;
+    bool claimed = false;
+};
+RacingFree g_racing;
+void free_q_after_p_then_claim_it(int kind) {
+    RacingFree& r = g_racing;
+    if (kind != kHoldDrain) return;
+    const void* subject = g_hold_subject.load(std::memory_order_relaxed);
+    uint32_t slot = r.slab->slot_of(reinterpret_cast<uintptr_t>(r.q));
+    uint64_t bit = uint64_t{1} << (slot % 64);
+    if (subject == r.p) r.slab->free_slots.set_bits(slot / 64, bit);  // the other copy's commit
+    if (subject == r.q) r.claimed = r.slab->free_slots.take_bits(slot / 64, bit) != 0;  // a holder's claim
+}
+}  // namespace
+
+TEST_F(Misuse, ADrainFindsABlockFreedTwiceWhileItsWordWasInTheBatch) {
+    purge_pause();
+    Heap& h = current_heap(g_globals.load());
+    heap_drain_remote(h);
+    unsigned cls = static_cast<unsigned>(size_class_of(64));
+    take_partial_slabs(h, cls);
+    bool left_work = false;
+    Chain fresh;
+    ASSERT_EQ(heap_take(h, cls, 2, fresh, left_work, true), 2u);  // slots 0 and 1 of a fresh slab: one word
+    lockfree::StackNode* p = fresh.head;
+    lockfree::StackNode* q = fresh.tail;
+    Slab* slab = slab_for(p);
+    ASSERT_EQ(slab, slab_for(q));
+    for (lockfree::StackNode* n : {p, q}) {
+        hand_out(n, cls);
+        mark_set(n, remote_mark());  // as heap_return_chain sends blocks home
+    }
+    lockfree::link_set(p, q);
+    lockfree::link_set(q, nullptr);
+    h.remote.push_chain(RemoteLanes::lane_of(p), p, q);
+    g_racing = {slab, p, q, false};
+    bitslab_test_set_hold_hook(free_q_after_p_then_claim_it);
+    heap_drain_remote(h);
+    bitslab_test_set_hold_hook(nullptr);
+    uint32_t q_slot = slab->slot_of(reinterpret_cast<uintptr_t>(q));
+    bool q_free = slab->free_slots.test(q_slot);
+    if (q_free) slab->free_slots.take_bits(q_slot / 64, uint64_t{1} << (q_slot % 64));  // the hook's uncounted bit
+    hand_out(q, cls);  // leaked (the test's)
+    EXPECT_FALSE(g_racing.claimed) << "the walk added q although its bit was set: q is now free in its bitmap and held";
+    ASSERT_EQ(rec.count, 1);
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, q);
     EXPECT_HEAP_OK();
     purge_resume();
 }
