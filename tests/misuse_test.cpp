@@ -442,6 +442,19 @@ void take_partial_slabs(Heap& h, unsigned cls) {
     }
 }
 
+// Sends p then q (live blocks of class cls, popped from a heap as a chain)
+// home to h as a thread's flush would: the remote mark on each, p -> q, one
+// push onto p's lane.
+void push_home_pair(Heap& h, lockfree::StackNode* p, lockfree::StackNode* q, unsigned cls) {
+    for (lockfree::StackNode* n : {p, q}) {
+        hand_out(n, cls);
+        mark_set(n, remote_mark());  // as heap_return_chain sends blocks home
+    }
+    lockfree::link_set(p, q);
+    lockfree::link_set(q, nullptr);
+    h.remote.push_chain(RemoteLanes::lane_of(p), p, q);
+}
+
 struct OwnerSwap {
     Slab* slab = nullptr;
     const void* after = nullptr;
@@ -470,13 +483,7 @@ TEST_F(Misuse, ADrainReportsABlockOfASlabItsHeapDoesNotOwn) {
     ASSERT_EQ(heap_take(other, cls, 1, theirs, left_work, true), 1u);
     lockfree::StackNode* p = ours.head;
     lockfree::StackNode* q = theirs.head;
-    for (lockfree::StackNode* n : {p, q}) {
-        hand_out(n, cls);
-        mark_set(n, remote_mark());  // as heap_return_chain sends blocks home
-    }
-    lockfree::link_set(p, q);
-    lockfree::link_set(q, nullptr);
-    h.remote.push_chain(RemoteLanes::lane_of(p), p, q);
+    push_home_pair(h, p, q, cls);
     heap_drain_remote(h);
     ASSERT_EQ(rec.count, 1);
     EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_CORRUPT_LIST);
@@ -497,13 +504,7 @@ TEST_F(Misuse, ADrainReportsABlockOfASlabItsHeapDoesNotOwn) {
     Slab* slab = slab_for(s1);
     ASSERT_EQ(slab, slab_for(s2));
     ASSERT_GT(slab->free_count(), 0u);
-    for (lockfree::StackNode* n : {s1, s2}) {
-        hand_out(n, cls);
-        mark_set(n, remote_mark());
-    }
-    lockfree::link_set(s1, s2);
-    lockfree::link_set(s2, nullptr);
-    h.remote.push_chain(RemoteLanes::lane_of(s1), s1, s2);
+    push_home_pair(h, s1, s2, cls);
     g_owner_swap = {slab, s1, other.index, false};
     bitslab_test_set_hold_hook(swap_owner_after_first);
     heap_drain_remote(h);
@@ -558,13 +559,7 @@ TEST_F(Misuse, ADrainFindsABlockFreedTwiceWhileItsWordWasInTheBatch) {
     lockfree::StackNode* q = fresh.tail;
     Slab* slab = slab_for(p);
     ASSERT_EQ(slab, slab_for(q));
-    for (lockfree::StackNode* n : {p, q}) {
-        hand_out(n, cls);
-        mark_set(n, remote_mark());  // as heap_return_chain sends blocks home
-    }
-    lockfree::link_set(p, q);
-    lockfree::link_set(q, nullptr);
-    h.remote.push_chain(RemoteLanes::lane_of(p), p, q);
+    push_home_pair(h, p, q, cls);
     g_racing = {slab, p, q, false};
     bitslab_test_set_hold_hook(free_q_after_p_then_claim_it);
     heap_drain_remote(h);
