@@ -38,10 +38,15 @@ extern std::atomic<uintptr_t> g_arena_base BITSLAB_INTERNAL;
 // (release store, relaxed fast-path read: see arena_chunk_of).
 extern std::atomic<uintptr_t> g_arena_first_chunk BITSLAB_INTERNAL;
 
-// One heap's class map: kArenaChunks entries, 0 = not a slab of that heap.
+// One heap's class map: kArenaChunks entries, one per chunk (slab). An
+// entry is the slab's class where that heap's threads may cache its blocks
+// (a slab of the heap, or of a class cacheable anywhere), kForeignEntry |
+// class where they may hold them on their CPU's foreign stack on the way
+// home (per-CPU front end), else 0. heap_map_slab (heap.h) writes them.
 // Stored with release (arena_set_class), read relaxed on the fast path and
 // with acquire by the heap checker.
 using ClassMap = std::atomic<uint8_t>;
+inline constexpr uint8_t kForeignEntry = 0x80;  // above every class (size_class.h)
 
 // Index of p's chunk in the arena; >= kArenaChunks when p is outside it.
 BITSLAB_HOT uintptr_t arena_chunk_of(uintptr_t p) {

@@ -6,7 +6,10 @@
 //     the free mark and is pushed on the current CPU's stack of its class
 //     (per-CPU front end, a restartable sequence) or on the thread's bin if
 //     it has room (per-thread front end, inside the bracket that lets the
-//     purger take an idle thread's bins: thread_bins.h). No atomic.
+//     purger take an idle thread's bins: thread_bins.h). With the per-CPU
+//     front end, a small block of another heap has a foreign entry there
+//     (arena.h) and, after the same checks, goes on the CPU's foreign stack
+//     (free_foreign_or_slow, free.cpp). No atomic.
 //  2. free_slow (free.cpp): returns on NULL, and classifies p by the page
 //     map (page_map.h, classify): a small block goes to step 3, a large block
 //     to large_free
@@ -95,8 +98,10 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
         return true;
     }
     // A take_room that found no room left the counter wrapped: undo it here,
-    // inside the bracket (only take_room, after bins_current, wraps it).
-    if (t_cache.rooms[cls] == UINT32_MAX) t_cache.rooms[cls] = 0;
+    // inside the bracket (only take_room, after bins_current, wraps it). A
+    // foreign entry (never met here: heap_map_entry) failed the slot check
+    // and indexes no bin.
+    if (cls <= kNumClasses && t_cache.rooms[cls] == UINT32_MAX) t_cache.rooms[cls] = 0;
     bins_leave();
     return false;
 }
@@ -123,12 +128,22 @@ BITSLAB_HOT bool free_to_cpu(void* p, uintptr_t cls) {
 // per-CPU path keeps its registers): free_to_bin, else step 2.
 void free_to_bin_or_slow(void* p, uintptr_t cls);
 
-// Caches p (of class cls in this thread's map) in the front end, or else
-// hands it, as it was, to the slow path.
+// Step 1's other half with the per-CPU front end (free.cpp; not inlined, and
+// a tail call: free_to_cpu's failures jump here with the entry in hand). A
+// foreign entry (kForeignEntry | class: a block of another heap, arena.h)
+// fails free_to_cpu's slot check by construction (size_class.h); such a
+// block gets the same checks and the free mark and goes on the current CPU's
+// foreign stack (a restartable sequence), which sends it home with the
+// others when it is full. Anything else, or a full foreign stack, goes to
+// step 2.
+void free_foreign_or_slow(void* p, uintptr_t entry);
+
+// Caches p (class-map entry `cls` in this thread's map) in the front end, or
+// else hands it, as it was, to the slow path.
 BITSLAB_HOT void free_to_front_or_slow(void* p, uintptr_t cls) {
     if (BITSLAB_LIKELY(cpu_front_on())) {
         if (BITSLAB_LIKELY(free_to_cpu(p, cls))) return;
-        free_slow(p);
+        free_foreign_or_slow(p, cls);
         return;
     }
     free_to_bin_or_slow(p, cls);

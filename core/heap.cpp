@@ -81,12 +81,23 @@ Heap& current_heap(Globals* g) {
     return g->heaps[static_cast<unsigned>(cpu) % g->num_heaps];
 }
 
+static_assert(kNumClasses < kForeignEntry, "a foreign entry is not a class");
+
+uint8_t heap_map_entry(uint32_t owner, uint32_t heap, unsigned cls) {
+    if (cls == 0) return 0;
+    if (heap == owner || class_cacheable_anywhere(cls)) return static_cast<uint8_t>(cls);
+    // Only with the per-CPU front end: a thread sees a foreign entry only if
+    // the front end was on when the slab was mapped, and then (the slab was
+    // mapped before its blocks were handed out) it is on for the free too;
+    // the per-thread bins never meet one.
+    if (cpu_front_on() && kClassSize[cls] <= kForeignMaxSize) return static_cast<uint8_t>(kForeignEntry | cls);
+    return 0;
+}
+
 void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
     // acquire: pairs with the CAS that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
-    bool anywhere = cls != 0 && class_cacheable_anywhere(cls);
-    for (uint32_t i = 0; i < g->num_heaps; ++i)
-        arena_set_class(g->heaps[i].class_map, base, (i == owner || anywhere) ? cls : 0);
+    for (uint32_t i = 0; i < g->num_heaps; ++i) arena_set_class(g->heaps[i].class_map, base, heap_map_entry(owner, i, cls));
 }
 
 // A batch's count asked the heap to relist a slab and/or note that it became

@@ -57,18 +57,25 @@ inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 // divides off and larger than any slot's value otherwise (Granlund and
 // Montgomery's divisibility test), so one compare against capacity << k also
 // rejects the slab's tail past its last slot. Free runs this on every block.
-// One table (one base address for the fast path), indexed by class.
+// One table (one base address for the fast path), indexed by a class-map
+// entry (arena.h): a class 1..kNumClasses, or an entry that names none (0,
+// or a foreign entry, heap.h), whose limit 0 fails every pointer. So the
+// free fast path, which indexes it with the entry it read, sends a foreign
+// entry on to its slow side with no test of its own.
+inline constexpr unsigned kSlotTableEntries = 256;  // every uint8_t entry
+static_assert(kNumClasses < kSlotTableEntries, "classes fit a class-map entry");
 struct SlotCheck {
     uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
     uint32_t limit;    // capacity << k
 };
 struct SlotTables {
-    SlotCheck check[kNumClasses + 1];
-    uint32_t mask[kNumClasses + 1];  // 2^k - 1
+    SlotCheck check[kSlotTableEntries];
+    uint32_t mask[kSlotTableEntries];  // 2^k - 1
 };
 constexpr SlotTables make_slot_tables() {
     SlotTables t{};
-    // class 0: no offset is a slot (mask 0 passes, but limit 0 fails everything)
+    // Entries above kNumClasses, and class 0: no offset is a slot (mask 0
+    // passes, but limit 0 fails everything).
     for (unsigned c = 1; c <= kNumClasses; ++c) {
         uint32_t size = kClassSize[c];
         unsigned k = 0;

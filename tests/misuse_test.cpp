@@ -9,6 +9,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -16,6 +17,7 @@
 
 #include "core/bitslab.h"
 #include "core/fault.h"
+#include "core/cpu_slots.h"
 #include "core/heap.h"
 #include "core/page_map.h"
 #include "core/poison.h"
@@ -23,6 +25,7 @@
 #include "core/slab.h"
 #include "core/test_hooks.h"
 #include "core/thread_cache.h"
+#include "pin_cpu.h"
 #include "slab_for.h"
 #include "test_util.h"
 
@@ -127,6 +130,52 @@ TEST_F(Misuse, DoubleFreeWhileTheBlockWaitsOnItsOwnersRemoteStackIsReported) {
     }
     bitslab_free(p);
     expect_one(BITSLAB_FAULT_DOUBLE_FREE, p, 48);
+    expect_heap_intact();
+    purge_resume();
+}
+
+// With the per-CPU front end, a block of another CPU's heap freed on CPU 1
+// goes on CPU 1's foreign stack from the free fast path (free_foreign_or_slow),
+// which runs free's checks with the block's own class: a second free while
+// it waits there, and frees inside it or off its alignment, are reported
+// at once, and the block is left as it was.
+TEST_F(Misuse, FreesOfAnotherCpusBlockOnItsForeignStackAreChecked) {
+    if (!bitslab_test_per_cpu()) GTEST_SKIP() << "per-CPU front end only (DoubleFreeFromAnotherThreadIsReported covers the bins)";
+    if (g_globals.load()->num_heaps < 2) GTEST_SKIP() << "needs two CPUs";
+    purge_pause();  // no drain takes the block off CPU 1's stack between the frees
+    auto* p = static_cast<char*>(bitslab_malloc(96));
+    void* warm = bitslab_malloc(96);
+    memset(p, 0x5a, 96);
+    size_t on_stack_before = 0, on_stack_after = 0;
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(1));
+        bitslab_free(bitslab_malloc(96));  // CPU 1's region and class map
+        bitslab_free(warm);                // opens CPU 1's foreign stack if a drain had closed it
+        bitslab_free(p + 32);
+        bitslab_free(p + 8);
+        for (int i = 0; i < 96; ++i) ASSERT_EQ(p[i], 0x5a) << "the live block was touched at byte " << i;
+        on_stack_before = g_cpu_slots.count(1, kForeignSlots);
+        bitslab_free(p);
+        on_stack_after = g_cpu_slots.count(1, kForeignSlots);
+        bitslab_free(p);
+    }).join();
+    ASSERT_EQ(rec.count, 3) << "faults reported";
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_INTERIOR_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, p + 32);
+    EXPECT_EQ(rec.faults[0].class_size, 96u);
+    EXPECT_EQ(rec.faults[1].kind, BITSLAB_FAULT_MISALIGNED_FREE);
+    EXPECT_EQ(rec.faults[1].ptr, p + 8);
+    EXPECT_EQ(rec.faults[2].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[2].ptr, p);
+    EXPECT_EQ(rec.faults[2].class_size, 96u);
+    EXPECT_EQ(on_stack_after, on_stack_before + 1) << "p should wait on CPU 1's foreign stack";
+    // Sent home once: CPU 0's next 96-byte blocks never include it twice.
+    bitslab_trim();
+    std::vector<void*> again;
+    for (int i = 0; i < 2000; ++i) again.push_back(bitslab_malloc(96));
+    std::sort(again.begin(), again.end());
+    EXPECT_EQ(std::adjacent_find(again.begin(), again.end()), again.end()) << "a block was handed out twice";
+    for (void* q : again) bitslab_free(q);
     expect_heap_intact();
     purge_resume();
 }

@@ -26,6 +26,7 @@
 #include "core/bitslab.h"
 #include "core/cpu_slots.h"
 #include "core/heap.h"
+#include "core/purge.h"
 #include "lockfree/rseq.h"
 #include "lockfree/sanitizer.h"
 #include "test_util.h"
@@ -85,6 +86,44 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockIsNotReusedThere) {
         bitslab_thread_flush();
         EXPECT_HEAP_OK();
     }
+}
+
+// A block of another CPU's heap (of a class that is not cached anywhere: all
+// of them fit the foreign stack) freed on CPU 1 goes on CPU 1's foreign
+// stack on the free fast path: no slow path runs on CPU 1 (its region's count
+// of them, the client word, stays as it was), and the stack holds one more.
+TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
+    if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
+    bitslab::purge_pause();  // no drain closes CPU 1's stacks in between
+    for (size_t size : {16, 48, 200, 456}) {
+        void* theirs = nullptr;
+        void* warm = nullptr;
+        std::thread([&] {
+            ASSERT_TRUE(pin_to(0));
+            theirs = bitslab_malloc(size);
+            warm = bitslab_malloc(size);
+        }).join();
+        ASSERT_NE(bitslab_malloc_usable_size(theirs) % 64, 0u) << "a line-sized class is cached anywhere";
+        ASSERT_LE(bitslab_malloc_usable_size(theirs), bitslab::kForeignMaxSize);
+        uint64_t slow_before = 0, slow_after = 0;
+        size_t on_stack_before = 0, on_stack_after = 0;
+        std::thread([&] {
+            ASSERT_TRUE(pin_to(1));
+            bitslab_free(bitslab_malloc(size));  // CPU 1's region and class map
+            bitslab_free(warm);                  // opens CPU 1's foreign stack if a drain had closed it
+            slow_before = bitslab::g_cpu_slots.client_word(1).load();
+            on_stack_before = bitslab::g_cpu_slots.count(1, bitslab::kForeignSlots);
+            bitslab_free(theirs);
+            slow_after = bitslab::g_cpu_slots.client_word(1).load();
+            on_stack_after = bitslab::g_cpu_slots.count(1, bitslab::kForeignSlots);
+        }).join();
+        EXPECT_EQ(slow_after, slow_before) << "a " << size << "-byte block of CPU 0's heap took the slow path on CPU 1";
+        EXPECT_EQ(on_stack_after, on_stack_before + 1) << size << " B: not on CPU 1's foreign stack";
+        bitslab_trim();
+        EXPECT_HEAP_OK();
+    }
+    bitslab::purge_resume();
 }
 
 // 1,000 threads alive at once, each allocating and freeing blocks of every

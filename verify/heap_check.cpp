@@ -92,7 +92,8 @@ BITSLAB_EXPORT int bitslab_heap_check(char* report, size_t report_size, size_t* 
     return rc;
 }
 
-// The first heap whose class map gives the chunk at `base` a class, or kNoOwner.
+// The first heap whose class map has an entry (a class or a foreign entry)
+// for the chunk at `base`, or kNoOwner.
 static unsigned heap_mapping(uintptr_t base) {
     for (unsigned h = 0, n = heap_count(); h < n; ++h)
         if (arena_class_in(heap_at(h).class_map, base) != 0) return h;
@@ -100,16 +101,20 @@ static unsigned heap_mapping(uintptr_t base) {
 }
 
 // An owned slab in the arena has its class in its owner's map (when that map
-// exists) and, unless its class is cacheable anywhere, in no other heap's map:
-// the free fast path caches a block only in a thread whose map names it.
+// exists) and, unless its class is cacheable anywhere, in no other heap's map
+// (there, at most a foreign entry): the free fast path caches a block only in
+// a thread whose map names its class (heap_map_entry).
 static bool class_maps_agree(Checker& c, const Slab& s, uint32_t owner) {
     bool in_arena = arena_chunk_of(s.base) < kArenaChunks;
     for (unsigned h = 0, n = heap_count(); h < n; ++h) {
         ClassMap* map = heap_at(h).class_map;
         unsigned mapped = arena_class_in(map, s.base);
-        bool named = h == owner || class_cacheable_anywhere(s.cls);
-        unsigned expected = (named && in_arena && map) ? s.cls : 0;
-        if (mapped != expected) {
+        unsigned expected = (in_arena && map) ? heap_map_entry(owner, h, s.cls) : 0;
+        // A foreign entry may be 0: a slab mapped while racing makers of the
+        // globals had not yet turned the per-CPU front end on has none (its
+        // blocks' frees then take the slow path, which is as safe).
+        bool foreign_unset = (expected & kForeignEntry) && mapped == 0;
+        if (mapped != expected && !foreign_unset) {
             c.fail("slab %p of heap %u: heap %u's class map says %u, expected %u", (void*)s.base, owner, h, mapped, expected);
             return false;
         }
