@@ -4,11 +4,13 @@
 // which class" becomes one subtraction, one range check and one byte load.
 //
 // There is one class map per heap: a heap's map names the class of the slabs
-// that heap owns and says 0 for every other chunk. A thread reads the map of
-// the heap it allocates from, so a block of another heap falls into the slow
-// path, which sends it back to its owner instead of caching it here (caching
-// it would hand it out again on this CPU: false sharing with the CPU that
-// allocated its neighbours).
+// that heap owns (and of line-sized classes anywhere) and says 0, or a
+// foreign entry, for every other chunk. A thread reads the map of the heap it
+// allocates from, so a block of another heap is not cached for reuse here: a
+// foreign entry puts it on the CPU's foreign stack on the fast path, and a 0
+// sends it to the slow path; both send it back to its owner (caching it would
+// hand it out again on this CPU: false sharing with the CPU that allocated
+// its neighbours).
 //
 // The arena is an accelerator, not a requirement: if the OS refuses the
 // reservation (RLIMIT_AS) or the arena fills up, regions are mapped elsewhere

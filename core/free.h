@@ -63,10 +63,11 @@ BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
 BITSLAB_COLD void free_found_unmarked_then_leave(lockfree::StackNode* below, unsigned cls);
 
 // Misuse checks on every free, before the block is touched: p must be the
-// start of a slot (is_slot_start; no offset is one in class 0, another heap's
-// block, which so goes to the slow path too) and must not carry the free mark
-// or the remote mark (a block freed twice: marked_free, fault.h). Either
-// failure goes to the slow path, which checks again and reports.
+// start of a slot (is_slot_start; no offset is one for entry 0 or a foreign
+// entry, another heap's block, which so leaves this path too) and must not
+// carry the free mark or the remote mark (a block freed twice: marked_free,
+// fault.h). Either failure goes to the slow path, which checks again and
+// reports.
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
 // The push stands in the bracket (thread_bins.h) and changes the bin only if

@@ -83,21 +83,29 @@ Heap& current_heap(Globals* g) {
 
 static_assert(kNumClasses < kForeignEntry, "a foreign entry is not a class");
 
-uint8_t heap_map_entry(uint32_t owner, uint32_t heap, unsigned cls) {
+// relaxed: a flag for the heap checker, never cleared.
+static std::atomic<bool> g_mapped_without_front{false};
+
+bool heap_maps_may_lack_foreign_entries() { return g_mapped_without_front.load(std::memory_order_relaxed); }
+
+// The entry of heap `heap`'s map for a slab of heap `owner` and class cls.
+static uint8_t map_entry(uint32_t owner, uint32_t heap, unsigned cls, bool cpu_front) {
     if (cls == 0) return 0;
     if (heap == owner || class_cacheable_anywhere(cls)) return static_cast<uint8_t>(cls);
     // Only with the per-CPU front end: a thread sees a foreign entry only if
     // the front end was on when the slab was mapped, and then (the slab was
     // mapped before its blocks were handed out) it is on for the free too;
     // the per-thread bins never meet one.
-    if (cpu_front_on() && kClassSize[cls] <= kForeignMaxSize) return static_cast<uint8_t>(kForeignEntry | cls);
+    if (cpu_front && kClassSize[cls] <= kForeignMaxSize) return static_cast<uint8_t>(kForeignEntry | cls);
     return 0;
 }
 
 void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls) {
     // acquire: pairs with the CAS that published the globals.
     Globals* g = g_globals.load(std::memory_order_acquire);
-    for (uint32_t i = 0; i < g->num_heaps; ++i) arena_set_class(g->heaps[i].class_map, base, heap_map_entry(owner, i, cls));
+    bool cpu_front = cpu_front_on();  // read once: every map of the slab agrees
+    if (!cpu_front && cls != 0) g_mapped_without_front.store(true, std::memory_order_relaxed);
+    for (uint32_t i = 0; i < g->num_heaps; ++i) arena_set_class(g->heaps[i].class_map, base, map_entry(owner, i, cls, cpu_front));
 }
 
 // A batch's count asked the heap to relist a slab and/or note that it became

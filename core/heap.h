@@ -72,16 +72,18 @@ Heap& current_heap(Globals* g);
 // sharing. Blocks of other classes are cached only by their owner's threads.
 inline bool class_cacheable_anywhere(unsigned cls) { return kClassSize[cls] % kCacheLine == 0; }
 
-// The entry heap `heap`'s class map holds for a slab of heap `owner` and class
-// cls (arena.h): cls where that heap's threads may cache its blocks; with
-// the per-CPU front end, kForeignEntry | cls for another heap's slab whose
-// blocks fit the foreign stack (cpu_slots.h: the free fast path then puts
-// them there); else 0 (and 0 for cls 0).
-uint8_t heap_map_entry(uint32_t owner, uint32_t heap, unsigned cls);
 // Records the slab at `base` (owner heap `owner`, class `cls`) in every heap's
-// class map, heap_map_entry's entry in each. cls 0 clears every map (the
-// slab is going to the pool).
+// class map (arena.h): cls where that heap's threads may cache its blocks
+// (the owner, or a class cacheable anywhere); with the per-CPU front end,
+// kForeignEntry | cls in the others when its blocks fit the foreign stack
+// (cpu_slots.h: the free fast path then puts them there); else 0. cls 0
+// clears every map (the slab is going to the pool).
 void heap_map_slab(uintptr_t base, uint32_t owner, unsigned cls);
+// Whether a slab was mapped while the per-CPU front end was not (yet) on:
+// then some maps may hold 0 where a foreign entry would be now (racing
+// first callers, cpu_slots.h), which is safe (the slow path takes those
+// frees). The heap checker allows it then only.
+bool heap_maps_may_lack_foreign_entries();
 // Tests: pretend this thread runs on `cpu` (-1: use the real CPU).
 void set_fake_cpu(int cpu);
 // The injected CPU of this thread, or -1.

@@ -52,6 +52,15 @@ struct Recorder {
     }
 };
 
+// Pauses the purger for a scope: resumed however the test leaves it (a failed
+// ASSERT returns early), so later tests find it running.
+struct PurgePaused {
+    PurgePaused() { purge_pause(); }
+    ~PurgePaused() { purge_resume(); }
+    PurgePaused(const PurgePaused&) = delete;
+    PurgePaused& operator=(const PurgePaused&) = delete;
+};
+
 // Installs a recorder for one test and removes it after.
 class Misuse : public ::testing::Test {
 protected:
@@ -142,23 +151,30 @@ TEST_F(Misuse, DoubleFreeWhileTheBlockWaitsOnItsOwnersRemoteStackIsReported) {
 TEST_F(Misuse, FreesOfAnotherCpusBlockOnItsForeignStackAreChecked) {
     if (!bitslab_test_per_cpu()) GTEST_SKIP() << "per-CPU front end only (DoubleFreeFromAnotherThreadIsReported covers the bins)";
     if (g_globals.load()->num_heaps < 2) GTEST_SKIP() << "needs two CPUs";
-    purge_pause();  // no drain takes the block off CPU 1's stack between the frees
+    PurgePaused paused;  // no drain takes the block off CPU 1's stack between the frees
+    bitslab_trim();      // CPU 1's foreign stack starts empty: the pushes below fit
     auto* p = static_cast<char*>(bitslab_malloc(96));
     void* warm = bitslab_malloc(96);
     memset(p, 0x5a, 96);
     size_t on_stack_before = 0, on_stack_after = 0;
+    uint64_t slow_before = 0, slow_after = 0;
+    bool pinned_to_1 = false;
     std::thread([&] {
-        ASSERT_TRUE(pin_to(1));
+        if (!pin_to(1)) return;
+        pinned_to_1 = true;
         bitslab_free(bitslab_malloc(96));  // CPU 1's region and class map
-        bitslab_free(warm);                // opens CPU 1's foreign stack if a drain had closed it
+        bitslab_free(warm);                // opens CPU 1's foreign stack (the trim closed it)
         bitslab_free(p + 32);
         bitslab_free(p + 8);
         for (int i = 0; i < 96; ++i) ASSERT_EQ(p[i], 0x5a) << "the live block was touched at byte " << i;
         on_stack_before = g_cpu_slots.count(1, kForeignSlots);
+        slow_before = g_cpu_slots.client_word(1).load();
         bitslab_free(p);
+        slow_after = g_cpu_slots.client_word(1).load();
         on_stack_after = g_cpu_slots.count(1, kForeignSlots);
         bitslab_free(p);
     }).join();
+    ASSERT_TRUE(pinned_to_1) << "CPU 1 is not in this process's set";
     ASSERT_EQ(rec.count, 3) << "faults reported";
     EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_INTERIOR_FREE);
     EXPECT_EQ(rec.faults[0].ptr, p + 32);
@@ -169,6 +185,7 @@ TEST_F(Misuse, FreesOfAnotherCpusBlockOnItsForeignStackAreChecked) {
     EXPECT_EQ(rec.faults[2].ptr, p);
     EXPECT_EQ(rec.faults[2].class_size, 96u);
     EXPECT_EQ(on_stack_after, on_stack_before + 1) << "p should wait on CPU 1's foreign stack";
+    EXPECT_EQ(slow_after, slow_before) << "p should get there on the fast path (no slow path on CPU 1)";
     // Sent home once: CPU 0's next 96-byte blocks never include it twice.
     bitslab_trim();
     std::vector<void*> again;
@@ -177,7 +194,6 @@ TEST_F(Misuse, FreesOfAnotherCpusBlockOnItsForeignStackAreChecked) {
     EXPECT_EQ(std::adjacent_find(again.begin(), again.end()), again.end()) << "a block was handed out twice";
     for (void* q : again) bitslab_free(q);
     expect_heap_intact();
-    purge_resume();
 }
 
 TEST_F(Misuse, DoubleFreeAfterTheBlockReachedItsBitmapIsReported) {

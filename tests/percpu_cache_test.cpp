@@ -95,8 +95,12 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockIsNotReusedThere) {
 TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
-    bitslab::purge_pause();  // no drain closes CPU 1's stacks in between
+    struct PurgePaused {  // resumed however the test leaves (a failed ASSERT returns early)
+        PurgePaused() { bitslab::purge_pause(); }
+        ~PurgePaused() { bitslab::purge_resume(); }
+    } paused;  // no drain closes CPU 1's stacks in between
     for (size_t size : {16, 48, 200, 456}) {
+        bitslab_trim();  // CPU 1's foreign stack starts empty: the pushes below fit
         void* theirs = nullptr;
         void* warm = nullptr;
         std::thread([&] {
@@ -111,7 +115,7 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
         std::thread([&] {
             ASSERT_TRUE(pin_to(1));
             bitslab_free(bitslab_malloc(size));  // CPU 1's region and class map
-            bitslab_free(warm);                  // opens CPU 1's foreign stack if a drain had closed it
+            bitslab_free(warm);                  // opens CPU 1's foreign stack (the trim closed it)
             slow_before = bitslab::g_cpu_slots.client_word(1).load();
             on_stack_before = bitslab::g_cpu_slots.count(1, bitslab::kForeignSlots);
             bitslab_free(theirs);
@@ -120,10 +124,8 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
         }).join();
         EXPECT_EQ(slow_after, slow_before) << "a " << size << "-byte block of CPU 0's heap took the slow path on CPU 1";
         EXPECT_EQ(on_stack_after, on_stack_before + 1) << size << " B: not on CPU 1's foreign stack";
-        bitslab_trim();
         EXPECT_HEAP_OK();
     }
-    bitslab::purge_resume();
 }
 
 // 1,000 threads alive at once, each allocating and freeing blocks of every

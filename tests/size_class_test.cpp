@@ -72,4 +72,9 @@ TEST(SizeClass, SlotStartTestAgreesWithDivisionAtEveryOffset) {
         EXPECT_EQ(accepted, capacity);
     }
     for (uint32_t off = 0; off < kSlabSize; ++off) ASSERT_FALSE(is_slot_start(slab_base + off, 0));
+    // Every other row of the table (a foreign class-map entry indexes it,
+    // arena.h) fails every pointer too: the free fast path relies on it to
+    // send such a block to its own path (free_foreign_or_slow).
+    for (unsigned row = kNumClasses + 1; row < kSlotTableEntries; ++row)
+        for (uint32_t off = 0; off < kSlabSize; off += 16) ASSERT_FALSE(is_slot_start(slab_base + off, row)) << "row " << row;
 }

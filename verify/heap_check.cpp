@@ -109,11 +109,14 @@ static bool class_maps_agree(Checker& c, const Slab& s, uint32_t owner) {
     for (unsigned h = 0, n = heap_count(); h < n; ++h) {
         ClassMap* map = heap_at(h).class_map;
         unsigned mapped = arena_class_in(map, s.base);
-        unsigned expected = (in_arena && map) ? heap_map_entry(owner, h, s.cls) : 0;
-        // A foreign entry may be 0: a slab mapped while racing makers of the
-        // globals had not yet turned the per-CPU front end on has none (its
-        // blocks' frees then take the slow path, which is as safe).
-        bool foreign_unset = (expected & kForeignEntry) && mapped == 0;
+        // The rule, stated here apart from heap_map_slab, which writes it.
+        bool named = h == owner || class_cacheable_anywhere(s.cls);
+        bool foreign = !named && cpu_front_on() && kClassSize[s.cls] <= kForeignMaxSize;
+        unsigned expected = !(in_arena && map) ? 0 : named ? s.cls : foreign ? (kForeignEntry | s.cls) : 0;
+        // A foreign entry may be 0 only if some slab was mapped before the
+        // per-CPU front end came on (racing first callers): its blocks'
+        // frees take the slow path, which is as safe.
+        bool foreign_unset = foreign && in_arena && map && mapped == 0 && heap_maps_may_lack_foreign_entries();
         if (mapped != expected && !foreign_unset) {
             c.fail("slab %p of heap %u: heap %u's class map says %u, expected %u", (void*)s.base, owner, h, mapped, expected);
             return false;
