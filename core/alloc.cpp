@@ -78,8 +78,17 @@ static void* malloc_small_cpu(unsigned cls) {
     // moved takes its new CPU's heap before it pushes anything there.
     Heap& h = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
     if (h.index != tc.heap) adopt_heap(tc, h);  // free_fast reads this heap's class map
+    bool left_work = false;
     if (cpu >= 0) {
-        if (void* p = g_cpu_slots.pop(cls)) {  // the region was only stale
+        void* p = g_cpu_slots.pop(cls);  // the region was only stale
+        if (!p) {
+            // Blocks of this heap other CPUs freed go onto this CPU's stacks
+            // first: one of class cls then needs no claim.
+            cpu_cache_take_remote(h, cls, left_work);
+            p = g_cpu_slots.pop(cls);
+        }
+        if (p) {
+            if (left_work) purge_note_work();
 #ifdef BITSLAB_SECURE
             secure_check_reuse(p, cls);
 #endif
@@ -88,7 +97,6 @@ static void* malloc_small_cpu(unsigned cls) {
             return p;
         }
     }
-    bool left_work = false;
     void* p;
     if (cpu >= 0) {
         p = cpu_cache_refill(h, cls, left_work);

@@ -104,6 +104,27 @@ int cpu_cache_refresh() {
 // Each round drains the remote-free stack again (a load when it is empty).
 static constexpr uint32_t kRefillRound = 64;
 
+// The refill's drain sink: a block of this CPU's heap, freed by another CPU
+// and drained from the heap's remote-free stack, goes on this CPU's stack of
+// its class as it is (marked free, and handed out from its bitmap's view, as
+// every block on a stack), not into its bitmap to be claimed again: no
+// bitmap word, slab count or claim is touched. A full, closed or stale stack
+// (the thread moved) refuses it, and the drain frees it into the bitmap.
+#ifndef BITSLAB_SECURE
+static bool keep_on_cpu_stack(void* block, unsigned cls, void*) { return g_cpu_slots.push(cls, block); }
+#endif
+
+void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work) {
+#ifdef BITSLAB_SECURE
+    // Hardened: blocks come from the bitmaps, in the claim's random order.
+    (void)h, (void)cls, (void)left_work;
+#else
+    if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // as in the refill
+    DrainSink sink{keep_on_cpu_stack, nullptr};
+    if (heap_drain_remote(h, &sink)) left_work = true;
+#endif
+}
+
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
     if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // the purger must come (back)
     void* blocks[kRefillRound];

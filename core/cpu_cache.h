@@ -21,6 +21,13 @@ namespace bitslab {
 // its blocks from the heaps and returns them there, caching nothing.
 int cpu_cache_refresh();
 
+// A class's stack on the current CPU was empty: drains heap h (the current
+// CPU's) of the blocks other CPUs freed onto this CPU's stacks of their
+// classes, as they are, where there is room (the rest into their bitmaps);
+// reopens class cls first if a drain closed it. The caller pops again.
+// Not in the hardened build (there, every block comes from a bitmap claim).
+void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work);
+
 // A class's stack on the current CPU was empty: takes a batch of blocks of
 // class cls from heap h, pushes all but one on the stack (what does not fit
 // goes back to the heap) and returns that one, still marked free; nullptr if

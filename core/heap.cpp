@@ -172,7 +172,7 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_
     return got;
 }
 
-bool heap_drain_remote(Heap& h) {
+bool heap_drain_remote(Heap& h, const DrainSink* sink) {
     RemoteLanes::Walk walk(h.remote);
     if (!walk.took_any()) return false;
     bool left_work = false;
@@ -202,6 +202,24 @@ bool heap_drain_remote(Heap& h) {
         if (BITSLAB_UNLIKELY(mark_get(block) != remote_mark())) {
             report_fault(Fault::kDoubleFree, block, s->slot_size);
             break;
+        }
+        if (sink) {
+            // A slot of s that its bitmap does not hold free (the checks add
+            // makes; a block that fails them goes to add, which reports it)
+            // may go to the sink as it is: still handed out from the
+            // bitmap's view, with no bitmap or count to change. The free
+            // mark first: the sink's stack may hand it out at once.
+            auto p = reinterpret_cast<uintptr_t>(block);
+            uint32_t slot = s->slot_of(p);
+            // acquire (atomic_bitmap.h), as add's read.
+            if (slot < s->capacity && s->slot_address(slot) == p &&
+                (s->free_slots.load(slot / 64) & (uint64_t{1} << (slot % 64))) == 0) {
+                mark_set(block, g_free_mark);
+                if (sink->keep(block, s->cls, sink->arg)) {
+                    hold_point(kHoldDrain, block);
+                    continue;
+                }
+            }
         }
         if (BITSLAB_UNLIKELY(!frees.add(s, block))) break;
         // After add checked that it is a slot, before its word is committed.

@@ -105,9 +105,20 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_
 // and flush.
 bool heap_return_chain(Heap& here, lockfree::StackNode* chain);
 
-// Frees every block waiting on `h`'s remote-free stack into the bitmaps (a
-// block without the remote mark is reported as a double free, and ends it).
-bool heap_drain_remote(Heap& h);
+// Where a drain may put a block instead of its bitmap (the per-CPU refill:
+// the CPU's own stacks, cpu_cache.cpp). keep(block, cls, arg) gets a block of
+// the drained heap and class cls that passed the drain's checks and holds
+// the free mark, still handed out from its bitmap's view; it returns true
+// if it took the block, false to let the drain free it into its bitmap.
+struct DrainSink {
+    bool (*keep)(void* block, unsigned cls, void* arg);
+    void* arg;
+};
+
+// Frees every block waiting on `h`'s remote-free stack into the bitmaps, or
+// hands it to `sink` if there is one and it takes it (a block without the
+// remote mark is reported as a double free, and ends the drain).
+bool heap_drain_remote(Heap& h, const DrainSink* sink = nullptr);
 // The same for every heap (the purge pass: an idle owner never drains).
 bool heap_drain_all();
 // Whether any heap's remote-free stack holds blocks (relaxed: see purge.cpp).

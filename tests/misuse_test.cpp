@@ -395,6 +395,41 @@ TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
     EXPECT_HEAP_OK();
 }
 
+// The same cycle drained by a per-CPU malloc, which puts what it drains on
+// the CPU's stacks as it is (cpu_cache_take_remote) rather than into the
+// bitmaps: p's repeat is reported there too, and neither block is handed
+// out twice.
+TEST_F(Misuse, ACycleDrainedOntoTheCpuStacksIsReportedAndNothingIsHandedOutTwice) {
+    if (!bitslab_test_per_cpu()) GTEST_SKIP() << "per-CPU front end only (the bins' refill drains into the bitmaps)";
+#ifdef BITSLAB_SECURE
+    GTEST_SKIP() << "the hardened build drains into the bitmaps";
+#endif
+    PurgePaused paused;  // no pass drains the remote stack first
+    void* p = bitslab_malloc(32);
+    void* q = bitslab_malloc(32);
+    bitslab_trim();  // this CPU's stacks are empty and closed: the next malloc(32) drains
+    Heap& h = current_heap(g_globals.load());
+    auto* np = static_cast<lockfree::StackNode*>(p);
+    auto* nq = static_cast<lockfree::StackNode*>(q);
+    lockfree::link_set(np, nq);
+    mark_set(np, remote_mark());  // as heap_return_chain sends blocks home
+    mark_set(nq, remote_mark());
+    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to its lane's old head (empty: trimmed)
+    lockfree::link_set(nq, np);   // p -> q -> p -> ...: what pushing p a second time makes
+    std::vector<void*> got;
+    for (int i = 0; i < 64; ++i) got.push_back(bitslab_malloc(32));
+    ASSERT_EQ(rec.count, 1) << "faults reported";
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, p);
+    EXPECT_EQ(got[0], q) << "the drain put q on this CPU's stack last; the malloc that drained pops it";
+    std::vector<void*> sorted = got;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << "a block was handed out twice";
+    EXPECT_EQ(std::count(got.begin(), got.end(), p), 1) << "p, drained once, is handed out once";
+    for (void* b : got) bitslab_free(b);
+    expect_heap_intact();
+}
+
 // Blocks for a cycle through two words of one slab and a block of another
 // slab: b and x in bitmap words 0 and 1 of slab a (512 B blocks), c in a slab
 // that goes to another of the walk's 16 batches (chosen by slab address),

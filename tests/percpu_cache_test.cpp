@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -126,6 +127,51 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
         EXPECT_EQ(on_stack_after, on_stack_before + 1) << size << " B: not on CPU 1's foreign stack";
         EXPECT_HEAP_OK();
     }
+}
+
+// Blocks of CPU 0's heap freed on CPU 1 go home in a batch, onto heap 0's
+// remote-free stack. The next malloc on CPU 0 that finds its stack empty
+// drains them onto CPU 0's stacks as they are (cpu_cache_take_remote): the
+// stack then holds them all, not the 21 blocks (1 KiB) a claim would fetch,
+// and the malloc returns one of them.
+TEST(PerCpuFrontEnd, BlocksAnotherCpuFreedComeBackOntoTheOwnersStackWithoutAClaim) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
+    if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
+    struct PurgePaused {  // resumed however the test leaves (a failed ASSERT returns early)
+        PurgePaused() { bitslab::purge_pause(); }
+        ~PurgePaused() { bitslab::purge_resume(); }
+    } paused;  // no pass drains heap 0's remote stack first
+    bitslab_trim();
+    constexpr size_t kSize = 48;
+    const unsigned cls = static_cast<unsigned>(bitslab::size_class_of(kSize));
+    constexpr int kFreed = 300;  // more than the foreign stack's 256: a batch goes home
+    std::vector<void*> theirs, held;
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(0));
+        for (int i = 0; i < kFreed; ++i) theirs.push_back(bitslab_malloc(kSize));
+    }).join();
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(1));
+        bitslab_free(bitslab_malloc(kSize));  // CPU 1's region and class map
+        for (void* p : theirs) bitslab_free(p);
+    }).join();
+    ASSERT_TRUE(bitslab::heap_remote_pending()) << "no batch went home";
+    void* first = nullptr;
+    size_t on_stack = 0;
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(0));
+        // Empty CPU 0's stack of the class, so the next malloc takes the slow path.
+        for (size_t n = bitslab::g_cpu_slots.count(0, cls); n > 0; --n) held.push_back(bitslab_malloc(kSize));
+        ASSERT_EQ(bitslab::g_cpu_slots.count(0, cls), 0u);
+        first = bitslab_malloc(kSize);
+        on_stack = bitslab::g_cpu_slots.count(0, cls);
+    }).join();
+    EXPECT_NE(std::find(theirs.begin(), theirs.end(), first), theirs.end()) << "the malloc did not return a block freed on CPU 1";
+    EXPECT_GE(on_stack, 200u) << "the blocks freed on CPU 1 should wait on CPU 0's stack, not in the bitmaps";
+    bitslab_free(first);
+    for (void* p : held) bitslab_free(p);
+    bitslab_trim();
+    EXPECT_HEAP_OK();
 }
 
 // 1,000 threads alive at once, each allocating and freeing blocks of every
