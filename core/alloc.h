@@ -9,7 +9,9 @@
 //     (per-thread front end, thread_cache.h). No atomic.
 //  2. malloc_slow (alloc.cpp): a large n goes to large_alloc (large.cpp); a
 //     small one to malloc_small_cpu, which points the thread at its CPU's
-//     stacks and refills the stack from that CPU's heap (cpu_cache.cpp), or
+//     stacks, puts the blocks other CPUs freed back to that CPU's heap on
+//     them (cpu_cache_take_remote), and else refills the stack from that
+//     heap (cpu_cache.cpp), or
 //     to malloc_small_slow, which initializes the thread, grows the bin
 //     within the thread's budget (thread_cache.cpp) and refills it from the
 //     heap of the CPU the thread runs on (adopting that heap).

@@ -104,14 +104,20 @@ int cpu_cache_refresh() {
 // Each round drains the remote-free stack again (a load when it is empty).
 static constexpr uint32_t kRefillRound = 64;
 
-// The refill's drain sink: a block of this CPU's heap, freed by another CPU
-// and drained from the heap's remote-free stack, goes on this CPU's stack of
-// its class as it is (marked free, and handed out from its bitmap's view, as
-// every block on a stack), not into its bitmap to be claimed again: no
-// bitmap word, slab count or claim is touched. A full, closed or stale stack
-// (the thread moved) refuses it, and the drain frees it into the bitmap.
+// cpu_cache_take_remote's drain sink: a block of this CPU's heap, freed by
+// another CPU and drained from the heap's remote-free stack, goes on this
+// CPU's stack of its class as it is (marked free, and handed out from its
+// bitmap's view, as every block on a stack), not into its bitmap to be
+// claimed again: no bitmap word, slab count or claim is touched. A full,
+// closed or stale stack (the thread moved) refuses it, and the drain frees it
+// into the bitmap. So does a region other than the one the drain began with
+// (arg): a signal handler's malloc that pointed the thread at another CPU's
+// region must not send the rest of this heap's blocks there (a locality
+// slip; a handler between this test and the push can still slip one).
 #ifndef BITSLAB_SECURE
-static bool keep_on_cpu_stack(void* block, unsigned cls, void*) { return g_cpu_slots.push(cls, block); }
+static bool keep_on_cpu_stack(void* block, unsigned cls, void* region) {
+    return lockfree::t_region == region && g_cpu_slots.push(cls, block);
+}
 #endif
 
 void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work) {
@@ -120,7 +126,7 @@ void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work) {
     (void)h, (void)cls, (void)left_work;
 #else
     if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // as in the refill
-    DrainSink sink{keep_on_cpu_stack, nullptr};
+    DrainSink sink{keep_on_cpu_stack, const_cast<void*>(lockfree::t_region)};
     if (heap_drain_remote(h, &sink)) left_work = true;
 #endif
 }

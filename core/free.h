@@ -33,7 +33,9 @@
 //     pools empty slabs beyond the one kept (pool.h).
 //  6. A block of another heap is pushed, with the others of its owner, as one
 //     chain onto the owner's remote-free stack (one CAS). The owner's threads
-//     (heap_take), or the purger's pass, drain it later through step 5.
+//     (heap_take), or the purger's pass, drain it later through step 5; a
+//     per-CPU malloc of the owner's CPU puts it on that CPU's stack instead
+//     (cpu_cache_take_remote).
 //
 // The sized and aligned frees (free_sized, free_aligned_sized, sized and
 // aligned delete) check the size or alignment first (free_checked_slow) and

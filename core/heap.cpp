@@ -181,9 +181,10 @@ bool heap_drain_remote(Heap& h, const DrainSink* sink) {
     // lane): every block of a cycle comes round again, and by then it no
     // longer holds the remote mark (its first visit put the free mark back,
     // and a thread that claimed it since wrote the free mark or handed it
-    // out); the walk stops there, leaking the rest rather than freeing
-    // anything twice. The bitmap's own check (LocalFreeBatch::add) is not
-    // enough alone: the walk's other lanes can commit the block's word
+    // out, as a block the sink kept holds the free mark and one popped
+    // since none); the walk stops there, leaking the rest rather than
+    // freeing anything twice. The bitmap's own check (LocalFreeBatch::add) is
+    // not enough alone: the walk's other lanes can commit the block's word
     // before its repeat, and a claim in between clears its bit again.
     Slab* s = nullptr;  // the slab of the block before, checked as ours
     while (lockfree::StackNode* block = walk.next()) {

@@ -5,7 +5,8 @@
 // here is correct whichever heap a thread picks). A heap holds, per size class,
 // a lock-free list of its partial slabs, and one remote-free stack on which
 // other CPUs push blocks of its slabs; the heap's threads take the whole stack
-// at once and free those blocks into the bitmaps.
+// at once and free those blocks into the bitmaps (or, with the per-CPU front
+// end, put them on their CPU's stacks: heap_drain_remote's sink).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -105,8 +106,8 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_
 // and flush.
 bool heap_return_chain(Heap& here, lockfree::StackNode* chain);
 
-// Where a drain may put a block instead of its bitmap (the per-CPU refill:
-// the CPU's own stacks, cpu_cache.cpp). keep(block, cls, arg) gets a block of
+// Where a drain may put a block instead of its bitmap (cpu_cache_take_remote:
+// the current CPU's own stacks, cpu_cache.cpp). keep(block, cls, arg) gets a block of
 // the drained heap and class cls that passed the drain's checks and holds
 // the free mark, still handed out from its bitmap's view; it returns true
 // if it took the block, false to let the drain free it into its bitmap.

@@ -16,8 +16,9 @@ namespace bitslab {
 // its read of the thread's busy count and its copy of the bins, and
 // kHoldBinsOp inside an operation on a thread's bins, and kHoldSettle when a
 // thread finds its bins taken, before it blocks signals (thread_reclaim.h);
-// with kHoldDrain after a remote-free drain added a block to its batches
-// (the subject), so a test can claim a block the walk committed (heap.cpp);
+// with kHoldDrain after a remote-free drain added a block to its batches or
+// gave it to its sink (the subject), so a test can claim a block the walk
+// committed (heap.cpp);
 // with kHoldPaused while a thread holds the purger paused (statistics, the
 // heap checker), so a test can fork then (purge.cpp).
 enum HoldKind : int { kHoldPass = 1, kHoldSweep = 2, kHoldProcessId = 3, kHoldReclaim = 4, kHoldBinsOp = 5, kHoldReclaimRead = 6,

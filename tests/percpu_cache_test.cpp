@@ -132,8 +132,8 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
 // Blocks of CPU 0's heap freed on CPU 1 go home in a batch, onto heap 0's
 // remote-free stack. The next malloc on CPU 0 that finds its stack empty
 // drains them onto CPU 0's stacks as they are (cpu_cache_take_remote): the
-// stack then holds them all, not the 21 blocks (1 KiB) a claim would fetch,
-// and the malloc returns one of them.
+// stack then holds them all (at least 255), not the at most 85 blocks (4 KiB)
+// a refill's claim fetches; the malloc returns one of them.
 TEST(PerCpuFrontEnd, BlocksAnotherCpuFreedComeBackOntoTheOwnersStackWithoutAClaim) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
