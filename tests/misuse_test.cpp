@@ -52,15 +52,6 @@ struct Recorder {
     }
 };
 
-// Pauses the purger for a scope: resumed however the test leaves it (a failed
-// ASSERT returns early), so later tests find it running.
-struct PurgePaused {
-    PurgePaused() { purge_pause(); }
-    ~PurgePaused() { purge_resume(); }
-    PurgePaused(const PurgePaused&) = delete;
-    PurgePaused& operator=(const PurgePaused&) = delete;
-};
-
 // Installs a recorder for one test and removes it after.
 class Misuse : public ::testing::Test {
 protected:
@@ -375,19 +366,28 @@ TEST_F(Misuse, ABlockReturnedAgainAfterReachingItsBitmapIsReportedNotCounted) {
     EXPECT_HEAP_OK();
 }
 
+namespace {
+// Sends live blocks p and q home to h as a cycle, p -> q -> p -> ...: what
+// pushing p a second time makes. Each gets the remote mark, as
+// heap_return_chain sends blocks home; p's lane must be empty (drained).
+void push_home_cycle(Heap& h, void* p, void* q) {
+    auto* np = static_cast<lockfree::StackNode*>(p);
+    auto* nq = static_cast<lockfree::StackNode*>(q);
+    lockfree::link_set(np, nq);
+    mark_set(np, remote_mark());
+    mark_set(nq, remote_mark());
+    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to the lane's old head (none)
+    lockfree::link_set(nq, np);
+}
+}  // namespace
+
 // A block pushed twice onto a remote-free stack makes a cycle; the drain
 // must stop (not loop forever) and report it, freeing each block once.
 TEST_F(Misuse, ACycleOnARemoteFreeStackEndsTheDrainWithAReport) {
     void* p = bitslab_malloc(32);
     void* q = bitslab_malloc(32);
     Heap& h = current_heap(g_globals.load());
-    auto* np = static_cast<lockfree::StackNode*>(p);
-    auto* nq = static_cast<lockfree::StackNode*>(q);
-    lockfree::link_set(np, nq);
-    mark_set(np, remote_mark());  // as heap_return_chain sends blocks home
-    mark_set(nq, remote_mark());
-    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to its lane's old head (empty: drained at malloc)
-    lockfree::link_set(nq, np);   // p -> q -> p -> ...: what pushing p a second time makes
+    push_home_cycle(h, p, q);
     heap_drain_remote(h);
     ASSERT_GE(rec.count, 1);
     EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
@@ -408,14 +408,7 @@ TEST_F(Misuse, ACycleDrainedOntoTheCpuStacksIsReportedAndNothingIsHandedOutTwice
     void* p = bitslab_malloc(32);
     void* q = bitslab_malloc(32);
     bitslab_trim();  // this CPU's stacks are empty and closed: the next malloc(32) drains
-    Heap& h = current_heap(g_globals.load());
-    auto* np = static_cast<lockfree::StackNode*>(p);
-    auto* nq = static_cast<lockfree::StackNode*>(q);
-    lockfree::link_set(np, nq);
-    mark_set(np, remote_mark());  // as heap_return_chain sends blocks home
-    mark_set(nq, remote_mark());
-    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to its lane's old head (empty: trimmed)
-    lockfree::link_set(nq, np);   // p -> q -> p -> ...: what pushing p a second time makes
+    push_home_cycle(current_heap(g_globals.load()), p, q);
     std::vector<void*> got;
     for (int i = 0; i < 64; ++i) got.push_back(bitslab_malloc(32));
     ASSERT_EQ(rec.count, 1) << "faults reported";

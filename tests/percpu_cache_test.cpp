@@ -96,10 +96,7 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockIsNotReusedThere) {
 TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
-    struct PurgePaused {  // resumed however the test leaves (a failed ASSERT returns early)
-        PurgePaused() { bitslab::purge_pause(); }
-        ~PurgePaused() { bitslab::purge_resume(); }
-    } paused;  // no drain closes CPU 1's stacks in between
+    PurgePaused paused;  // no drain closes CPU 1's stacks in between
     for (size_t size : {16, 48, 200, 456}) {
         bitslab_trim();  // CPU 1's foreign stack starts empty: the pushes below fit
         void* theirs = nullptr;
@@ -137,10 +134,7 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
 TEST(PerCpuFrontEnd, BlocksAnotherCpuFreedComeBackOntoTheOwnersStackWithoutAClaim) {
     if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
     if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
-    struct PurgePaused {  // resumed however the test leaves (a failed ASSERT returns early)
-        PurgePaused() { bitslab::purge_pause(); }
-        ~PurgePaused() { bitslab::purge_resume(); }
-    } paused;  // no pass drains heap 0's remote stack first
+    PurgePaused paused;  // no pass drains heap 0's remote stack first
     bitslab_trim();
     constexpr size_t kSize = 48;
     const unsigned cls = static_cast<unsigned>(bitslab::size_class_of(kSize));

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/purge.h"
 #include "verify/heap_check.h"
 
 #include "verify/block_model.h"
@@ -21,3 +22,12 @@ using bitslab::verify::fill_pattern;
         EXPECT_EQ(bitslab_heap_check(report_, sizeof report_, nullptr), 0) \
             << report_;                                                   \
     } while (0)
+
+// Pauses the purger for a scope: resumed however the test leaves it (a
+// failed ASSERT returns early), so later tests find it running.
+struct PurgePaused {
+    PurgePaused() { bitslab::purge_pause(); }
+    ~PurgePaused() { bitslab::purge_resume(); }
+    PurgePaused(const PurgePaused&) = delete;
+    PurgePaused& operator=(const PurgePaused&) = delete;
+};
