@@ -102,7 +102,7 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     }
     // A take_room that found no room left the counter wrapped: undo it here,
     // inside the bracket (only take_room, after bins_current, wraps it). A
-    // foreign entry (never met here: heap_map_entry) failed the slot check
+    // foreign entry (never met here: heap_map_slab) failed the slot check
     // and indexes no bin.
     if (cls <= kNumClasses && t_cache.rooms[cls] == UINT32_MAX) t_cache.rooms[cls] = 0;
     bins_leave();

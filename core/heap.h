@@ -107,10 +107,10 @@ uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_
 bool heap_return_chain(Heap& here, lockfree::StackNode* chain);
 
 // Where a drain may put a block instead of its bitmap (cpu_cache_take_remote:
-// the current CPU's own stacks, cpu_cache.cpp). keep(block, cls, arg) gets a block of
-// the drained heap and class cls that passed the drain's checks and holds
-// the free mark, still handed out from its bitmap's view; it returns true
-// if it took the block, false to let the drain free it into its bitmap.
+// the current CPU's own stacks, cpu_cache.cpp). keep(block, cls, arg) gets a
+// block of the drained heap and class cls that passed the drain's checks and
+// holds the free mark, still handed out from its bitmap's view; it returns
+// true if it took the block, false to let the drain free it into its bitmap.
 struct DrainSink {
     bool (*keep)(void* block, unsigned cls, void* arg);
     void* arg;

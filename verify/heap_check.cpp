@@ -103,7 +103,7 @@ static unsigned heap_mapping(uintptr_t base) {
 // An owned slab in the arena has its class in its owner's map (when that map
 // exists) and, unless its class is cacheable anywhere, in no other heap's map
 // (there, at most a foreign entry): the free fast path caches a block only in
-// a thread whose map names its class (heap_map_entry).
+// a thread whose map names its class (heap_map_slab).
 static bool class_maps_agree(Checker& c, const Slab& s, uint32_t owner) {
     bool in_arena = arena_chunk_of(s.base) < kArenaChunks;
     for (unsigned h = 0, n = heap_count(); h < n; ++h) {
