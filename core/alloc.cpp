@@ -66,7 +66,8 @@ static void* malloc_small_slow(unsigned cls) {
 
 // Step 2 for a small size with the per-CPU front end: the current CPU's
 // stack of the class was empty (or the thread's region stale): refreshes the
-// region, and refills the stack from that CPU's heap. A thread without a
+// region, takes the blocks other CPUs freed back to that CPU's heap onto its
+// stacks (cpu_cache_take_remote), and else refills the stack from the heap. A thread without a
 // region (cpu_cache_refresh) takes one block from its heap, uncached.
 static void* malloc_small_cpu(unsigned cls) {
     ThreadCache& tc = t_cache;

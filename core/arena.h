@@ -57,7 +57,8 @@ BITSLAB_HOT uintptr_t arena_chunk_of(uintptr_t p) {
     return (p >> kChunkShift) - g_arena_first_chunk.load(std::memory_order_relaxed);
 }
 
-// Class of the block at `p` in `map` (0: outside the arena or not that heap's).
+// The entry of the block at `p` in `map`: a class, a foreign entry, or 0
+// (outside the arena, or a slab whose blocks that heap's threads never hold).
 inline unsigned arena_class_in(const ClassMap* map, uintptr_t p) {
     uintptr_t chunk = arena_chunk_of(p);
     if (!map || chunk >= kArenaChunks) return 0;

@@ -291,8 +291,9 @@ size_t purge_pass(bool everything) {
     // end; all but those inside an operation for malloc_trim).
     if (reclaim_idle_threads(everything)) left_work = true;
     // Blocks freed on another CPU wait on their owner's remote-free stack
-    // until a thread of that heap refills; in an idle program none does,
-    // and their slabs would never become empty. Any thread may drain.
+    // until a thread of that heap finds its stack empty or refills; in an
+    // idle program none does, and their slabs would never become empty.
+    // Any thread may drain.
     if (!BITSLAB_PLANT_PASS_SKIPS_REMOTE && heap_drain_all()) left_work = true;
     // The time after the drain: a slab it pooled is not older than `now`.
     uint64_t now = os::now_ms();

@@ -49,8 +49,10 @@ no_room:
 #endif
 }
 
-// Class of p in the calling thread's class map: nonzero only for a small block
-// of the thread's own heap in the arena.
+// p's entry in the calling thread's class map (arena.h): its class for a small
+// block in the arena of the thread's own heap or of a class cacheable
+// anywhere, a foreign entry (never a class) for another heap's block with
+// the per-CPU front end, else 0.
 BITSLAB_HOT uintptr_t thread_class_of(uintptr_t p) {
     uintptr_t chunk = arena_chunk_of(p);
     if (BITSLAB_UNLIKELY(chunk >= t_cache.map_chunks)) return 0;
