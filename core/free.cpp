@@ -111,16 +111,12 @@ static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
 void free_foreign_or_slow(void* p, uintptr_t entry) {
     if (entry & kForeignEntry) {
         uintptr_t cls = entry & ~uintptr_t{kForeignEntry};
-        // free_to_cpu's checks and mark, for the block's own class. The
-        // thread's map is its region's heap's (set together, alloc.cpp), so
-        // the block is of another heap than that region's CPU, or, were the
-        // two ever apart, heap_return_chain still sends it to its owner.
-        uint64_t mark = g_free_mark;
-        if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p)))) {
-            take_back(p, cls, mark);
-            if (BITSLAB_LIKELY(g_cpu_slots.push(kForeignSlots, p))) return;
-            hand_out(p, cls);  // full, or the region is stale: as the caller gave it
-        }
+        // free_to_cpu's checks and mark, for the block's own class, and the
+        // foreign stack. The thread's map is its region's heap's (set
+        // together, alloc.cpp), so the block is of another heap than that
+        // region's CPU, or, were the two ever apart, heap_return_chain still
+        // sends it to its owner. A failed check or push left p as it came.
+        if (BITSLAB_LIKELY(free_to_cpu_stack(p, cls, kForeignSlots))) return;
     }
     free_slow(p);
 }

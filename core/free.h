@@ -117,15 +117,19 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
 // and the slow path takes p as it came. The class map is that of the heap
 // of the CPU the thread's region is for (set together by the slow path), so
 // only blocks of that heap (or of a class cacheable anywhere) enter it.
-BITSLAB_HOT bool free_to_cpu(void* p, uintptr_t cls) {
+// `stack` is the CPU stack p goes on: its class's, or the foreign stack
+// (free_foreign_or_slow).
+BITSLAB_HOT bool free_to_cpu_stack(void* p, uintptr_t cls, unsigned stack) {
     uint64_t mark = g_free_mark;
     if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p)))) {
         take_back(p, cls, mark);
-        if (BITSLAB_LIKELY(g_cpu_slots.push(cls, p))) return true;
+        if (BITSLAB_LIKELY(g_cpu_slots.push(stack, p))) return true;
         hand_out(p, cls);  // live again, as the caller gave it
     }
     return false;
 }
+// The usual case: a block of the region's heap goes on the stack of its class.
+BITSLAB_HOT bool free_to_cpu(void* p, uintptr_t cls) { return free_to_cpu_stack(p, cls, static_cast<unsigned>(cls)); }
 
 // Step 1 with the per-thread front end (free.cpp; not inlined, so the
 // per-CPU path keeps its registers): free_to_bin, else step 2.
