@@ -80,14 +80,19 @@ static void* malloc_small_cpu(unsigned cls) {
     Heap& h = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
     if (h.index != tc.heap) adopt_heap(tc, h);  // free_fast reads this heap's class map
     bool left_work = false;
+    bool remote_taken = false;  // cpu_cache_take_remote ran: the refill skips what it did
     if (cpu >= 0) {
         void* p = g_cpu_slots.pop(cls);  // the region was only stale
+#ifndef BITSLAB_SECURE
         if (!p) {
             // Blocks of this heap other CPUs freed go onto this CPU's stacks
-            // first: one of class cls then needs no claim.
+            // first: one of class cls then needs no claim. (Not hardened:
+            // there every block comes from a bitmap claim, in random order.)
             cpu_cache_take_remote(h, cls, left_work);
+            remote_taken = true;
             p = g_cpu_slots.pop(cls);
         }
+#endif
         if (p) {
             if (left_work) purge_note_work();
 #ifdef BITSLAB_SECURE
@@ -100,7 +105,7 @@ static void* malloc_small_cpu(unsigned cls) {
     }
     void* p;
     if (cpu >= 0) {
-        p = cpu_cache_refill(h, cls, left_work);
+        p = cpu_cache_refill(h, cls, left_work, remote_taken);
     } else {
         Chain one;
         p = heap_take(h, cls, 1, one, left_work) ? one.head : nullptr;

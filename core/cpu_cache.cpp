@@ -120,28 +120,30 @@ static bool keep_on_cpu_stack(void* block, unsigned cls, void* region) {
 }
 #endif
 
+#ifndef BITSLAB_SECURE
 void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work) {
-#ifdef BITSLAB_SECURE
-    // Hardened: blocks come from the bitmaps, in the claim's random order.
-    (void)h, (void)cls, (void)left_work;
-#else
     if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // as in the refill
     DrainSink sink{keep_on_cpu_stack, const_cast<void*>(lockfree::t_region)};
     if (heap_drain_remote(h, &sink)) left_work = true;
-#endif
 }
+#endif
 
-void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work) {
-    if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;  // the purger must come (back)
+void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work, bool remote_taken) {
+    // The purger must come (back) if a drain had closed the class;
+    // cpu_cache_take_remote has reopened it already.
+    if (!remote_taken && (g_cpu_slots.reopen(cls) || take_fork_note())) left_work = true;
     void* blocks[kRefillRound];
     void* first = nullptr;
     for (uint32_t want = refill_count(h, cls); want > 0;) {
         uint32_t ask = want < kRefillRound ? want : kRefillRound;
         Chain round;
         round.array = blocks;
-        // A new slab only for the first round: a refill serves what the
-        // partly used slabs have rather than open one (as one heap_take does).
-        uint32_t got = heap_take(h, cls, ask, round, left_work, first == nullptr);
+        // Each round drains the remote-free stack first, but for the first
+        // after cpu_cache_take_remote's drain. A new slab only for the first
+        // round: a refill serves what the partly used slabs have rather than
+        // open one (as one heap_take does).
+        if ((first != nullptr || !remote_taken) && heap_drain_remote(h)) left_work = true;
+        uint32_t got = heap_claim(h, cls, ask, round, first == nullptr);
         if (got == 0) break;
         want -= got;
         uint32_t start = 0;

@@ -26,13 +26,17 @@ int cpu_cache_refresh();
 // classes, as they are, where there is room (the rest into their bitmaps);
 // reopens class cls first if a drain closed it. The caller pops again.
 // Not in the hardened build (there, every block comes from a bitmap claim).
+#ifndef BITSLAB_SECURE
 void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work);
+#endif
 
 // A class's stack on the current CPU was empty: takes a batch of blocks of
 // class cls from heap h, pushes all but one on the stack (what does not fit
 // goes back to the heap) and returns that one, still marked free; nullptr if
 // the OS has no memory. Also reopens the class if a drain closed it.
-void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work);
+// `remote_taken`: cpu_cache_take_remote has just reopened the class and
+// drained h, so the refill does neither again before its first claim.
+void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work, bool remote_taken);
 
 // A class's stack on the current CPU was full (or closed by a drain): sends
 // half of it home through heap `here`, and reopens it. Returns left work.

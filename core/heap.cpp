@@ -153,6 +153,10 @@ private:
 
 uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work, bool may_open) {
     if (heap_drain_remote(h)) left_work = true;
+    return heap_claim(h, cls, want, out, may_open);
+}
+
+uint32_t heap_claim(Heap& h, unsigned cls, uint32_t want, Chain& out, bool may_open) {
     uint32_t got = 0;
     while (got < want) {
         Slab* s = slab_take(h.partial[cls]);

@@ -94,11 +94,15 @@ int fake_cpu();
 // the purger (a slab pooled dirty, blocks pushed on a remote-free stack).
 // The purger is above the heap: their caller tells it (purge_note_work).
 
-// Takes up to `want` free blocks of class `cls` from heap `h` into `out`.
-// Returns how many (0 only when the OS has no memory left, or when
-// `may_open` is false and no partly used slab is left: it then opens no new
-// slab); sets `left_work` if it left the purger work.
+// Takes up to `want` free blocks of class `cls` from heap `h` into `out`:
+// heap_drain_remote, then heap_claim.
 uint32_t heap_take(Heap& h, unsigned cls, uint32_t want, Chain& out, bool& left_work, bool may_open = true);
+// heap_take without the drain, for a caller that has just drained h
+// (cpu_cache_refill after cpu_cache_take_remote). Returns how many (0 only
+// when the OS has no memory left, or when `may_open` is false and no partly
+// used slab is left: it then opens no new slab). Leaves the purger no work
+// (the drain can: heap_take sets `left_work` then).
+uint32_t heap_claim(Heap& h, unsigned cls, uint32_t want, Chain& out, bool may_open = true);
 
 // Returns a chain of small blocks (of any classes and slabs) to their slabs:
 // blocks of heap `here` go into the bitmaps, others onto their owner's

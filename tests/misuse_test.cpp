@@ -755,6 +755,53 @@ TEST_F(Misuse, ARepeatOnALaneIsReportedEvenIfTheBlockWasClaimedSinceItsFirstVisi
     purge_resume();
 }
 
+// The same repeat when the drain's first visit gave the block to a sink (a
+// CPU's stack, cpu_cache_take_remote) and a malloc popped and handed it out
+// before the walk came round to it again: the second visit finds no remote
+// mark and reports it, and the sink never gets the block twice. The sink
+// here is the test's own, so the case needs no second CPU or timing: it
+// hands p out the moment it keeps it, as a pop right after the push would.
+namespace {
+struct KeptBlocks {
+    void* hand_out_at_once = nullptr;  // the block "popped" right after its push
+    std::vector<void*> kept;
+};
+bool keep_and_maybe_hand_out(void* block, unsigned, void* arg) {
+    auto* k = static_cast<KeptBlocks*>(arg);
+    if (std::count(k->kept.begin(), k->kept.end(), block) != 0) {
+        ADD_FAILURE() << "the sink got " << block << " twice";
+        return false;  // (and the walk goes on into the bitmaps rather than round the cycle forever)
+    }
+    k->kept.push_back(block);
+    if (block == k->hand_out_at_once) mark_set(block, 0);  // live, as malloc leaves it
+    return true;
+}
+}  // namespace
+
+TEST_F(Misuse, ARepeatOnALaneIsReportedEvenIfTheSinkHandedTheBlockOutSinceItsFirstVisit) {
+    PurgePaused paused;  // no background drain of the hand-made lane (its report would abort)
+    Heap& h = current_heap(g_globals.load());
+    heap_drain_remote(h);
+    void* p = bitslab_malloc(32);
+    void* q = bitslab_malloc(32);
+    ASSERT_EQ(slab_for(p)->owner.load(std::memory_order_relaxed), h.index);
+    ASSERT_EQ(slab_for(q)->owner.load(std::memory_order_relaxed), h.index);
+    push_home_cycle(h, p, q);  // the walk visits p, q, then p again
+    KeptBlocks k;
+    k.hand_out_at_once = p;
+    DrainSink sink{keep_and_maybe_hand_out, &k};
+    heap_drain_remote(h, &sink);
+    ASSERT_EQ(rec.count, 1) << "faults reported";
+    EXPECT_EQ(rec.faults[0].kind, BITSLAB_FAULT_DOUBLE_FREE);
+    EXPECT_EQ(rec.faults[0].ptr, p);
+    EXPECT_EQ(k.kept, (std::vector<void*>{p, q})) << "the sink got each block once, in the walk's order";
+    EXPECT_EQ(mark_get(q), g_free_mark) << "q, kept, holds the free mark";
+    mark_set(q, 0);  // q leaves the "stack" too: both are live again
+    bitslab_free(p);
+    bitslab_free(q);
+    expect_heap_intact();
+}
+
 // Property: any interleaving of valid operations and misuses (double frees,
 // interior frees, wrong sizes, frees of foreign memory) reports exactly the
 // misuses, never disturbs a live block's contents, and leaves the heap intact.
