@@ -80,7 +80,7 @@ static void* malloc_small_cpu(unsigned cls) {
     Heap& h = cpu >= 0 ? g->heaps[static_cast<unsigned>(cpu) % g->num_heaps] : current_heap(g);
     if (h.index != tc.heap) adopt_heap(tc, h);  // free_fast reads this heap's class map
     bool left_work = false;
-    bool remote_taken = false;  // cpu_cache_take_remote ran: the refill skips what it did
+    bool remote_taken = false;  // cpu_cache_take_remote drained h: the refill's first round does not
     if (cpu >= 0) {
         void* p = g_cpu_slots.pop(cls);  // the region was only stale
 #ifndef BITSLAB_SECURE

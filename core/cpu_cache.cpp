@@ -97,11 +97,12 @@ int cpu_cache_refresh() {
 }
 
 // Blocks a refill claims per round: claimed into an array and pushed from it.
-// The array (512 B) is live while heap_take drains the remote-free stack
-// (its 16 batches, about 600 B) and while a failed push's round goes home:
+// The array (512 B) is live while heap_drain_remote drains the remote-free
+// stack (its 16 batches, about 600 B) and while a failed push's round goes home:
 // the refill's deepest path is about 2.1 KiB of stack, the allocator's
 // deepest (review of d98e553); a signal handler's stack needs that much.
-// Each round drains the remote-free stack again (a load when it is empty).
+// Each round drains the remote-free stack again (a load when it is empty),
+// but the first after cpu_cache_take_remote's drain.
 static constexpr uint32_t kRefillRound = 64;
 
 // cpu_cache_take_remote's drain sink: a block of this CPU's heap, freed by
@@ -129,9 +130,11 @@ void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work) {
 #endif
 
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work, bool remote_taken) {
-    // The purger must come (back) if a drain had closed the class;
-    // cpu_cache_take_remote has reopened it already.
-    if (!remote_taken && (g_cpu_slots.reopen(cls) || take_fork_note())) left_work = true;
+    // The purger must come (back) if a drain had closed the class. Also
+    // after cpu_cache_take_remote's reopen (then one load): a drain, or a
+    // signal handler's malloc that moved the thread to another CPU's region,
+    // may have closed it since.
+    if (g_cpu_slots.reopen(cls) || take_fork_note()) left_work = true;
     void* blocks[kRefillRound];
     void* first = nullptr;
     for (uint32_t want = refill_count(h, cls); want > 0;) {

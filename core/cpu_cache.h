@@ -34,8 +34,8 @@ void cpu_cache_take_remote(Heap& h, unsigned cls, bool& left_work);
 // class cls from heap h, pushes all but one on the stack (what does not fit
 // goes back to the heap) and returns that one, still marked free; nullptr if
 // the OS has no memory. Also reopens the class if a drain closed it.
-// `remote_taken`: cpu_cache_take_remote has just reopened the class and
-// drained h, so the refill does neither again before its first claim.
+// `remote_taken`: cpu_cache_take_remote has just drained h, so the first
+// round claims without draining it again.
 void* cpu_cache_refill(Heap& h, unsigned cls, bool& left_work, bool remote_taken);
 
 // A class's stack on the current CPU was full (or closed by a drain): sends
