@@ -350,6 +350,21 @@ TEST(MisuseMessage, HandedOutTwiceNamesThePointerAndTheClass) {
                        "or a write to freed memory?)\n");
 }
 
+namespace {
+// Sends live blocks p and q home to h as a cycle, p -> q -> p -> ...: what
+// pushing p a second time makes. Each gets the remote mark, as
+// heap_return_chain sends blocks home; p's lane must be empty (drained).
+void push_home_cycle(Heap& h, void* p, void* q) {
+    auto* np = static_cast<lockfree::StackNode*>(p);
+    auto* nq = static_cast<lockfree::StackNode*>(q);
+    lockfree::link_set(np, nq);
+    mark_set(np, remote_mark());
+    mark_set(nq, remote_mark());
+    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to the lane's old head (none)
+    lockfree::link_set(nq, np);
+}
+}  // namespace
+
 #ifndef BITSLAB_ASAN
 // The bitmap's own check, for a double free that got past the free mark (a
 // race, or the program overwrote the mark): a block already free in its
@@ -366,20 +381,6 @@ TEST_F(Misuse, ABlockReturnedAgainAfterReachingItsBitmapIsReportedNotCounted) {
     EXPECT_HEAP_OK();
 }
 
-namespace {
-// Sends live blocks p and q home to h as a cycle, p -> q -> p -> ...: what
-// pushing p a second time makes. Each gets the remote mark, as
-// heap_return_chain sends blocks home; p's lane must be empty (drained).
-void push_home_cycle(Heap& h, void* p, void* q) {
-    auto* np = static_cast<lockfree::StackNode*>(p);
-    auto* nq = static_cast<lockfree::StackNode*>(q);
-    lockfree::link_set(np, nq);
-    mark_set(np, remote_mark());
-    mark_set(nq, remote_mark());
-    h.remote.push_chain(RemoteLanes::lane_of(np), np, nq);  // links q to the lane's old head (none)
-    lockfree::link_set(nq, np);
-}
-}  // namespace
 
 // A block pushed twice onto a remote-free stack makes a cycle; the drain
 // must stop (not loop forever) and report it, freeing each block once.
