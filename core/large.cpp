@@ -87,10 +87,25 @@ size_t large_requested(const void* p, uintptr_t entry) {
 // hand the mapping over; its size and time are relaxed hints, and the byte
 // count is a relaxed bound that orders nothing.
 static std::atomic<LargeHeader*> g_cache[kLargeCacheSlots];
-static std::atomic<size_t> g_cache_size[kLargeCacheSlots];
 static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint, like the size)
 static std::atomic<size_t> g_cache_bytes{0};
 
+// The size hint, in chunks (0: empty, as far as the hint knows). The scans of
+// cache_take and cache_put read only these: 64 slots in 4 cache lines, where
+// reading each slot's pointer and size took 16 lines, which both threads'
+// puts and takes kept moving between cores (large_alloc's scan was 6.5% of
+// mstress's samples; bench/findings.md). relaxed everywhere: the pointer's
+// CAS and exchange hand the mapping over. A put sets the hint after its CAS;
+// a taker clears it (a CAS from what it read) before its exchange; the
+// purger clears it after its own. A stale hint (a mapping that is gone, or a
+// size that changed) costs a failed exchange or a missed fit, nothing else,
+// and the next taker that reads it clears it.
+static std::atomic<uint32_t> g_cache_chunks[kLargeCacheSlots];
+
+static uint32_t chunks_hint(size_t map_size) {
+    size_t chunks = map_size / kChunkSize;
+    return chunks < UINT32_MAX ? static_cast<uint32_t>(chunks) : UINT32_MAX;
+}
 
 // Puts an owned mapping into slot i if it is empty.
 static bool cache_put_at(unsigned i, LargeHeader* h) {
@@ -99,8 +114,8 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
     // release: the header is complete for whoever takes the slot. From the
     // moment the CAS succeeds, another thread may own h: do not touch it.
     if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
-    g_cache_size[i].store(size, std::memory_order_relaxed);  // hint only (see above)
     g_cache_since[i].store(os::now_ms(), std::memory_order_relaxed);  // hint only, as the size
+    g_cache_chunks[i].store(chunks_hint(size), std::memory_order_relaxed);  // hint only (see above)
     return true;
 }
 
@@ -111,8 +126,10 @@ static bool cache_put(LargeHeader* h) {
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return false;
     }
+    // Slots whose hint says empty (a slot with a stale hint is skipped: one
+    // mapping fewer cached, until a taker clears it).
     for (unsigned i = 0; i < kLargeCacheSlots; ++i)
-        if (cache_put_at(i, h)) return true;
+        if (g_cache_chunks[i].load(std::memory_order_relaxed) == 0 && cache_put_at(i, h)) return true;
     g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
@@ -121,21 +138,23 @@ static bool cache_put(LargeHeader* h) {
 // that large, the largest smaller one (the caller grows it with mremap, which
 // keeps its pages: fewer page faults than a fresh mapping). nullptr if empty.
 static LargeHeader* cache_take(size_t map_size) {
+    uint32_t want = chunks_hint(map_size);
     for (int attempt = 0; attempt < 2; ++attempt) {
         int fit = -1, below = -1;
-        size_t fit_size = SIZE_MAX, below_size = 0;
+        uint32_t fit_chunks = UINT32_MAX, below_chunks = 0;
         for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
-            // relaxed: hints; nothing of the mapping is read before we own it.
-            if (!g_cache[i].load(std::memory_order_relaxed)) continue;
-            size_t size = g_cache_size[i].load(std::memory_order_relaxed);
-            if (size >= map_size && size < fit_size) fit = static_cast<int>(i), fit_size = size;
-            if (size < map_size && size > below_size) below = static_cast<int>(i), below_size = size;
+            uint32_t chunks = g_cache_chunks[i].load(std::memory_order_relaxed);  // a hint (see above)
+            if (chunks == 0) continue;
+            if (chunks >= want && chunks < fit_chunks) fit = static_cast<int>(i), fit_chunks = chunks;
+            if (chunks < want && chunks > below_chunks) below = static_cast<int>(i), below_chunks = chunks;
         }
         int best = fit >= 0 ? fit : below;
         if (best < 0) return nullptr;
+        uint32_t seen = fit >= 0 ? fit_chunks : below_chunks;
+        if (!g_cache_chunks[best].compare_exchange_strong(seen, 0, std::memory_order_relaxed)) continue;  // another taker's
         // acquire: pairs with cache_put_at's release; from here the mapping is ours.
         LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
-        if (!h) continue;  // another thread took it first
+        if (!h) continue;  // a stale hint (cleared now): the slot was empty
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return h;  // a stale hint only means more or less growing for the caller
     }
@@ -145,7 +164,9 @@ static LargeHeader* cache_take(size_t map_size) {
 size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped) {
     size_t released = 0;
     for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
-        // relaxed: hints, as in cache_take; the exchange below decides.
+        // relaxed: hints, as in cache_take; the exchange below decides. (The
+        // pointers, not the size hints: a mapping whose hint is not yet set
+        // is purged too.)
         if (!g_cache[i].load(std::memory_order_relaxed)) continue;
         uint64_t since = g_cache_since[i].load(std::memory_order_relaxed);
         if (!everything && (since > now || now - since < delay)) continue;  // (cached after `now`: young)
@@ -153,6 +174,10 @@ size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* 
         LargeHeader* h = g_cache[i].exchange(nullptr, std::memory_order_acquire);
         if (!h) continue;
         size_t size = h->map_size;
+        // The hint, if it is still this mapping's (a put since may have set
+        // its own): relaxed, see g_cache_chunks.
+        uint32_t seen = chunks_hint(size);
+        g_cache_chunks[i].compare_exchange_strong(seen, 0, std::memory_order_relaxed);
         g_cache_bytes.fetch_sub(size, std::memory_order_relaxed);  // relaxed: the bound only
         os::unmap(h, size);
         released += size;

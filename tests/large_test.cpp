@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "core/bitslab.h"
@@ -71,6 +73,89 @@ TEST(Large, FreedBlocksAreCachedAndReused) {
     EXPECT_EQ(large_stats().cached_bytes, cached_before);
     for (size_t i = 0; i < (size_t{3} << 20); i += 4093) ASSERT_EQ(q[i], 0) << "calloc must zero a reused block";
     bitslab_free(q);
+}
+
+// The cache serves the smallest cached mapping that fits, else the largest
+// smaller one (grown). Its scan reads only the slots' size hints
+// (large.cpp), so this checks that the hints say what the slots hold.
+TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
+    PurgePaused paused;  // no pass empties the cache in between
+    bitslab_trim();      // the cache starts empty
+    ASSERT_EQ(large_stats().cached_bytes, 0u);
+    auto chunks = [](size_t n) { return n * kChunkSize - 64; };  // user bytes of an n-chunk mapping (a 64 B header)
+    void* three = bitslab_malloc(chunks(3));
+    void* five = bitslab_malloc(chunks(5));
+    void* eight = bitslab_malloc(chunks(8));
+    ASSERT_TRUE(three && five && eight);
+    bitslab_free(five);
+    bitslab_free(three);
+    bitslab_free(eight);
+    ASSERT_EQ(large_stats().cached_bytes, 16 * kChunkSize);
+    void* four = bitslab_malloc(chunks(4));
+    EXPECT_EQ(four, five) << "the smallest mapping that fits 4 chunks is the 5-chunk one";
+    void* two = bitslab_malloc(chunks(2));
+    EXPECT_EQ(two, three) << "the smallest mapping that fits 2 chunks is the 3-chunk one";
+    void* ten = bitslab_malloc(chunks(10));
+    ASSERT_NE(ten, nullptr);
+    EXPECT_EQ(large_stats().cached_bytes, 0u) << "10 chunks fit none: the 8-chunk mapping is taken and grown";
+    EXPECT_GE(bitslab_malloc_usable_size(ten), chunks(10));
+    memset(ten, 0x5a, chunks(10));
+    for (void* p : {four, two, ten}) bitslab_free(p);
+    bitslab_trim();
+}
+
+// Threads that allocate and free large blocks of assorted sizes at once,
+// through the cache: no mapping is handed to two blocks (each block's pages
+// keep their owner's tag until it frees them), the cache stays within its
+// bound, and afterwards it still serves a request from what it holds.
+TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
+    constexpr int kThreads = 4;
+    constexpr int kRounds = 3000;
+    std::atomic<int> faults{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([t, &faults] {
+            uint64_t seed = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(t + 1);
+            struct Held { unsigned char* p; size_t n; unsigned char tag; };
+            std::vector<Held> held;
+            for (int i = 0; i < kRounds; ++i) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                if (held.size() < 6 && (seed >> 62) != 0) {
+                    size_t n = kMaxSmallSize + 1 + (seed >> 20) % (size_t{1} << 20);
+                    auto tag = static_cast<unsigned char>(t * 64 + i % 64);
+                    auto* p = static_cast<unsigned char*>(bitslab_malloc(n));
+                    if (!p) { faults++; continue; }
+                    for (size_t k = 0; k < n; k += 4096) p[k] = tag;
+                    p[n - 1] = tag;
+                    held.push_back({p, n, tag});
+                } else if (!held.empty()) {
+                    size_t k = (seed >> 33) % held.size();
+                    Held h = held[k];
+                    for (size_t o = 0; o < h.n; o += 4096)
+                        if (h.p[o] != h.tag) { faults++; break; }
+                    if (h.p[h.n - 1] != h.tag) faults++;
+                    bitslab_free(h.p);
+                    held[k] = held.back();
+                    held.pop_back();
+                }
+                if (large_stats().cached_bytes > kLargeCacheMaxBytes) faults++;
+            }
+            for (Held& h : held) bitslab_free(h.p);
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(faults.load(), 0) << "a block's pages changed under it, a malloc failed, or the cache passed its bound";
+    EXPECT_LE(large_stats().cached_bytes, kLargeCacheMaxBytes);
+    PurgePaused paused;
+    bitslab_trim();  // the cache empty again, whatever hints the threads left
+    ASSERT_EQ(large_stats().cached_bytes, 0u);
+    void* p = bitslab_malloc(kChunkSize * 2);
+    ASSERT_NE(p, nullptr);
+    bitslab_free(p);
+    ASSERT_EQ(large_stats().cached_bytes, 3 * kChunkSize) << "the freed mapping is cached";
+    void* q = bitslab_malloc(kChunkSize * 2);
+    EXPECT_EQ(q, p) << "and served again (its slot's hint is right)";
+    bitslab_free(q);
+    EXPECT_HEAP_OK();
 }
 
 TEST(Large, ReallocGrowsAndShrinksKeepingContentsAndAlignment) {
