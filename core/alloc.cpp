@@ -198,36 +198,9 @@ size_t api_usable_size(const void* p) {
     return 0;
 }
 
-void* api_realloc(void* p, size_t size) {
-    if (!p) return malloc_fast(size);
-    if (size == 0) { free_fast(p); return nullptr; }  // glibc: frees and returns NULL
-    BlockInfo b = classify(p);
-    unsigned cls = b.cls;
-    uintptr_t entry = b.entry;
-    size_t old_usable;
-    if (b.kind == BlockKind::kSmall) {
-        // A freed block or a pointer inside one: never resize or copy it.
-        if (BITSLAB_UNLIKELY(!small_block_is_live(p, cls))) {
-            report_fault(Fault::kInvalidRealloc, p, kClassSize[cls]);
-            errno = EINVAL;
-            return nullptr;
-        }
-        old_usable = kClassSize[cls];
-        // Keep the block if it fits and would not waste more than half of it.
-        if (size <= old_usable && size > old_usable / 2) return p;
-    } else if (b.kind == BlockKind::kLarge) {
-        if (size > kMaxSmallSize) return large_realloc(p, entry, size);
-        if (large_requested(p, entry) == SIZE_MAX) {
-            report_fault(Fault::kInvalidRealloc, p, 0);
-            errno = EINVAL;
-            return nullptr;
-        }
-        old_usable = large_usable_size(p, entry);
-    } else {
-        report_fault(Fault::kInvalidRealloc, p, 0);
-        errno = EINVAL;
-        return nullptr;
-    }
+// realloc of a live block of usable size old_usable (class cls, or 0 for a
+// large block) to a new block: malloc, copy, free.
+static void* realloc_move(void* p, unsigned cls, size_t old_usable, size_t size) {
     // A small block that grows by small steps (less than half its size) gets
     // 50% headroom, so it is copied every few classes rather than at every
     // class boundary: the bytes copied while growing to n are about 3n (25%
@@ -244,6 +217,50 @@ void* api_realloc(void* p, size_t size) {
     memcpy(fresh, p, old_usable < size ? old_usable : size);
     free_fast(p);
     return fresh;
+}
+
+// realloc of a live small block of class cls.
+static void* realloc_small(void* p, unsigned cls, size_t size) {
+    size_t old_usable = kClassSize[cls];
+    // Keep the block if it fits and would not waste more than half of it.
+    if (size <= old_usable && size > old_usable / 2) return p;
+    return realloc_move(p, cls, old_usable, size);
+}
+
+void* api_realloc(void* p, size_t size) {
+    if (!p) return malloc_fast(size);
+    if (size == 0) { free_fast(p); return nullptr; }
+    // A small block in the thread's class map (its heap's, or another heap's
+    // under a foreign entry) that passes free's checks: its class without
+    // the page map, as free_fast finds it.
+    uintptr_t entry = thread_class_of(reinterpret_cast<uintptr_t>(p));
+    if (BITSLAB_LIKELY(entry != 0)) {
+        auto cls = static_cast<unsigned>(entry & ~uintptr_t{kForeignEntry});
+        if (BITSLAB_LIKELY(cls <= kNumClasses && small_block_is_live(p, cls))) return realloc_small(p, cls, size);
+    }
+    // Anything else: the page map says what p is.
+    BlockInfo b = classify(p);
+    if (b.kind == BlockKind::kSmall) {
+        // A freed block or a pointer inside one: never resize or copy it.
+        if (BITSLAB_UNLIKELY(!small_block_is_live(p, b.cls))) {
+            report_fault(Fault::kInvalidRealloc, p, kClassSize[b.cls]);
+            errno = EINVAL;
+            return nullptr;
+        }
+        return realloc_small(p, b.cls, size);
+    }
+    if (b.kind == BlockKind::kLarge) {
+        if (size > kMaxSmallSize) return large_realloc(p, b.entry, size);
+        if (large_requested(p, b.entry) == SIZE_MAX) {
+            report_fault(Fault::kInvalidRealloc, p, 0);
+            errno = EINVAL;
+            return nullptr;
+        }
+        return realloc_move(p, 0, large_usable_size(p, b.entry), size);
+    }
+    report_fault(Fault::kInvalidRealloc, p, 0);
+    errno = EINVAL;
+    return nullptr;
 }
 
 void* api_reallocarray(void* p, size_t count, size_t size) {

@@ -151,10 +151,6 @@ void free_slow(void* p) {
     }
 }
 
-bool small_block_is_live(const void* p, unsigned cls) {
-    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
-}
-
 void free_checked_slow(void* p, size_t size, size_t align, bool from_c) {
     if (p == nullptr) return;
     auto a = reinterpret_cast<uintptr_t>(p);

@@ -172,8 +172,11 @@ BITSLAB_HOT void free_fast(void* p) {
 // block's class in this thread's map) costs two loads and a compare more.
 inline constexpr size_t kNoSize = SIZE_MAX;  // free_checked_slow: no size to check
 void free_checked_slow(void* p, size_t size, size_t align, bool from_c);
-// p is the start of a slot of class cls that is not marked free.
-bool small_block_is_live(const void* p, unsigned cls);
+// p is the start of a slot of class cls that is not marked free (free's
+// checks, without a report).
+BITSLAB_HOT bool small_block_is_live(const void* p, unsigned cls) {
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
+}
 BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
     uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(cls != 0 && size <= kMaxSmallSize && size_class_of(size) == cls)) {

@@ -126,6 +126,32 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
     }
 }
 
+// realloc on CPU 1 of a block of CPU 0's heap (a foreign entry in CPU 1's
+// class map with the per-CPU front end; the page map otherwise): a size its
+// class still fits keeps the block, a larger one moves it with its
+// contents, and the old block is freed once.
+TEST(PerCpuFrontEnd, ReallocOfAnotherCpusBlockKeepsItOrMovesItsContents) {
+    if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
+    unsigned char* p = nullptr;
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(0));
+        p = static_cast<unsigned char*>(bitslab_malloc(100));
+        for (int i = 0; i < 100; ++i) p[i] = static_cast<unsigned char>(i * 7 + 1);
+    }).join();
+    ASSERT_NE(p, nullptr);
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(1));
+        auto* kept = static_cast<unsigned char*>(bitslab_realloc(p, 110));
+        EXPECT_EQ(kept, p) << "110 B still fits p's class (112 B): the block stays";
+        auto* moved = static_cast<unsigned char*>(bitslab_realloc(kept, 1000));
+        ASSERT_NE(moved, nullptr);
+        EXPECT_NE(moved, p);
+        for (int i = 0; i < 100; ++i) ASSERT_EQ(moved[i], static_cast<unsigned char>(i * 7 + 1)) << "byte " << i;
+        bitslab_free(moved);
+    }).join();
+    EXPECT_HEAP_OK();
+}
+
 // Blocks of CPU 0's heap freed on CPU 1 go home in a batch, onto heap 0's
 // remote-free stack. The next malloc on CPU 0 that finds its stack empty
 // drains them onto CPU 0's stacks as they are (cpu_cache_take_remote): the
