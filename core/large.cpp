@@ -79,57 +79,57 @@ size_t large_requested(const void* p, uintptr_t entry) {
     return h ? h->requested : SIZE_MAX;
 }
 
-// A slot holds a cached mapping or nothing. Its size is kept beside it, so a
-// thread looking for a fit never reads a mapping it does not own (another
-// thread may take it, and even unmap it, at any moment); the size is a hint,
-// checked against the header only once an exchange made the mapping ours.
-// A slot is filled by a release CAS and emptied by an acquire exchange, which
-// hand the mapping over; its size and time are relaxed hints, and the byte
-// count is a relaxed bound that orders nothing.
-static std::atomic<LargeHeader*> g_cache[kLargeCacheSlots];
-static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint, like the size)
+// A slot holds a cached mapping or nothing (0): the mapping's address,
+// which is chunk-aligned, with its size in chunks in the low 16 bits (a
+// cached mapping is at most kLargeCacheMaxBytes, 1,024 chunks). So a thread
+// looking for a fit never reads a mapping it does not own (another thread
+// may take it, and even unmap it, at any moment), and the size it reads is
+// that of the mapping the slot holds: one word, filled by a release CAS and
+// emptied by an acquire CAS or exchange, which hand the mapping over. A
+// word that comes back (the same mapping taken and cached again) is the
+// same mapping, cached, so a CAS that succeeds on it is right. The scans
+// read 64 words, 8 cache lines (a pointer array and a size array took 16,
+// which both threads' puts and takes kept moving between cores: large_alloc's
+// scan was 6.5% of mstress's samples; bench/findings.md). The time is a
+// relaxed hint, and the byte count a relaxed bound that orders nothing.
+static std::atomic<uintptr_t> g_cache[kLargeCacheSlots];
+static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint)
 static std::atomic<size_t> g_cache_bytes{0};
 
-// The size hint, in chunks (0: empty, as far as the hint knows). The scans of
-// cache_take and cache_put read only these: 64 slots in 4 cache lines, where
-// reading each slot's pointer and size took 16 lines, which both threads'
-// puts and takes kept moving between cores (large_alloc's scan was 6.5% of
-// mstress's samples; bench/findings.md). relaxed everywhere: the pointer's
-// CAS and exchange hand the mapping over. A put sets the hint after its CAS;
-// a taker clears it (a CAS from what it read) before its exchange; the
-// purger clears it after its own. A stale hint (a mapping that is gone, or a
-// size that changed) costs a failed exchange or a missed fit, nothing else,
-// and the next taker that reads it clears it.
-static std::atomic<uint32_t> g_cache_chunks[kLargeCacheSlots];
+static constexpr uintptr_t kSlotChunksMask = 0xffff;
+static_assert(kLargeCacheMaxBytes / kChunkSize <= kSlotChunksMask, "a cached mapping's chunks fit its slot's low bits");
+static_assert(kChunkSize > kSlotChunksMask, "a chunk-aligned address leaves the low 16 bits free");
 
-static uint32_t chunks_hint(size_t map_size) {
-    size_t chunks = map_size / kChunkSize;
-    return chunks < UINT32_MAX ? static_cast<uint32_t>(chunks) : UINT32_MAX;
-}
+static LargeHeader* slot_mapping(uintptr_t word) { return reinterpret_cast<LargeHeader*>(word & ~kSlotChunksMask); }
+static size_t slot_chunks(uintptr_t word) { return word & kSlotChunksMask; }
 
 // Puts an owned mapping into slot i if it is empty.
 static bool cache_put_at(unsigned i, LargeHeader* h) {
-    size_t size = h->map_size;  // read while the mapping is still ours
-    LargeHeader* empty = nullptr;
+    size_t chunks = h->map_size / kChunkSize;  // read while the mapping is still ours
+    uintptr_t empty = 0;
     // release: the header is complete for whoever takes the slot. From the
     // moment the CAS succeeds, another thread may own h: do not touch it.
-    if (!g_cache[i].compare_exchange_strong(empty, h, std::memory_order_release, std::memory_order_relaxed)) return false;
-    g_cache_since[i].store(os::now_ms(), std::memory_order_relaxed);  // hint only, as the size
-    g_cache_chunks[i].store(chunks_hint(size), std::memory_order_relaxed);  // hint only (see above)
+    if (!g_cache[i].compare_exchange_strong(empty, reinterpret_cast<uintptr_t>(h) | chunks, std::memory_order_release,
+                                            std::memory_order_relaxed))
+        return false;
+    g_cache_since[i].store(os::now_ms(), std::memory_order_relaxed);  // hint only
     return true;
 }
 
 // Keeps a freed mapping for reuse; false if the cache is full (caller unmaps).
 static bool cache_put(LargeHeader* h) {
+    // A slot holds a chunk-aligned mapping of whole chunks (every mapping
+    // here is one: map_committed_aligned, os::move_mapping's target); the
+    // byte bound below keeps its chunks within the slot's low bits.
+    if ((reinterpret_cast<uintptr_t>(h) & kSlotChunksMask) != 0 || h->map_size % kChunkSize != 0) return false;
     // relaxed: the byte count only bounds the cache; the slot CAS publishes.
     if (g_cache_bytes.fetch_add(h->map_size, std::memory_order_relaxed) + h->map_size > kLargeCacheMaxBytes) {
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return false;
     }
-    // Slots whose hint says empty (a slot with a stale hint is skipped: one
-    // mapping fewer cached, until a taker clears it).
     for (unsigned i = 0; i < kLargeCacheSlots; ++i)
-        if (g_cache_chunks[i].load(std::memory_order_relaxed) == 0 && cache_put_at(i, h)) return true;
+        // relaxed: a look before the CAS, which decides.
+        if (g_cache[i].load(std::memory_order_relaxed) == 0 && cache_put_at(i, h)) return true;
     g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
@@ -138,25 +138,28 @@ static bool cache_put(LargeHeader* h) {
 // that large, the largest smaller one (the caller grows it with mremap, which
 // keeps its pages: fewer page faults than a fresh mapping). nullptr if empty.
 static LargeHeader* cache_take(size_t map_size) {
-    uint32_t want = chunks_hint(map_size);
+    size_t want = map_size / kChunkSize;
     for (int attempt = 0; attempt < 2; ++attempt) {
         int fit = -1, below = -1;
-        uint32_t fit_chunks = UINT32_MAX, below_chunks = 0;
+        size_t fit_chunks = SIZE_MAX, below_chunks = 0;
+        uintptr_t fit_word = 0, below_word = 0;
         for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
-            uint32_t chunks = g_cache_chunks[i].load(std::memory_order_relaxed);  // a hint (see above)
-            if (chunks == 0) continue;
-            if (chunks >= want && chunks < fit_chunks) fit = static_cast<int>(i), fit_chunks = chunks;
-            if (chunks < want && chunks > below_chunks) below = static_cast<int>(i), below_chunks = chunks;
+            // relaxed: nothing of the mapping is read before the CAS makes it ours.
+            uintptr_t word = g_cache[i].load(std::memory_order_relaxed);
+            if (word == 0) continue;
+            size_t chunks = slot_chunks(word);
+            if (chunks >= want && chunks < fit_chunks) fit = static_cast<int>(i), fit_chunks = chunks, fit_word = word;
+            if (chunks < want && chunks > below_chunks) below = static_cast<int>(i), below_chunks = chunks, below_word = word;
         }
         int best = fit >= 0 ? fit : below;
         if (best < 0) return nullptr;
-        uint32_t seen = fit >= 0 ? fit_chunks : below_chunks;
-        if (!g_cache_chunks[best].compare_exchange_strong(seen, 0, std::memory_order_relaxed)) continue;  // another taker's
+        uintptr_t seen = fit >= 0 ? fit_word : below_word;
         // acquire: pairs with cache_put_at's release; from here the mapping is ours.
-        LargeHeader* h = g_cache[best].exchange(nullptr, std::memory_order_acquire);
-        if (!h) continue;  // a stale hint (cleared now): the slot was empty
+        if (!g_cache[best].compare_exchange_strong(seen, 0, std::memory_order_acquire, std::memory_order_relaxed))
+            continue;  // another thread took it first
+        LargeHeader* h = slot_mapping(seen);
         g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
-        return h;  // a stale hint only means more or less growing for the caller
+        return h;
     }
     return nullptr;
 }
@@ -164,20 +167,15 @@ static LargeHeader* cache_take(size_t map_size) {
 size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* unmapped) {
     size_t released = 0;
     for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
-        // relaxed: hints, as in cache_take; the exchange below decides. (The
-        // pointers, not the size hints: a mapping whose hint is not yet set
-        // is purged too.)
-        if (!g_cache[i].load(std::memory_order_relaxed)) continue;
+        // relaxed: a look, as in cache_take; the exchange below decides.
+        if (g_cache[i].load(std::memory_order_relaxed) == 0) continue;
         uint64_t since = g_cache_since[i].load(std::memory_order_relaxed);
         if (!everything && (since > now || now - since < delay)) continue;  // (cached after `now`: young)
         // acquire: pairs with cache_put_at's release; the mapping is ours now.
-        LargeHeader* h = g_cache[i].exchange(nullptr, std::memory_order_acquire);
-        if (!h) continue;
+        uintptr_t word = g_cache[i].exchange(0, std::memory_order_acquire);
+        if (word == 0) continue;
+        LargeHeader* h = slot_mapping(word);
         size_t size = h->map_size;
-        // The hint, if it is still this mapping's (a put since may have set
-        // its own): relaxed, see g_cache_chunks.
-        uint32_t seen = chunks_hint(size);
-        g_cache_chunks[i].compare_exchange_strong(seen, 0, std::memory_order_relaxed);
         g_cache_bytes.fetch_sub(size, std::memory_order_relaxed);  // relaxed: the bound only
         os::unmap(h, size);
         released += size;

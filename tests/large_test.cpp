@@ -76,8 +76,8 @@ TEST(Large, FreedBlocksAreCachedAndReused) {
 }
 
 // The cache serves the smallest cached mapping that fits, else the largest
-// smaller one (grown). Its scan reads only the slots' size hints
-// (large.cpp), so this checks that the hints say what the slots hold.
+// smaller one (grown). Its scan reads the sizes packed in the slots' words
+// (large.cpp), so this also checks that they say what the slots hold.
 TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
     PurgePaused paused;  // no pass empties the cache in between
     bitslab_trim();      // the cache starts empty
@@ -105,13 +105,21 @@ TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
 }
 
 // Threads that allocate and free large blocks of assorted sizes at once,
-// through the cache: no mapping is handed to two blocks (each block's pages
-// keep their owner's tag until it frees them), the cache stays within its
-// bound, and afterwards it still serves a request from what it holds.
+// through the cache, while another empties it (bitslab_trim, as the purger
+// does): no mapping is handed to two blocks (each block's pages keep their
+// owner's tag until it frees them), the cache stays within its bound, and
+// afterwards it still serves a request from what it holds.
 TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
     constexpr int kThreads = 4;
     constexpr int kRounds = 3000;
     std::atomic<int> faults{0};
+    std::atomic<bool> done{false};
+    std::thread trimmer([&done] {
+        while (!done.load()) {
+            bitslab_trim();
+            std::this_thread::yield();
+        }
+    });
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t)
         threads.emplace_back([t, &faults] {
@@ -143,10 +151,12 @@ TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
             for (Held& h : held) bitslab_free(h.p);
         });
     for (auto& th : threads) th.join();
+    done.store(true);
+    trimmer.join();
     EXPECT_EQ(faults.load(), 0) << "a block's pages changed under it, a malloc failed, or the cache passed its bound";
     EXPECT_LE(large_stats().cached_bytes, kLargeCacheMaxBytes);
     PurgePaused paused;
-    bitslab_trim();  // the cache empty again, whatever hints the threads left
+    bitslab_trim();  // the cache empty again
     ASSERT_EQ(large_stats().cached_bytes, 0u);
     void* p = bitslab_malloc(kChunkSize * 2);
     ASSERT_NE(p, nullptr);
