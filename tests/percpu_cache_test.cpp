@@ -126,10 +126,9 @@ TEST(PerCpuFrontEnd, AnotherCpusBlockGoesOnTheForeignStackWithoutASlowPath) {
     }
 }
 
-// realloc on CPU 1 of a block of CPU 0's heap (a foreign entry in CPU 1's
-// class map with the per-CPU front end; the page map otherwise): a size its
-// class still fits keeps the block, a larger one moves it with its
-// contents, and the old block is freed once.
+// realloc on CPU 1 of a block of CPU 0's heap: a size its class still fits
+// keeps the block, a larger one moves it with its contents, and the old
+// block is freed once (on CPU 1: a foreign free with the per-CPU front end).
 TEST(PerCpuFrontEnd, ReallocOfAnotherCpusBlockKeepsItOrMovesItsContents) {
     if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
     unsigned char* p = nullptr;
