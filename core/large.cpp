@@ -86,12 +86,15 @@ size_t large_requested(const void* p, uintptr_t entry) {
 // may take it, and even unmap it, at any moment), and the size it reads is
 // that of the mapping the slot holds: one word, filled by a release CAS and
 // emptied by an acquire CAS or exchange, which hand the mapping over. A
-// word that comes back (the same mapping taken and cached again) is the
-// same mapping, cached, so a CAS that succeeds on it is right. The scans
+// CAS from a word read earlier succeeds only if the slot holds that word
+// now: a mapping of that address and size cached by a put whose release
+// CAS it reads (the same mapping cached again, or a new one at the same
+// address), so what it takes is a cached mapping, header and all. The scans
 // read 64 words, 8 cache lines (a pointer array and a size array took 16,
-// which both threads' puts and takes kept moving between cores: large_alloc's
-// scan was 6.5% of mstress's samples; bench/findings.md). The time is a
-// relaxed hint, and the byte count a relaxed bound that orders nothing.
+// which both threads' puts and takes write: large_alloc, this scan and the
+// load of the taken header, was 4-6.5% of mstress's samples; no change in
+// time was measured: bench/findings.md). The time is a relaxed hint, and the
+// byte count a relaxed bound that orders nothing.
 static std::atomic<uintptr_t> g_cache[kLargeCacheSlots];
 static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint)
 static std::atomic<size_t> g_cache_bytes{0};
@@ -118,8 +121,9 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
 
 // Keeps a freed mapping for reuse; false if the cache is full (caller unmaps).
 static bool cache_put(LargeHeader* h) {
-    // A slot holds a chunk-aligned mapping of whole chunks (every mapping
-    // here is one: map_committed_aligned, os::move_mapping's target); the
+    // A slot holds a chunk-aligned mapping of whole chunks. Every mapping
+    // here is one (map_committed_aligned, map_placed, a grown or resized
+    // mapping, a split tail), so this refusal is a guard, never taken; the
     // byte bound below keeps its chunks within the slot's low bits.
     if ((reinterpret_cast<uintptr_t>(h) & kSlotChunksMask) != 0 || h->map_size % kChunkSize != 0) return false;
     // relaxed: the byte count only bounds the cache; the slot CAS publishes.

@@ -8,8 +8,9 @@
 // Freed mappings go to a small lock-free cache (kLargeCacheSlots slots, at
 // most kLargeCacheMaxBytes mapped in all) and serve later large requests that
 // fit, so a program that frees and re-allocates large blocks makes no system
-// call for them. Each slot holds a mapping or nothing: put is a CAS from
-// empty, take is an exchange, so there is no ABA and no lock.
+// call for them. Each slot is one word, a mapping and its size or nothing:
+// put is a CAS from empty, take a CAS from the word it read (large.cpp), and
+// no lock.
 #pragma once
 #include <cstddef>
 #include <cstdint>

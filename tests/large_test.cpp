@@ -77,27 +77,29 @@ TEST(Large, FreedBlocksAreCachedAndReused) {
 
 // The cache serves the smallest cached mapping that fits, else the largest
 // smaller one (grown). Its scan reads the sizes packed in the slots' words
-// (large.cpp), so this also checks that they say what the slots hold.
+// (large.cpp). The mappings are freed into slots 0-3 as 6, 8, 5 and 3
+// chunks, so taking the first cached mapping, or the first that fits, gives
+// other answers than the smallest fit (5 for 4 chunks, 3 for 2) and the
+// largest smaller one (8 for 10).
 TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
     PurgePaused paused;  // no pass empties the cache in between
     bitslab_trim();      // the cache starts empty
     ASSERT_EQ(large_stats().cached_bytes, 0u);
     auto chunks = [](size_t n) { return n * kChunkSize - 64; };  // user bytes of an n-chunk mapping (a 64 B header)
-    void* three = bitslab_malloc(chunks(3));
-    void* five = bitslab_malloc(chunks(5));
+    void* six = bitslab_malloc(chunks(6));
     void* eight = bitslab_malloc(chunks(8));
-    ASSERT_TRUE(three && five && eight);
-    bitslab_free(five);
-    bitslab_free(three);
-    bitslab_free(eight);
-    ASSERT_EQ(large_stats().cached_bytes, 16 * kChunkSize);
+    void* five = bitslab_malloc(chunks(5));
+    void* three = bitslab_malloc(chunks(3));
+    ASSERT_TRUE(six && eight && five && three);
+    for (void* p : {six, eight, five, three}) bitslab_free(p);  // slots 0, 1, 2, 3
+    ASSERT_EQ(large_stats().cached_bytes, 22 * kChunkSize);
     void* four = bitslab_malloc(chunks(4));
     EXPECT_EQ(four, five) << "the smallest mapping that fits 4 chunks is the 5-chunk one";
     void* two = bitslab_malloc(chunks(2));
     EXPECT_EQ(two, three) << "the smallest mapping that fits 2 chunks is the 3-chunk one";
     void* ten = bitslab_malloc(chunks(10));
     ASSERT_NE(ten, nullptr);
-    EXPECT_EQ(large_stats().cached_bytes, 0u) << "10 chunks fit none: the 8-chunk mapping is taken and grown";
+    EXPECT_EQ(large_stats().cached_bytes, 6 * kChunkSize) << "10 chunks fit none: the largest smaller one (8) is taken";
     EXPECT_GE(bitslab_malloc_usable_size(ten), chunks(10));
     memset(ten, 0x5a, chunks(10));
     for (void* p : {four, two, ten}) bitslab_free(p);
@@ -107,8 +109,9 @@ TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
 // Threads that allocate and free large blocks of assorted sizes at once,
 // through the cache, while another empties it (bitslab_trim, as the purger
 // does): no mapping is handed to two blocks (each block's pages keep their
-// owner's tag until it frees them), the cache stays within its bound, and
-// afterwards it still serves a request from what it holds.
+// owner's tag until it frees them), and afterwards the cache still serves a
+// request from what it holds. (The blocks live at once stay far below the
+// cache's byte bound, so this does not test the bound.)
 TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
     constexpr int kThreads = 4;
     constexpr int kRounds = 3000;
@@ -146,14 +149,13 @@ TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
                     held[k] = held.back();
                     held.pop_back();
                 }
-                if (large_stats().cached_bytes > kLargeCacheMaxBytes) faults++;
             }
             for (Held& h : held) bitslab_free(h.p);
         });
     for (auto& th : threads) th.join();
     done.store(true);
     trimmer.join();
-    EXPECT_EQ(faults.load(), 0) << "a block's pages changed under it, a malloc failed, or the cache passed its bound";
+    EXPECT_EQ(faults.load(), 0) << "a block's pages changed under it, or a malloc failed";
     EXPECT_LE(large_stats().cached_bytes, kLargeCacheMaxBytes);
     PurgePaused paused;
     bitslab_trim();  // the cache empty again
@@ -163,7 +165,7 @@ TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
     bitslab_free(p);
     ASSERT_EQ(large_stats().cached_bytes, 3 * kChunkSize) << "the freed mapping is cached";
     void* q = bitslab_malloc(kChunkSize * 2);
-    EXPECT_EQ(q, p) << "and served again (its slot's hint is right)";
+    EXPECT_EQ(q, p) << "and served again (its slot's word is right)";
     bitslab_free(q);
     EXPECT_HEAP_OK();
 }
