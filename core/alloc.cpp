@@ -230,9 +230,6 @@ static void* realloc_small(void* p, unsigned cls, size_t size) {
 void* api_realloc(void* p, size_t size) {
     if (!p) return malloc_fast(size);
     if (size == 0) { free_fast(p); return nullptr; }  // glibc: frees and returns NULL
-    // (Looking p up in the thread's class map first, as free does, saved
-    // nothing: callgrind counted 2% more instructions, and no run told the
-    // two apart in time. bench/findings.md.)
     BlockInfo b = classify(p);
     if (b.kind == BlockKind::kSmall) {
         // A freed block or a pointer inside one: never resize or copy it.

@@ -144,20 +144,21 @@ static bool cache_put(LargeHeader* h) {
 static LargeHeader* cache_take(size_t map_size) {
     size_t want = map_size / kChunkSize;
     for (int attempt = 0; attempt < 2; ++attempt) {
+        // The candidates: the smallest slot that fits, else the largest
+        // smaller one (grown in place). A word of 0 means none.
         int fit = -1, below = -1;
-        size_t fit_chunks = SIZE_MAX, below_chunks = 0;
         uintptr_t fit_word = 0, below_word = 0;
         for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
             // relaxed: nothing of the mapping is read before the CAS makes it ours.
             uintptr_t word = g_cache[i].load(std::memory_order_relaxed);
             if (word == 0) continue;
             size_t chunks = slot_chunks(word);
-            if (chunks >= want && chunks < fit_chunks) fit = static_cast<int>(i), fit_chunks = chunks, fit_word = word;
-            if (chunks < want && chunks > below_chunks) below = static_cast<int>(i), below_chunks = chunks, below_word = word;
+            if (chunks >= want && (fit_word == 0 || chunks < slot_chunks(fit_word))) fit = static_cast<int>(i), fit_word = word;
+            if (chunks < want && (below_word == 0 || chunks > slot_chunks(below_word))) below = static_cast<int>(i), below_word = word;
         }
-        int best = fit >= 0 ? fit : below;
-        if (best < 0) return nullptr;
-        uintptr_t seen = fit >= 0 ? fit_word : below_word;
+        int best = fit_word ? fit : below;
+        uintptr_t seen = fit_word ? fit_word : below_word;
+        if (seen == 0) return nullptr;
         // acquire: pairs with cache_put_at's release; from here the mapping is ours.
         if (!g_cache[best].compare_exchange_strong(seen, 0, std::memory_order_acquire, std::memory_order_relaxed))
             continue;  // another thread took it first
