@@ -140,12 +140,14 @@ static bool cache_put(LargeHeader* h) {
 
 // Takes the smallest cached mapping of at least `map_size` bytes; if none is
 // that large, the largest smaller one (the caller grows it with mremap, which
-// keeps its pages: fewer page faults than a fresh mapping). nullptr if empty.
+// keeps its pages: fewer page faults than a fresh mapping). nullptr if there
+// is none, or if other threads took the chosen ones first, twice.
 static LargeHeader* cache_take(size_t map_size) {
     size_t want = map_size / kChunkSize;
     for (int attempt = 0; attempt < 2; ++attempt) {
         // The candidates: the smallest slot that fits, else the largest
-        // smaller one (grown in place). A word of 0 means none.
+        // smaller one of at least a chunk (the caller grows it). A word of 0
+        // means none.
         int fit = -1, below = -1;
         uintptr_t fit_word = 0, below_word = 0;
         for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
@@ -153,8 +155,10 @@ static LargeHeader* cache_take(size_t map_size) {
             uintptr_t word = g_cache[i].load(std::memory_order_relaxed);
             if (word == 0) continue;
             size_t chunks = slot_chunks(word);
-            if (chunks >= want && (fit_word == 0 || chunks < slot_chunks(fit_word))) fit = static_cast<int>(i), fit_word = word;
-            if (chunks < want && (below_word == 0 || chunks > slot_chunks(below_word))) below = static_cast<int>(i), below_word = word;
+            if (chunks >= want && (fit_word == 0 || chunks < slot_chunks(fit_word)))
+                fit = static_cast<int>(i), fit_word = word;
+            if (chunks < want && chunks > (below_word ? slot_chunks(below_word) : 0))
+                below = static_cast<int>(i), below_word = word;
         }
         int best = fit_word ? fit : below;
         uintptr_t seen = fit_word ? fit_word : below_word;
