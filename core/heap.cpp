@@ -45,6 +45,7 @@ Globals* globals_slow() {
     if (!mem) { errno = ENOMEM; return nullptr; }
     free_mark_init();  // before any block exists
     os::process_id();  // maps its page now, off the free path (core/process_id.h)
+    os::clock_init();  // the vDSO's clock, for a malloc before the constructors (core/os.h)
     cpu_slots_init(n);  // the front end, also before any block exists (cpu_slots.h)
     auto* fresh = new (mem) Globals();
     fresh->num_heaps = n;

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/syscall.h"
+#include "core/vdso.h"
 
 extern "C" {
 // Exported by glibc >= 2.35, which registers rseq for every thread itself.
@@ -222,12 +223,39 @@ void fatal(const char* what, const void* ptr) {
     abort();
 }
 
+// The vDSO's clock_gettime (core/vdso.h), or null before clock_init() or
+// in a process without a vDSO (then now_ms calls libc's wrapper, which is
+// correct too, only a libc call). relaxed: the function is code the kernel
+// mapped before the process started, so its address needs no publication.
+using ClockFn = int (*)(clockid_t, struct timespec*);
+static std::atomic<ClockFn> g_vdso_clock{nullptr};
+
+void clock_init() {
+    if (g_vdso_clock.load(std::memory_order_relaxed)) return;  // relaxed: see g_vdso_clock
+    void* fn = vdso_symbol("__vdso_clock_gettime");           // x86-64
+    if (!fn) fn = vdso_symbol("__kernel_clock_gettime");      // arm64
+    if (!fn) return;
+    auto clock = reinterpret_cast<ClockFn>(fn);
+    struct timespec ts = {0, 0};
+    if (clock(CLOCK_MONOTONIC_COARSE, &ts) != 0) return;  // used only if a trial read works
+    g_vdso_clock.store(clock, std::memory_order_relaxed);  // relaxed: see g_vdso_clock
+}
+
+// Before main, for the clock reads of programs whose first malloc comes
+// later; the first malloc calls clock_init() too (globals_slow), for those
+// that allocate before the constructors run.
+__attribute__((constructor)) static void clock_at_start() { clock_init(); }
+
 uint64_t now_ms() {
     struct timespec ts = {0, 0};
-    // The vDSO (no system call, no lock, no thread-local state on success;
-    // the coarse clock cannot fail): the one libc call the purger and the
-    // free path make. A raw system call here cost mstress 20%.
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    // The coarse clock through the vDSO: no system call, no lock, no
+    // thread-local state, no libc (the purger's thread has no TLS of its
+    // own). A raw system call here cost mstress 20%.
+    ClockFn clock = g_vdso_clock.load(std::memory_order_relaxed);  // relaxed: see g_vdso_clock
+    if (BITSLAB_LIKELY(clock != nullptr))
+        clock(CLOCK_MONOTONIC_COARSE, &ts);
+    else
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 

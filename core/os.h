@@ -60,9 +60,14 @@ bool remap_in_place(void* p, size_t old_size, size_t new_size);
 // False on failure, with both mappings untouched.
 bool move_mapping(void* p, size_t old_size, size_t new_size, void* target);
 
-// Milliseconds of a monotonic clock, read through the vDSO (no system call,
-// no lock, no thread-local state): safe on the free path and in the purger.
+// Milliseconds of a monotonic clock, read through the vDSO, called directly
+// (no system call, no lock, no thread-local state, no libc): safe on the
+// free path and in the purger.
 uint64_t now_ms();
+// Looks up the vDSO's clock for now_ms (core/vdso.h) once; idempotent. A
+// constructor and the first malloc call it. Until then, and in a process
+// without a vDSO, now_ms calls libc's clock_gettime.
+void clock_init();
 
 // Number of possible CPU ids (highest possible id + 1), read without allocating.
 unsigned possible_cpus();
