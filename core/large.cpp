@@ -261,6 +261,10 @@ static char* grow_mapping(LargeHeader* h, size_t map_size) {
 
 void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
     if (align < kMinAlign) align = kMinAlign;
+    // The vDSO's clock before this block can be freed and cached (its age is
+    // a clock read), for a large malloc before the constructors: then no free
+    // ever looks the clock up (core/os.h). One relaxed load once looked up.
+    os::clock_init();
     size_t offset = user_offset(align);
     size_t map_size = map_size_for(offset, size);
     char* start = nullptr;

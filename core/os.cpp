@@ -231,14 +231,23 @@ using ClockFn = int (*)(clockid_t, struct timespec*);
 static std::atomic<ClockFn> g_vdso_clock{nullptr};
 
 void clock_init() {
+#if defined(__x86_64__) || defined(__aarch64__)
+    // Only where the vDSO's clock_gettime takes the 64-bit timespec and a
+    // plain code address is a function pointer; elsewhere libc's wrapper.
     if (g_vdso_clock.load(std::memory_order_relaxed)) return;  // relaxed: see g_vdso_clock
-    void* fn = vdso_symbol("__vdso_clock_gettime");           // x86-64
-    if (!fn) fn = vdso_symbol("__kernel_clock_gettime");      // arm64
+    int saved_errno = errno;  // getauxval sets ENOENT without a vDSO; a malloc that succeeds keeps errno
+#if defined(__x86_64__)
+    void* fn = vdso_symbol("__vdso_clock_gettime");
+#else
+    void* fn = vdso_symbol("__kernel_clock_gettime");
+#endif
+    errno = saved_errno;
     if (!fn) return;
     auto clock = reinterpret_cast<ClockFn>(fn);
     struct timespec ts = {0, 0};
     if (clock(CLOCK_MONOTONIC_COARSE, &ts) != 0) return;  // used only if a trial read works
     g_vdso_clock.store(clock, std::memory_order_relaxed);  // relaxed: see g_vdso_clock
+#endif
 }
 
 // Before main, for the clock reads of programs whose first malloc comes

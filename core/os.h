@@ -61,12 +61,14 @@ bool remap_in_place(void* p, size_t old_size, size_t new_size);
 bool move_mapping(void* p, size_t old_size, size_t new_size, void* target);
 
 // Milliseconds of a monotonic clock, read through the vDSO, called directly
-// (no system call, no lock, no thread-local state, no libc): safe on the
-// free path and in the purger.
+// once clock_init() found it (no system call, no lock, no thread-local
+// state, no libc call): safe on the free path and in the purger.
 uint64_t now_ms();
 // Looks up the vDSO's clock for now_ms (core/vdso.h) once; idempotent. A
-// constructor and the first malloc call it. Until then, and in a process
-// without a vDSO, now_ms calls libc's clock_gettime.
+// constructor, the first malloc (globals_slow) and every large malloc call
+// it, so a clock read, which needs a slab or a large block to exist, finds
+// it looked up; no free path calls it. In a process without a vDSO, or on
+// other than x86-64 and arm64, now_ms calls libc's clock_gettime.
 void clock_init();
 
 // Number of possible CPU ids (highest possible id + 1), read without allocating.

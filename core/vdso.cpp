@@ -15,22 +15,10 @@ bool same_name(const char* a, const char* b) {
     return *a == *b;
 }
 
-// The number of entries of the dynamic symbol table, from the SysV hash
-// table (its chain count) or, without one, from the GNU hash table (the
-// highest symbol any bucket's chain reaches, plus one).
-uint32_t symbol_count(const uint32_t* sysv_hash, const uint32_t* gnu_hash) {
-    if (sysv_hash) return sysv_hash[1];
-    if (!gnu_hash) return 0;
-    uint32_t buckets = gnu_hash[0], first = gnu_hash[1], bloom_words = gnu_hash[2];
-    const uint32_t* bucket = gnu_hash + 4 + bloom_words * (sizeof(ElfW(Addr)) / 4);
-    const uint32_t* chain = bucket + buckets;
-    uint32_t last = 0;
-    for (uint32_t b = 0; b < buckets; ++b)
-        if (bucket[b] > last) last = bucket[b];
-    if (last < first) return first;
-    while ((chain[last - first] & 1) == 0) ++last;  // a chain ends at an entry with bit 0 set
-    return last + 1;
-}
+// The number of entries of the dynamic symbol table: the SysV hash table's
+// chain count. Every vDSO this is used with has one (x86-64 links it with
+// both hash styles, arm64 with SysV only); without one, no lookup.
+uint32_t symbol_count(const uint32_t* sysv_hash) { return sysv_hash ? sysv_hash[1] : 0; }
 
 }  // namespace
 
@@ -60,21 +48,19 @@ void* vdso_symbol(const char* name) {
     const char* strings = nullptr;
     const ElfW(Sym)* symbols = nullptr;
     const uint32_t* sysv_hash = nullptr;
-    const uint32_t* gnu_hash = nullptr;
     for (const ElfW(Dyn)* d = dynamic; d->d_tag != DT_NULL; ++d) {
         uintptr_t at = bias + d->d_un.d_ptr;
         switch (d->d_tag) {
             case DT_STRTAB: strings = reinterpret_cast<const char*>(at); break;
             case DT_SYMTAB: symbols = reinterpret_cast<const ElfW(Sym)*>(at); break;
             case DT_HASH: sysv_hash = reinterpret_cast<const uint32_t*>(at); break;
-            case DT_GNU_HASH: gnu_hash = reinterpret_cast<const uint32_t*>(at); break;
             default: break;
         }
     }
     if (!strings || !symbols) return nullptr;
     // A plain scan: the image holds a few dozen symbols, each name defined
     // once (so the symbol versions need no check), and this runs once.
-    uint32_t count = symbol_count(sysv_hash, gnu_hash);
+    uint32_t count = symbol_count(sysv_hash);
     for (uint32_t i = 0; i < count; ++i) {
         const ElfW(Sym)& s = symbols[i];
         if (ELF64_ST_TYPE(s.st_info) != STT_FUNC || s.st_shndx == SHN_UNDEF || s.st_value == 0) continue;

@@ -1,8 +1,9 @@
 // The vDSO: the small ELF image the kernel maps into every process, whose
 // functions (clock_gettime among them) run in user space with no system call.
-// bitslab calls its clock itself rather than through libc's wrapper: the
-// wrapper is a libc call on the free path, and fault-around maps the 64 KiB
-// of libc text around it into every program (docs/BENCHMARKS.md, issue 15).
+// bitslab reads its clock there itself rather than through libc's wrapper:
+// the wrapper is a libc call on the free path, and fault-around maps the
+// 64 KiB of libc text around it into every program (docs/BENCHMARKS.md,
+// issue 15). The lookup itself calls getauxval, once, at start-up.
 #pragma once
 
 namespace bitslab::os {

@@ -63,8 +63,8 @@ TEST(VdsoClock, TheLookupFindsTheKernelsClockAndNothingElse) {
     EXPECT_LE(before, ms);
     EXPECT_LE(ms, coarse_ms_by_system_call());
 #endif
-    // Names the image lacks, a prefix of one it has, and a data symbol's
-    // neighbourhood: no match.
+    // A name the image lacks, a prefix of one it has, and the empty name:
+    // no match.
     EXPECT_EQ(bitslab::os::vdso_symbol("__vdso_no_such_function"), nullptr);
     EXPECT_EQ(bitslab::os::vdso_symbol("__vdso_clock"), nullptr);
     EXPECT_EQ(bitslab::os::vdso_symbol(""), nullptr);
