@@ -28,12 +28,32 @@ static void* alloc_large(size_t size, size_t align, bool zero) {
     return p;
 }
 
+// One block of class cls from the current CPU's heap, cached nowhere: for a
+// thread without a region (per-CPU front end), and for a malloc nested in an
+// operation on the thread's bins (a signal handler's), which must leave them
+// alone (BinsOp::nested). Touches no thread-local state.
+static void* malloc_uncached(unsigned cls) {
+    Globals* g = globals();
+    if (!g) { errno = ENOMEM; return nullptr; }
+    Chain one;
+    bool left_work = false;
+    void* p = heap_take(current_heap(g), cls, 1, one, left_work) ? one.head : nullptr;
+    if (left_work) purge_note_work();
+    if (!p) { errno = ENOMEM; return nullptr; }
+#ifdef BITSLAB_SECURE
+    secure_check_reuse(p, cls);
+#endif
+    hand_out(p, cls);
+    return p;
+}
+
 // Step 2 for a small size: refills the bin from the current CPU's heap.
 static void* malloc_small_slow(unsigned cls) {
     BinsOp op;
+    if (BITSLAB_UNLIKELY(op.nested)) return malloc_uncached(cls);  // a signal handler's: the bins are the thread's
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
-    if (lockfree::StackNode* block = tc.heads[cls]) {  // refilled by a re-entrant path; just pop
+    if (lockfree::StackNode* block = tc.heads[cls]) {  // the fast path found it stale (a reclaim since): just pop
         if (pop_marked(block, cls)) return block;
         return malloc_unmarked(block, cls, kClassSize[cls]);
     }
@@ -103,13 +123,8 @@ static void* malloc_small_cpu(unsigned cls) {
             return p;
         }
     }
-    void* p;
-    if (cpu >= 0) {
-        p = cpu_cache_refill(h, cls, left_work, remote_taken);
-    } else {
-        Chain one;
-        p = heap_take(h, cls, 1, one, left_work) ? one.head : nullptr;
-    }
+    if (cpu < 0) return malloc_uncached(cls);
+    void* p = cpu_cache_refill(h, cls, left_work, remote_taken);
     if (left_work) purge_note_work();
     if (!p) { errno = ENOMEM; return nullptr; }
 #ifdef BITSLAB_SECURE
@@ -143,10 +158,12 @@ void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size) {
 }
 
 void* malloc_from_bins(size_t size, uintptr_t cls) {
-    bins_enter();
+    bool alone = bins_enter();
     lockfree::StackNode* block = t_cache.heads[cls];
-    // The bin changes only if no reclaim came since the thread settled.
-    if (BITSLAB_LIKELY(block != nullptr && bins_current())) {
+    // The bin changes only in the thread's only operation on the bins (not a
+    // signal handler's nested in one; its load of the head above is unused)
+    // and if no reclaim came since the thread settled.
+    if (BITSLAB_LIKELY(block != nullptr && alone && bins_current())) {
         if (BITSLAB_LIKELY(pop_marked(block, cls))) {
             bins_leave();
             return block;

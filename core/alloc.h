@@ -36,20 +36,17 @@ namespace bitslab {
 // needs no stack frame.
 __attribute__((noinline)) void* malloc_slow(size_t size);
 
-// A block just taken from a bin had lost its free mark: it was handed out
-// already (by a malloc in a signal handler that interrupted this thread's
-// malloc or free while it had the bin's head in a register), or freed memory
-// was written. Drops (leaks) the bin, reports the block and, if the report
-// returns, allocates on the slow path.
+// A block just taken from a bin had lost its free mark: freed memory was
+// written (its second word). (A signal handler's malloc cannot have taken
+// it: a call nested in the thread's own leaves the bins alone, bins_enter.)
+// Drops (leaks) the bin, reports the block and, if the report returns,
+// allocates on the slow path.
 BITSLAB_COLD void* malloc_unmarked(lockfree::StackNode* block, unsigned cls, size_t size);
 
 // Pops bin cls's head `block`; false if it lacks the free mark (then see
-// malloc_unmarked). The mark is checked twice. Before the head moves: a block
-// that lost its mark earlier has a link that may be anything (its holder's
-// data), which must not become the head. After the head has moved past the
-// block: a signal handler that took the block any time before that store
-// has cleared the mark (hand_out) and is caught, and after the store the
-// block is out of the handler's reach.
+// malloc_unmarked), checked before the head moves: a block that lost its mark
+// has a link that may be anything (the program's data), which must not
+// become the head.
 BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     uint64_t mark = g_free_mark;
 #ifdef BITSLAB_SECURE
@@ -63,12 +60,6 @@ BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     t_cache.heads[cls] = lockfree::link_next(block);
 #endif
-    // A compiler barrier, no instruction (seq_cst signal fence: orders this
-    // thread's accesses as its own signal handlers see them): the mark is
-    // read again after the store above (the compiler could else reuse the
-    // first load, reopening the window).
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     ++t_cache.rooms[cls];
     hand_out(block, cls);
     return true;

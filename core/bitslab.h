@@ -38,8 +38,8 @@ enum bitslab_fault_kind {
     BITSLAB_FAULT_INVALID_REALLOC = 9,  /* realloc of a pointer that is not a live block */
     BITSLAB_FAULT_INVALID_USABLE_SIZE = 10, /* malloc_usable_size of one */
     BITSLAB_FAULT_HANDED_OUT_TWICE = 11 /* a cached free block lost its free mark before malloc
-                                           handed it out: already handed out (malloc in a signal
-                                           handler) or written after free */
+                                           handed it out: written after free, or cached twice by
+                                           two racing frees and handed out already */
 };
 enum { BITSLAB_ON_ERROR_ABORT = 1, BITSLAB_ON_ERROR_REPORT = 2, BITSLAB_ON_ERROR_IGNORE = 3 };
 /* Called instead of printing/aborting (tests): the fault kind, the pointer,

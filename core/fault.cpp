@@ -117,7 +117,7 @@ size_t format_fault_line(char* out, size_t cap, Fault kind, const void* ptr, siz
         break;
     case Fault::kHandedOutTwice:
         l.text("block handed out twice "); l.hex(p); l.text(" ("); l.block(class_size);
-        l.text("; malloc from a signal handler, or a write to freed memory?)");
+        l.text("; its free mark was overwritten: a write to freed memory, or two racing frees?)");
         break;
     case Fault::kInvalidUsableSize:
         l.text("malloc_usable_size of "); l.hex(p); l.text(" (not a live block of bitslab)");

@@ -18,17 +18,6 @@
 
 namespace bitslab {
 
-void free_found_unmarked(lockfree::StackNode* below, unsigned cls) {
-    t_cache.heads[cls] = nullptr;  // first, as in malloc_unmarked
-    t_cache.rooms[cls] = t_cache.limits[cls];
-    report_fault(Fault::kHandedOutTwice, below, kClassSize[cls]);
-}
-
-void free_found_unmarked_then_leave(lockfree::StackNode* below, unsigned cls) {
-    free_found_unmarked(below, cls);
-    bins_leave();
-}
-
 // The checks of free_fast, made for every small block that reaches the slow
 // path; false (after reporting) if p must be left alone.
 static bool small_free_ok(void* p, unsigned cls) {
@@ -86,6 +75,7 @@ static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
     if (!small_free_ok(p, cls)) return;
     if (cpu_front_on()) { free_small_cpu(p, entry, cls); return; }
     BinsOp op;
+    if (op.nested) { return_block(p, cls); return; }  // a signal handler's: the bins are the thread's
     if (tc.state == kThreadNew) thread_init(tc);
     if (tc.state != kThreadActive) { return_block(p, cls); return; }  // torn down: cache nothing
     // relaxed: p is live, so its slab cannot change owner (slab.h); we got p
@@ -104,8 +94,6 @@ static void free_small_slow(void* p, uintptr_t entry, unsigned cls) {
     lockfree::link_set(block, below);
     tc.heads[cls] = block;
     --tc.rooms[cls];
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // seq_cst compiler barrier: see free_to_bin
-    if (below != nullptr && mark_get(below) != g_free_mark) free_found_unmarked(below, cls);
 }
 
 void free_foreign_or_slow(void* p, uintptr_t entry) {

@@ -57,13 +57,6 @@ namespace bitslab {
 
 // Step 2 (free.cpp).
 void free_slow(void* p);
-// The block below a freed one had lost its free mark (see free_to_bin):
-// drops (leaks) the bin, then reports it.
-BITSLAB_COLD void free_found_unmarked(lockfree::StackNode* below, unsigned cls);
-// free_found_unmarked, then bins_leave: free_to_bin's last step when it finds
-// one, so the call is a tail call and the fast path needs no stack frame.
-BITSLAB_COLD void free_found_unmarked_then_leave(lockfree::StackNode* below, unsigned cls);
-
 // Misuse checks on every free, before the block is touched: p must be the
 // start of a slot (is_slot_start; no offset is one for entry 0 or a foreign
 // entry, another heap's block, which so leaves this path too) and must not
@@ -73,38 +66,26 @@ BITSLAB_COLD void free_found_unmarked_then_leave(lockfree::StackNode* below, uns
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
 // The push stands in the bracket (thread_bins.h) and changes the bin only if
-// no reclaim came since the thread settled.
+// it is the thread's only operation on the bins (not a signal handler's
+// nested in one) and no reclaim came since the thread settled.
 BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
-    bins_enter();
-    if (BITSLAB_LIKELY(bins_current() && is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p)) &&
-                       take_room(t_cache.rooms[cls]))) {
+    bool alone = bins_enter();
+    if (BITSLAB_LIKELY(alone && bins_current() && is_slot_start(reinterpret_cast<uintptr_t>(p), cls) &&
+                       !marked_free(mark_get(p)) && take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         take_back(block, cls, mark);
-        lockfree::StackNode* below = t_cache.heads[cls];
-        lockfree::link_set(block, below);
+        lockfree::link_set(block, t_cache.heads[cls]);
         t_cache.heads[cls] = block;
-        // As in pop_marked: a signal handler's malloc that took `below`
-        // between the load of the head and this store left it linked under
-        // the freed block though it is handed out; its mark is gone. The
-        // check comes after the store (a compiler barrier keeps it there:
-        // a seq_cst signal fence, no instruction, as in pop_marked).
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        // (Two ifs: the usual path, a bin that held blocks, falls through.)
-        if (BITSLAB_LIKELY(below != nullptr)) {
-            if (BITSLAB_UNLIKELY(mark_get(below) != mark)) {
-                free_found_unmarked_then_leave(below, static_cast<unsigned>(cls));
-                return true;
-            }
-        }
         bins_leave();
         return true;
     }
     // A take_room that found no room left the counter wrapped: undo it here,
-    // inside the bracket (only take_room, after bins_current, wraps it). A
-    // foreign entry (never met here: heap_map_slab) failed the slot check
-    // and indexes no bin.
-    if (cls <= kNumClasses && t_cache.rooms[cls] == UINT32_MAX) t_cache.rooms[cls] = 0;
+    // inside the bracket (only take_room, after bins_current, wraps it; a
+    // nested call never reaches it, and the counter is the interrupted
+    // operation's). A foreign entry (never met here: heap_map_slab) failed
+    // the slot check and indexes no bin.
+    if (alone && cls <= kNumClasses && t_cache.rooms[cls] == UINT32_MAX) t_cache.rooms[cls] = 0;
     bins_leave();
     return false;
 }

@@ -44,7 +44,8 @@ struct ThreadCache {
     uint32_t rooms[kNumClasses + 1];   // blocks the bin may still take (limit - cached)
     uint32_t limits[kNumClasses + 1];  // blocks the bin may hold; grows with use, within the budget
     // Operations on the bins under way on this thread (a signal handler's
-    // malloc nests in one); the reclaimer reads it through the kernel.
+    // malloc nests in one, and sees it: bins_enter); the reclaimer reads it
+    // through the kernel.
     uint32_t busy;
     // The reclaim epoch the thread last settled in: 64 bits, so it never
     // comes round again while a thread sleeps on stale bins.
@@ -84,13 +85,24 @@ extern __thread ThreadCache t_cache __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint64_t> g_reclaim_epoch BITSLAB_INTERNAL;
 
 // Opens an operation on the bins: busy goes up before the epoch is read.
-BITSLAB_HOT void bins_enter() {
-    // A plain increment of the thread's own counter (a signal handler's
-    // operation restores it before it returns). The compiler keeps it before
-    // the epoch load (seq_cst signal fence: no instruction); the hardware may
-    // not, which the reclaimer's membarrier makes up for (see the top).
-    ++t_cache.busy;
+// Returns whether the operation is the thread's only one. It is not when it
+// nests in another: a signal handler's malloc or free that interrupted one of
+// the thread's own anywhere (a load of a bin's head, a refill, a flush), or a
+// fault hook's. A nested operation must not read or change the bins or the
+// foreign batch (the interrupted one holds them half-changed): the caller
+// goes around them (BinsOp::nested), so a handler's call never interleaves
+// with the thread's own, whatever the front end.
+BITSLAB_HOT bool bins_enter() {
+    // A plain load and store of the thread's own counter: a signal handler
+    // that runs between the two restores it before it returns, and its whole
+    // operation ends before this one touches a bin. The compiler keeps the
+    // store before the epoch load and the bins' loads (seq_cst signal fence:
+    // no instruction); the hardware may not, which the reclaimer's
+    // membarrier makes up for (see the top).
+    uint32_t outer = t_cache.busy;
+    t_cache.busy = outer + 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);
+    return outer == 0;
 }
 
 // Whether the bins may be changed as they are: no reclaim since the thread

@@ -161,9 +161,8 @@ void adopt_heap(ThreadCache& tc, Heap& h) {
 
 // The first `count` blocks of `chain`, cut off there, up to the first block
 // without the free mark (reported, and left out with the rest). Such a block
-// was handed out while it sat in the bin: a malloc or free in a signal
-// handler that interrupted this thread's own re-linked the bin
-// (malloc_unmarked). Sent home, it would be handed out again silently.
+// was written after free, or cached twice by two racing frees and handed out
+// since (malloc_unmarked). Sent home, it would be handed out again silently.
 static lockfree::StackNode* checked_chain(lockfree::StackNode* chain, uint32_t count, unsigned cls) {
     lockfree::StackNode* last = nullptr;
     uint32_t n = 0;
@@ -188,7 +187,7 @@ void flush_bin(ThreadCache& tc, unsigned cls, uint32_t keep) {
         tc.heads[cls] = nullptr;
     } else if (lockfree::StackNode* last_kept = tc.heads[cls]) {
         for (uint32_t i = 1; i < keep && last_kept; ++i) last_kept = lockfree::link_next(last_kept);
-        if (last_kept) {  // (null only in a bin a signal handler re-linked: see checked_chain)
+        if (last_kept) {  // (null only in a bin that holds fewer blocks than it counts)
             cut = lockfree::link_next(last_kept);
             lockfree::link_set(last_kept, nullptr);
         }

@@ -129,9 +129,14 @@ BITSLAB_COLD void settle_after_reclaim();
 // An operation on the bins off the fast path (thread_bins.h): entered, and
 // settled first if the epoch moved; counted as activity (the thread is not
 // idle). Every slow path that reads or changes the bins stands in one.
+// A malloc or free whose BinsOp is `nested` (a signal handler's, inside an
+// operation of the thread's own) must leave the bins and the foreign batch
+// alone: it neither settles nor counts, and its caller takes the block from
+// the heap or returns it there directly (malloc_uncached, return_block).
 struct BinsOp {
-    BITSLAB_HOT BinsOp() {
-        bins_enter();
+    bool nested;
+    BITSLAB_HOT BinsOp() : nested(!bins_enter()) {
+        if (BITSLAB_UNLIKELY(nested)) return;
         if (BITSLAB_UNLIKELY(!bins_current())) settle_after_reclaim();
         reclaim_note_activity(t_cache);
     }
