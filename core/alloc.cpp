@@ -31,7 +31,9 @@ static void* alloc_large(size_t size, size_t align, bool zero) {
 // One block of class cls from the current CPU's heap, cached nowhere: for a
 // thread without a region (per-CPU front end), and for a malloc nested in an
 // operation on the thread's bins (a signal handler's), which must leave them
-// alone (BinsOp::nested). Touches no thread-local state.
+// alone (BinsOp::nested). Touches none of the thread's bins, batch or budget
+// (current_heap reads the CPU number, the hardened build's claim its random
+// state).
 static void* malloc_uncached(unsigned cls) {
     Globals* g = globals();
     if (!g) { errno = ENOMEM; return nullptr; }

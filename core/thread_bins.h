@@ -12,8 +12,9 @@
 // operation was under way: it is left alone) or will see the new epoch at
 // its next operation and settle first (thread_reclaim.h), before it touches
 // a bin. This is Dekker's handshake with the owner's fence made by the
-// kernel, so the owner pays two plain read-modify-writes of its own counter,
-// a load and a compare: no fence, no lock prefix.
+// kernel, so the owner pays plain instructions on its own counter (a load, a
+// store and a test going in, a decrement going out) and a load and a compare
+// of the epoch: no fence, no lock prefix.
 #pragma once
 #include <cstddef>
 #include <cstdint>

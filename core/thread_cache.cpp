@@ -256,18 +256,31 @@ void settle_after_reclaim() {
     if (reclaim_settle(t_cache)) purge_note_work();  // bins again: the purger looks at owned slots
 }
 
-void thread_cache_flush_all() {
-    BinsOp op;
+// Every bin and the foreign batch go home; inside the caller's bracket.
+static void flush_everything(ThreadCache& tc) {
     hold_point(kHoldBinsOp);
-    ThreadCache& tc = t_cache;
     for (unsigned c = 1; c <= kNumClasses; ++c) flush_bin(tc, c, 0);
     flush_foreign(tc);
+}
+
+void thread_cache_flush_all() {
+    BinsOp op;
+    // Nested in the thread's own operation (malloc_trim or
+    // bitslab_thread_flush from a signal handler): the bins are the
+    // interrupted operation's, so nothing is flushed.
+    if (op.nested) return;
+    flush_everything(t_cache);
 }
 
 static void thread_teardown(void*) {
     BinsOp op;
     ThreadCache& tc = t_cache;
-    thread_cache_flush_all();
+    // Even if nested (a thread that left a handler by longjmp with the
+    // bracket raised, or pthread_exit from one): teardown never returns to
+    // an interrupted operation, and the bins it flushes must be the thread's,
+    // not ones a reclaim took since (BinsOp skipped the settle).
+    if (op.nested && !bins_current()) settle_after_reclaim();
+    flush_everything(tc);
     // From now on every malloc and free of this thread (later TLS destructors)
     // goes through the slow path straight to the heaps, caching nothing.
     for (unsigned c = 0; c <= kNumClasses; ++c) {

@@ -148,11 +148,12 @@ bool reclaim_settle(ThreadCache& tc) {
             }
             if (st == kSlotTaken) {
                 hold_point(kHoldSettle);
-                // With signals blocked: a handler's malloc would else settle
-                // in the middle of forget_bins and refill bins that the rest
-                // of it then clears (a leak, and a broken budget). The claim
-                // is read again once they are: a handler that ran before the
-                // block may have settled already (then the bins are its).
+                // With signals blocked: a handler's malloc nested in this
+                // operation never settles (BinsOp::nested), but a thread's
+                // teardown does, and pthread_exit from a handler would else
+                // settle in the middle of forget_bins. The claim is read
+                // again once they are: a handler that ran before the block
+                // may have settled already (then the bins are its).
                 uint64_t old_mask = sys::set_signal_mask(~uint64_t{0});
                 claim = s->claim.load(std::memory_order_acquire);  // acquire: as above
                 if (state_of(claim) != kSlotTaken) {

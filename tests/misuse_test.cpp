@@ -331,52 +331,64 @@ TEST_F(Misuse, ABlockThatLostItsFreeMarkInABinIsReportedNotHandedOutAgain) {
 // handler's data in about one run in five). Simulated deterministically: the
 // thread's bracket is raised, as the interrupted operation leaves it, and
 // the nested calls (a cached class, a class whose bin is empty, a large
-// block) must not change a bin; their blocks come from the heap and go back
-// there.
+// block, a block of another heap, which would go into the foreign batch, and
+// bitslab_thread_flush) must leave the thread's cache exactly as it was:
+// their blocks come from the heap and go back there.
 TEST_F(Misuse, AMallocOrFreeNestedInTheThreadsOwnOperationLeavesTheBinsAlone) {
     // The per-CPU front end keeps no bins: its stacks are restartable.
     if (bitslab_test_per_cpu()) GTEST_SKIP() << "per-thread front end only (ci/run runs it with rseq off)";
+    PurgePaused paused;  // no reclaim of this thread's bins meanwhile
+    void* foreign = nullptr;  // a block of heap 1 (this thread allocates from heap 0)
+    std::thread([&] {
+        bitslab_test_set_cpu(1);
+        foreign = bitslab_malloc(96);
+    }).join();
+    ASSERT_NE(foreign, nullptr);
     void* warm[8];
     for (void*& w : warm) w = bitslab_malloc(96);
     for (void* w : warm) bitslab_free(w);
     const unsigned cls96 = size_class_of(96);
-    lockfree::StackNode* heads[kNumClasses + 1];
-    uint32_t rooms[kNumClasses + 1], limits[kNumClasses + 1];
-    auto snapshot = [&] {
-        std::copy(std::begin(t_cache.heads), std::end(t_cache.heads), heads);
-        std::copy(std::begin(t_cache.rooms), std::end(t_cache.rooms), rooms);
-        std::copy(std::begin(t_cache.limits), std::end(t_cache.limits), limits);
-    };
-    auto expect_bins_unchanged = [&](const char* after) {
+    static ThreadCache before;  // (static: 2 KiB)
+    memcpy(&before, &t_cache, sizeof before);
+    auto expect_cache_unchanged = [&](const char* after) {
         for (unsigned c = 0; c <= kNumClasses; ++c) {
-            EXPECT_EQ(t_cache.heads[c], heads[c]) << "bin " << c << "'s head moved " << after;
-            EXPECT_EQ(t_cache.rooms[c], rooms[c]) << "bin " << c << "'s room changed " << after;
-            EXPECT_EQ(t_cache.limits[c], limits[c]) << "bin " << c << "'s limit changed " << after;
+            EXPECT_EQ(t_cache.heads[c], before.heads[c]) << "bin " << c << "'s head moved " << after;
+            EXPECT_EQ(t_cache.rooms[c], before.rooms[c]) << "bin " << c << "'s room changed " << after;
+            EXPECT_EQ(t_cache.limits[c], before.limits[c]) << "bin " << c << "'s limit changed " << after;
         }
+        EXPECT_EQ(t_cache.foreign_count, before.foreign_count) << "the foreign batch changed " << after;
+        // Everything else too (the budget, the state, the epoch, the heap):
+        // the whole cache, but for the bracket raised below.
+        ThreadCache now;
+        memcpy(&now, &t_cache, sizeof now);
+        now.busy = before.busy;
+        EXPECT_EQ(memcmp(&now, &before, sizeof now), 0) << "the thread's cache changed " << after;
     };
-    snapshot();
-    ASSERT_NE(heads[cls96], nullptr) << "the warm-up left no block in the 96-byte bin";
+    ASSERT_NE(before.heads[cls96], nullptr) << "the warm-up left no block in the 96-byte bin";
     ASSERT_EQ(t_cache.busy, 0u);
     t_cache.busy = 1;  // inside an operation of the thread's own, as a handler finds it
     void* p = bitslab_malloc(96);
     void* q = bitslab_malloc(400);
     void* big = bitslab_malloc(1 << 20);
-    expect_bins_unchanged("by a nested malloc");
+    expect_cache_unchanged("by a nested malloc");
     ASSERT_NE(p, nullptr);
     ASSERT_NE(q, nullptr);
     ASSERT_NE(big, nullptr);
-    for (auto* n = heads[cls96]; n; n = lockfree::link_next(n)) EXPECT_NE(n, p) << "the nested malloc's block is still in the bin";
+    for (auto* n = before.heads[cls96]; n; n = lockfree::link_next(n)) EXPECT_NE(n, p) << "the nested malloc's block is in the bin";
     memset(p, 0x5a, 96);
     memset(q, 0x5a, 400);
     bitslab_free(p);
     bitslab_free(q);
     bitslab_free(big);
-    expect_bins_unchanged("by a nested free");
+    bitslab_free(foreign);
+    expect_cache_unchanged("by a nested free");
+    bitslab_thread_flush();
+    expect_cache_unchanged("by a nested bitslab_thread_flush");
     EXPECT_EQ(t_cache.busy, 1u) << "a nested call did not restore the bracket";
     t_cache.busy = 0;
-    // The bins work as before: the next malloc of each class is its head.
+    // The bins work as before: the next malloc of the class is its head.
     void* again = bitslab_malloc(96);
-    EXPECT_EQ(again, heads[cls96]);
+    EXPECT_EQ(again, before.heads[cls96]);
     bitslab_free(again);
     EXPECT_EQ(rec.count, 0);
     expect_heap_intact();
