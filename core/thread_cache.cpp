@@ -156,6 +156,11 @@ void adopt_heap(ThreadCache& tc, Heap& h) {
     ClassMap* map = h.class_map;
     tc.heap = h.index;
     tc.class_map = map;
+    // A compiler barrier (seq_cst signal fence, no instruction): the map
+    // before the count that lets free_fast index it, so a signal handler's
+    // free that interrupts a thread's first adoption never indexes a null
+    // map. (Every map has kArenaChunks entries: a later switch is one store.)
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     tc.map_chunks = map ? kArenaChunks : 0;
 }
 
