@@ -8,9 +8,15 @@
 // handler keeps one block from one signal to the next, so a block it takes
 // from under an interrupted malloc stays taken.
 //
+// Two phases of 40,000 signals each. The first: one size, one block on
+// each side, so the handler lands inside the fast paths' pop and push. The
+// second: both sides hold many blocks of six classes (16 B to 3,000 B) and
+// replace a random one each step, so bins empty and fill and the handler
+// lands inside refills, flushes and grants of budget too.
+//
 // Aliasing is observed three ways: the main loop's block is the one the
 // handler holds (or the handler's is the main loop's), or either finds its
-// unique fill pattern overwritten. The test fails on any observed aliasing
+// unique fill pattern overwritten (checked before every free). The test fails on any observed aliasing
 // and on any fault reported (the fault hook records them), and crashes if a
 // bin's list was corrupted; it prints how many signals arrived, aliasings
 // were observed and faults were reported.
@@ -60,22 +66,79 @@ void hook(int kind, const void* ptr, size_t, size_t, void*) {
     }
 }
 
-void fill(void* p, uint64_t value) {
+void fill(void* p, uint64_t value, size_t size = kSize) {
     auto* w = static_cast<volatile uint64_t*>(p);
-    for (size_t i = 0; i < kSize / 8; ++i) w[i] = value + i;
+    for (size_t i = 0; i < size / 8; ++i) w[i] = value + i;
 }
-bool intact(const void* p, uint64_t value) {
+bool intact(const void* p, uint64_t value, size_t size = kSize) {
     auto* w = static_cast<const volatile uint64_t*>(p);
-    for (size_t i = 0; i < kSize / 8; ++i)
+    for (size_t i = 0; i < size / 8; ++i)
         if (w[i] != value + i) return false;
     return true;
 }
+
+// The second phase: a set of blocks of mixed sizes, each with its pattern.
+constexpr size_t kMixedSizes[] = {16, 48, 96, 256, 1024, 3000};
+struct Held {
+    void* p;
+    size_t size;
+    uint64_t value;
+};
+struct Pool {
+    Held* slots;
+    unsigned count;
+    uint64_t rng;   // xorshift64
+    uint64_t tag;   // the side's top byte
+    uint64_t serial;
+};
+uint64_t next_random(uint64_t& x) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+// Replaces a random block of the pool: checks its pattern, frees it, and
+// puts a new block of a random size there, filled with a new pattern.
+void replace_one(Pool& pool) {
+    Held& h = pool.slots[next_random(pool.rng) % pool.count];
+    if (h.p) {
+        if (!intact(h.p, h.value, h.size)) observe(h.p);
+        free(h.p);
+        h.p = nullptr;
+    }
+    size_t size = kMixedSizes[next_random(pool.rng) % (sizeof kMixedSizes / sizeof kMixedSizes[0])];
+    void* p = malloc(size);
+    if (!p) return;
+    uint64_t value = pool.tag + (++pool.serial << 16);
+    fill(p, value, size);
+    h = Held{p, size, value};
+}
+void release_all(Pool& pool) {
+    for (unsigned i = 0; i < pool.count; ++i) {
+        Held& h = pool.slots[i];
+        if (!h.p) continue;
+        if (!intact(h.p, h.value, h.size)) observe(h.p);
+        free(h.p);
+        h.p = nullptr;
+    }
+}
+Held g_handler_slots[32];
+Held g_main_slots[512];
+Pool g_handler_pool{g_handler_slots, 32, 0x9e3779b97f4a7c15ull, 0x4800000000000000ull, 0};
+Pool g_main_pool{g_main_slots, 512, 0xd1b54a32d192ed03ull, 0x4d00000000000000ull, 0};
+std::atomic<int> g_phase{1};  // relaxed: the handler runs on this thread
 uint64_t handler_value(uint64_t serial) { return 0x4800000000000000ull + (serial << 8); }
 uint64_t main_value(uint64_t serial) { return 0x4d00000000000000ull + (serial << 8); }
 
 void on_alarm(int) {
     int saved = errno;
     g_signals.fetch_add(1, std::memory_order_relaxed);
+    if (g_phase.load(std::memory_order_relaxed) == 2) {
+        replace_one(g_handler_pool);
+        replace_one(g_handler_pool);
+        errno = saved;
+        return;
+    }
     // malloc before free: the handler takes the bin's head (the block an
     // interrupted malloc may have loaded), not the block it just freed.
     void* old = g_held;
@@ -125,19 +188,33 @@ int main() {
         std::atomic_signal_fence(std::memory_order_seq_cst);
         free(p);
     }
+    // The second phase, on the same timer.
+    long first_signals = g_signals.load();
+    g_phase.store(2, std::memory_order_relaxed);
+    long mixed_steps = 0;
+    while (g_signals.load(std::memory_order_relaxed) < first_signals + kSignalsWanted && mixed_steps < kMaxIterations / 8) {
+        replace_one(g_main_pool);
+        ++mixed_steps;
+    }
     itimerval off{};
     setitimer(ITIMER_REAL, &off, nullptr);
     signal(SIGALRM, SIG_IGN);
+    release_all(g_main_pool);
+    release_all(g_handler_pool);
+    if (g_held) {
+        if (!intact(g_held, handler_value(g_handler_serial))) observe(g_held);
+        free(g_held);
+    }
     set_hook(nullptr, nullptr);
     int observed = g_observed.load() < kMax ? g_observed.load() : kMax;
     int reported = g_reported.load() < kMax ? g_reported.load() : kMax;
     for (int i = 0; i < observed && i < 5; ++i) printf("aliasing of %p\n", g_observed_ptr[i]);
     for (int i = 0; i < reported && i < 5; ++i) printf("fault %d reported for %p\n", g_reported_kind[i], g_reported_ptr[i]);
     auto per_cpu = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "bitslab_test_per_cpu"));
-    printf("signals %ld, main-loop iterations %ld, aliasings observed %d, faults reported %d "
+    printf("signals %ld (one size) + %ld (mixed), main-loop steps %ld + %ld, aliasings observed %d, faults reported %d "
            "(handed out twice: %d), front end: %s\n",
-           g_signals.load(), iterations, g_observed.load(), g_reported.load(), g_reported_twice.load(),
-           per_cpu && per_cpu() == 1 ? "per CPU" : "per thread");
+           first_signals, g_signals.load() - first_signals, iterations, mixed_steps, g_observed.load(),
+           g_reported.load(), g_reported_twice.load(), per_cpu && per_cpu() == 1 ? "per CPU" : "per thread");
     if (g_observed.load() != 0 || g_reported.load() != 0) {
         puts("FAIL: a block was handed out twice, or a fault reported, with a malloc in a signal handler");
         return 1;
