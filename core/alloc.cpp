@@ -28,6 +28,17 @@ static void* alloc_large(size_t size, size_t align, bool zero) {
     return p;
 }
 
+// A block a slow path took for the caller, handed out; NULL and ENOMEM if
+// it found none.
+static void* hand_out_taken(void* p, unsigned cls) {
+    if (!p) { errno = ENOMEM; return nullptr; }
+#ifdef BITSLAB_SECURE
+    secure_check_reuse(p, cls);
+#endif
+    hand_out(p, cls);
+    return p;
+}
+
 // One block of class cls from the current CPU's heap, cached nowhere: for a
 // thread without a region (per-CPU front end), and for a malloc nested in an
 // operation on the thread's bins (a signal handler's), which must leave them
@@ -41,12 +52,7 @@ static void* malloc_uncached(unsigned cls) {
     bool left_work = false;
     void* p = heap_take(current_heap(g), cls, 1, one, left_work) ? one.head : nullptr;
     if (left_work) purge_note_work();
-    if (!p) { errno = ENOMEM; return nullptr; }
-#ifdef BITSLAB_SECURE
-    secure_check_reuse(p, cls);
-#endif
-    hand_out(p, cls);
-    return p;
+    return hand_out_taken(p, cls);
 }
 
 // Step 2 for a small size: refills the bin from the current CPU's heap.
@@ -128,12 +134,7 @@ static void* malloc_small_cpu(unsigned cls) {
     if (cpu < 0) return malloc_uncached(cls);
     void* p = cpu_cache_refill(h, cls, left_work, remote_taken);
     if (left_work) purge_note_work();
-    if (!p) { errno = ENOMEM; return nullptr; }
-#ifdef BITSLAB_SECURE
-    secure_check_reuse(p, cls);
-#endif
-    hand_out(p, cls);
-    return p;
+    return hand_out_taken(p, cls);
 }
 
 void* malloc_unmarked_cpu(void* block, unsigned cls, size_t size) {
