@@ -280,12 +280,26 @@ void thread_cache_flush_all() {
 static void thread_teardown(void*) {
     BinsOp op;
     ThreadCache& tc = t_cache;
-    // Even if nested (a thread that left a handler by longjmp with the
-    // bracket raised, or pthread_exit from one): teardown never returns to
-    // an interrupted operation, and the bins it flushes must be the thread's,
-    // not ones a reclaim took since (BinsOp skipped the settle).
-    if (op.nested && !bins_current()) settle_after_reclaim();
-    flush_everything(tc);
+    if (!op.nested) {
+        flush_everything(tc);
+    } else {
+        // pthread_exit from a signal handler, or a thread that left one by
+        // longjmp with the bracket raised: the operation it interrupted never
+        // ends, and may have left a bin or the foreign batch half changed.
+        // Settled if a reclaim took them since (BinsOp skipped it: their
+        // blocks are the heaps' now), then dropped without a block touched:
+        // they leak (at most the thread's cache), where a walk could loop or
+        // fault.
+        if (!bins_current()) settle_after_reclaim();
+        for (unsigned c = 0; c <= kNumClasses; ++c) {
+            tc.foreign_heads[c] = nullptr;
+            tc.foreign_tails[c] = nullptr;
+        }
+        tc.foreign_classes = 0;
+        tc.foreign_count = 0;
+        tc.budget_left += tc.foreign_bytes;
+        tc.foreign_bytes = 0;
+    }
     // From now on every malloc and free of this thread (later TLS destructors)
     // goes through the slow path straight to the heaps, caching nothing.
     for (unsigned c = 0; c <= kNumClasses; ++c) {

@@ -11,8 +11,12 @@
 // Two phases of 40,000 signals each. The first: one size, one block on
 // each side, so the handler lands inside the fast paths' pop and push. The
 // second: both sides hold many blocks of six classes (16 B to 3,000 B) and
-// replace a random one each step, so bins empty and fill and the handler
-// lands inside refills, flushes and grants of budget too.
+// replace a random one each step, so bins empty and fill, and a handler can
+// land inside a refill, a flush or a grant of budget too (how often is not
+// counted: the nesting in each slow path is checked deterministically by
+// tests/misuse_test.cpp, Misuse.AMallocOrFreeNestedInTheThreadsOwnOperation...).
+// Each phase must see at least 1,000 signals, or the test fails (a timer
+// that delivers none would make it pass vacuously).
 //
 // Aliasing is observed three ways: the main loop's block is the one the
 // handler holds (or the handler's is the main loop's), or either finds its
@@ -215,6 +219,11 @@ int main() {
            "(handed out twice: %d), front end: %s\n",
            first_signals, g_signals.load() - first_signals, iterations, mixed_steps, g_observed.load(),
            g_reported.load(), g_reported_twice.load(), per_cpu && per_cpu() == 1 ? "per CPU" : "per thread");
+    long second_signals = g_signals.load() - first_signals;
+    if (first_signals < 1000 || second_signals < 1000) {
+        puts("FAIL: too few signals arrived for the test to mean anything");
+        return 1;
+    }
     if (g_observed.load() != 0 || g_reported.load() != 0) {
         puts("FAIL: a block was handed out twice, or a fault reported, with a malloc in a signal handler");
         return 1;

@@ -30,6 +30,7 @@
 #include "core/heap.h"
 #include "core/purge.h"
 #include "core/test_hooks.h"
+#include "core/thread_bins.h"
 #include "core/thread_reclaim.h"
 #include "lockfree/sanitizer.h"
 #include "verify/heap_check.h"
@@ -488,6 +489,48 @@ TEST(ThreadReclaim, AHandlersMallocDuringTheSettleLosesNothing) {
     EXPECT_EQ(g_settle_raised.load(), 1) << "the signal never landed: the test exercised nothing";
     EXPECT_EQ(handed_out(), before) << "blocks the handler's refill cached were lost";
     EXPECT_EQ(grant_pool_bytes(), pool_before) << "a grant was lost to the pool";
+    bitslab::purge_resume();
+}
+
+namespace {
+std::atomic<int> g_faults{0};
+void count_fault(int, const void*, size_t, size_t, void*) { g_faults.fetch_add(1); }
+}  // namespace
+
+// A thread that exits with its bracket raised (it left a signal handler by
+// longjmp, or called pthread_exit from one, inside one of its own
+// operations) after a reclaim took its bins: its teardown is nested, and
+// must settle before anything else (the bins' blocks are the heaps' now)
+// and walk nothing the interrupted operation may have left half changed.
+// Before the teardown settled when nested, it flushed the taken bins again:
+// every block a double free.
+TEST(ThreadReclaim, AThreadExitingWithItsBracketRaisedFreesNothingTwice) {
+    SKIP_UNLESS_RECLAIM_RUNS_HERE();
+    bitslab::purge_pause();
+    bitslab_thread_flush();
+    size_t before = handed_out();
+    size_t pool_before = grant_pool_bytes();
+    g_faults = 0;
+    bitslab_set_fault_hook(count_fault, nullptr);
+    std::atomic<int> phase{0};
+    std::thread owner([&] {
+        fill_bins();
+        phase = 1;
+        phase.notify_all();
+        while (phase.load() != 2) phase.wait(1);
+        bitslab::t_cache.busy = 1;  // the bracket of an operation that never ends
+    });
+    while (phase.load() != 1) phase.wait(0);
+    unsigned long long reclaimed = bitslab_test_reclaimed_threads();
+    bitslab_trim();  // takes the owner's bins
+    EXPECT_GE(bitslab_test_reclaimed_threads() - reclaimed, 1u) << "the owner's bins were not taken: the test exercised nothing";
+    phase = 2;
+    phase.notify_all();
+    owner.join();  // its teardown runs nested
+    bitslab_set_fault_hook(nullptr, nullptr);
+    EXPECT_EQ(g_faults.load(), 0) << "the teardown freed blocks of bins the reclaim had taken";
+    EXPECT_EQ(handed_out(), before) << "blocks were lost or freed twice";
+    EXPECT_EQ(grant_pool_bytes(), pool_before) << "a grant was lost to the pool or given back twice";
     bitslab::purge_resume();
 }
 

@@ -218,10 +218,14 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     // its bins: their blocks are the heaps' now). Bin 0 ("not a small
     // block") never holds anything and never has room: the free fast path
     // relies on it.
+    // Called nested in one of the thread's own operations (from a fault hook
+    // or a signal handler), the check leaves the thread's cache out: the
+    // interrupted operation may have left it half changed.
     BinsOp bins_op;
-    if (t_cache.rooms[0] != 0 || t_cache.heads[0] != nullptr)
+    const bool own_cache = !bins_op.nested;
+    if (own_cache && (t_cache.rooms[0] != 0 || t_cache.heads[0] != nullptr))
         c.fail("thread cache bin 0 has room %u / head %p; it must stay empty", t_cache.rooms[0], (void*)t_cache.heads[0]);
-    for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
+    for (unsigned cls = 1; own_cache && cls <= kNumClasses && !c.failed; ++cls) {
         uint32_t limit = t_cache.limits[cls], room = t_cache.rooms[cls];
         uint32_t n = 0;
         for (auto* node = t_cache.heads[cls]; node && !c.failed; node = lockfree::link_next(node)) {
@@ -237,7 +241,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     // The calling thread's budget: what its bins' limits cost plus its
     // foreign batch plus what is unspent is exactly what it has (base +
     // grants), within the maximum.
-    if (!c.failed && t_cache.state == kThreadActive) {
+    if (own_cache && !c.failed && t_cache.state == kThreadActive) {
         size_t spent = 0;
         for (unsigned cls = 1; cls <= kNumClasses; ++cls) spent += size_t{t_cache.limits[cls]} * kClassSize[cls];
         size_t has = kThreadCacheBaseBytes + t_cache.budget_granted;
@@ -247,7 +251,7 @@ static int check_census(char* report, size_t report_size, bitslab_heap_census* c
     }
     // The calling thread's batch of other heaps' blocks: handed out from the
     // bitmaps' view, on their way back to their owners.
-    {
+    if (own_cache) {
         uint32_t n = 0;
         size_t bytes = 0;
         for (unsigned cls = 1; cls <= kNumClasses && !c.failed; ++cls) {
