@@ -111,6 +111,24 @@ struct Parked {
     }
 };
 
+// A thread fills its bins and waits; this one takes them back with
+// malloc_trim; the thread then runs `after` (its bins taken) and exits.
+void trim_an_owners_bins_then(const std::function<void()>& after) {
+    std::atomic<int> phase{0};
+    std::thread owner([&] {
+        fill_bins();
+        phase = 1;
+        phase.notify_all();
+        while (phase.load() != 2) phase.wait(1);
+        after();
+    });
+    while (phase.load() != 1) phase.wait(0);
+    bitslab_trim();  // takes the owner's bins
+    phase = 2;
+    phase.notify_all();
+    owner.join();
+}
+
 constexpr int kParked = 64;
 
 // Where the kernel refuses what a reclaim needs (membarrier's private
@@ -465,12 +483,8 @@ TEST(ThreadReclaim, AHandlersMallocDuringTheSettleLosesNothing) {
     struct sigaction sa = {}, old = {};
     sa.sa_handler = malloc_in_handler;
     sigaction(SIGUSR1, &sa, &old);
-    std::atomic<int> phase{0};
-    std::thread owner([&] {
-        fill_bins();
-        phase = 1;
-        phase.notify_all();
-        while (phase.load() != 2) phase.wait(1);
+    bitslab_test_set_hold_hook(raise_in_settle);  // (raises only on the owner, when it says so)
+    trim_an_owners_bins_then([] {
         t_raise_in_settle = true;
         void* p = bitslab_malloc(100);  // settles (its bins were taken); the signal lands there
         t_raise_in_settle = false;
@@ -478,12 +492,6 @@ TEST(ThreadReclaim, AHandlersMallocDuringTheSettleLosesNothing) {
         bitslab_free(g_handler_block);
         bitslab_thread_flush();
     });
-    while (phase.load() != 1) phase.wait(0);
-    bitslab_test_set_hold_hook(raise_in_settle);
-    bitslab_trim();  // takes the owner's bins
-    phase = 2;
-    phase.notify_all();
-    owner.join();
     bitslab_test_set_hold_hook(nullptr);
     sigaction(SIGUSR1, &old, nullptr);
     EXPECT_EQ(g_settle_raised.load(), 1) << "the signal never landed: the test exercised nothing";
@@ -512,21 +520,11 @@ TEST(ThreadReclaim, AThreadExitingWithItsBracketRaisedFreesNothingTwice) {
     size_t pool_before = grant_pool_bytes();
     g_faults = 0;
     bitslab_set_fault_hook(count_fault, nullptr);
-    std::atomic<int> phase{0};
-    std::thread owner([&] {
-        fill_bins();
-        phase = 1;
-        phase.notify_all();
-        while (phase.load() != 2) phase.wait(1);
-        bitslab::t_cache.busy = 1;  // the bracket of an operation that never ends
-    });
-    while (phase.load() != 1) phase.wait(0);
     unsigned long long reclaimed = bitslab_test_reclaimed_threads();
-    bitslab_trim();  // takes the owner's bins
+    trim_an_owners_bins_then([] {
+        bitslab::t_cache.busy = 1;  // the bracket of an operation that never ends
+    });  // the owner's teardown ran nested
     EXPECT_GE(bitslab_test_reclaimed_threads() - reclaimed, 1u) << "the owner's bins were not taken: the test exercised nothing";
-    phase = 2;
-    phase.notify_all();
-    owner.join();  // its teardown runs nested
     bitslab_set_fault_hook(nullptr, nullptr);
     EXPECT_EQ(g_faults.load(), 0) << "the teardown freed blocks of bins the reclaim had taken";
     EXPECT_EQ(handed_out(), before) << "blocks were lost or freed twice";
