@@ -61,7 +61,7 @@ static void* malloc_small_slow(unsigned cls) {
     if (BITSLAB_UNLIKELY(op.nested)) return malloc_uncached(cls);  // a signal handler's: the bins are the thread's
     ThreadCache& tc = t_cache;
     if (tc.state == kThreadNew) thread_init(tc);
-    if (lockfree::StackNode* block = tc.heads[cls]) {  // the fast path found it stale (a reclaim since): just pop
+    if (lockfree::StackNode* block = tc.heads[cls]) {  // the fast path saw the epoch move, and the settle kept the bins: pop
         if (pop_marked(block, cls)) return block;
         return malloc_unmarked(block, cls, kClassSize[cls]);
     }

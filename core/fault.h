@@ -32,7 +32,7 @@ enum class Fault : int {
     kWriteAfterFree = BITSLAB_FAULT_WRITE_AFTER_FREE, // hardened mode: a freed block was written
     kInvalidRealloc = BITSLAB_FAULT_INVALID_REALLOC,  // realloc of a pointer that is not a live block
     kInvalidUsableSize = BITSLAB_FAULT_INVALID_USABLE_SIZE,  // malloc_usable_size of one
-    kHandedOutTwice = BITSLAB_FAULT_HANDED_OUT_TWICE,  // a cached block lost its free mark (a write after free)
+    kHandedOutTwice = BITSLAB_FAULT_HANDED_OUT_TWICE,  // a cached block lost its free mark (a write after free, or two racing frees)
 };
 
 // Reports `kind` for `ptr`. `class_size` is the slot size of the block's size

@@ -92,7 +92,7 @@ extern std::atomic<uint64_t> g_reclaim_epoch BITSLAB_INTERNAL;
 // fault hook's. A nested operation must not read or change the bins or the
 // foreign batch (the interrupted one holds them half-changed): the caller
 // goes around them (BinsOp::nested), so a handler's call never interleaves
-// with the thread's own, whatever the front end.
+// with the thread's own on the bins.
 BITSLAB_HOT bool bins_enter() {
     // A plain load and store of the thread's own counter: a signal handler
     // that runs between the two restores it before it returns, and its whole
