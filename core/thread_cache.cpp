@@ -297,8 +297,7 @@ static void thread_teardown(void*) {
         }
         tc.foreign_classes = 0;
         tc.foreign_count = 0;
-        tc.budget_left += tc.foreign_bytes;
-        tc.foreign_bytes = 0;
+        tc.foreign_bytes = 0;  // (the budget is recomputed below)
     }
     // From now on every malloc and free of this thread (later TLS destructors)
     // goes through the slow path straight to the heaps, caching nothing.

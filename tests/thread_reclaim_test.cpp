@@ -517,6 +517,10 @@ TEST(ThreadReclaim, AThreadExitingWithItsBracketRaisedFreesNothingTwice) {
     bitslab::purge_pause();
     bitslab_thread_flush();
     size_t before = handed_out();
+    // Part of the pool held meanwhile: a grant given back twice then shows
+    // (the pool never counts above its size).
+    size_t held = bitslab::budget_pool_take(1 << 20);
+    ASSERT_EQ(held, size_t{1} << 20);
     size_t pool_before = grant_pool_bytes();
     g_faults = 0;
     bitslab_set_fault_hook(count_fault, nullptr);
@@ -529,6 +533,32 @@ TEST(ThreadReclaim, AThreadExitingWithItsBracketRaisedFreesNothingTwice) {
     EXPECT_EQ(g_faults.load(), 0) << "the teardown freed blocks of bins the reclaim had taken";
     EXPECT_EQ(handed_out(), before) << "blocks were lost or freed twice";
     EXPECT_EQ(grant_pool_bytes(), pool_before) << "a grant was lost to the pool or given back twice";
+    bitslab::budget_pool_give(held);
+    bitslab::purge_resume();
+}
+
+// The same without a reclaim: the thread's teardown, nested, drops its bins
+// without walking them (a leak of what they held) and gives its grants back.
+TEST(ThreadReclaim, AThreadExitingWithItsBracketRaisedGivesItsGrantsBack) {
+    bitslab::purge_pause();
+    bitslab_test_set_reclaim(0);
+    bitslab_thread_flush();
+    size_t before = handed_out_keeping_bins();
+    size_t pool_before = grant_pool_bytes();
+    g_faults = 0;
+    bitslab_set_fault_hook(count_fault, nullptr);
+    size_t pool_with_bins = 0;
+    std::thread([&] {
+        fill_bins();
+        pool_with_bins = grant_pool_bytes();
+        bitslab::t_cache.busy = 1;  // the bracket of an operation that never ends
+    }).join();
+    bitslab_set_fault_hook(nullptr, nullptr);
+    EXPECT_LT(pool_with_bins, pool_before) << "the thread took no grant: the test measures less";
+    EXPECT_EQ(grant_pool_bytes(), pool_before) << "the thread's grants did not go back to the pool";
+    EXPECT_EQ(g_faults.load(), 0);
+    EXPECT_GT(handed_out_keeping_bins(), before) << "the bins' blocks were freed, not dropped";  // (and the heap checks)
+    bitslab_test_set_reclaim(1);
     bitslab::purge_resume();
 }
 

@@ -19,7 +19,10 @@ int bitslab_heap_check(char* report, size_t report_size, size_t* live_blocks_out
  *   handed_out == (small blocks the program holds) + cached_here + pending_remote
  * (cached_here counts the calling thread's cache and the per-CPU stacks, not
  * other threads' caches: call it when no other live thread has cached
- * blocks). */
+ * blocks). Called inside one of the calling thread's own malloc or free
+ * operations (from a fault hook or a signal handler), the check leaves the
+ * calling thread's cache out, checked and counted: the interrupted
+ * operation may have left it half changed. */
 struct bitslab_heap_census {
     size_t handed_out;      /* slab slots not free in the bitmaps */
     size_t cached_here;     /* blocks in the calling thread's cache and in every CPU's stacks */
