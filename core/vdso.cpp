@@ -15,11 +15,6 @@ bool same_name(const char* a, const char* b) {
     return *a == *b;
 }
 
-// The number of entries of the dynamic symbol table: the SysV hash table's
-// chain count. Every vDSO this is used with has one (x86-64 links it with
-// both hash styles, arm64 with SysV only); without one, no lookup.
-uint32_t symbol_count(const uint32_t* sysv_hash) { return sysv_hash ? sysv_hash[1] : 0; }
-
 }  // namespace
 
 void* vdso_symbol(const char* name) {
@@ -58,9 +53,13 @@ void* vdso_symbol(const char* name) {
         }
     }
     if (!strings || !symbols) return nullptr;
-    // A plain scan: the image holds a few dozen symbols, each name defined
-    // once (so the symbol versions need no check), and this runs once.
-    uint32_t count = symbol_count(sysv_hash);
+    // The number of entries of the dynamic symbol table: the SysV hash
+    // table's chain count. Every vDSO this is used with has one (x86-64
+    // links it with both hash styles, arm64 with SysV only); without one,
+    // no lookup. A plain scan: the image holds a few dozen symbols, each
+    // name defined once (so the symbol versions need no check), and this
+    // runs once.
+    uint32_t count = sysv_hash ? sysv_hash[1] : 0;
     for (uint32_t i = 0; i < count; ++i) {
         const ElfW(Sym)& s = symbols[i];
         if (ELF64_ST_TYPE(s.st_info) != STT_FUNC || s.st_shndx == SHN_UNDEF || s.st_value == 0) continue;

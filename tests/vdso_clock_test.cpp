@@ -23,10 +23,14 @@ extern "C" int clock_gettime(clockid_t clock, struct timespec* ts) {
     return static_cast<int>(syscall(SYS_clock_gettime, clock, ts));
 }
 
+static uint64_t ms_of(const struct timespec& ts) {
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
 static uint64_t coarse_ms_by_system_call() {
     struct timespec ts = {0, 0};
     syscall(SYS_clock_gettime, CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+    return ms_of(ts);
 }
 
 static bool process_has_vdso() { return getauxval(AT_SYSINFO_EHDR) != 0; }
@@ -59,7 +63,7 @@ TEST(VdsoClock, TheLookupFindsTheKernelsClockAndNothingElse) {
     struct timespec ts = {0, 0};
     uint64_t before = coarse_ms_by_system_call();
     ASSERT_EQ(reinterpret_cast<ClockFn>(fn)(CLOCK_MONOTONIC_COARSE, &ts), 0);
-    uint64_t ms = static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+    uint64_t ms = ms_of(ts);
     EXPECT_LE(before, ms);
     EXPECT_LE(ms, coarse_ms_by_system_call());
 #endif
