@@ -177,6 +177,13 @@ void* malloc_from_bins(size_t size, uintptr_t cls) {
     return malloc_slow(size);
 }
 
+void* malloc_medium(size_t size) {
+    if (size > kMaxSmallSize) return malloc_slow(size);
+    uintptr_t cls = medium_size_class(size);
+    if (BITSLAB_LIKELY(cpu_front_on())) return malloc_from_cpu(size, cls);
+    return malloc_from_bins(size, cls);
+}
+
 // Step 2. Not inlined (nor split) into malloc_from_bins, whose fast path then
 // makes only tail calls and needs no stack frame (4 instructions of frame, 3
 // net).

@@ -26,9 +26,13 @@ constexpr std::array<uint32_t, kNumClasses + 1> make_class_sizes() {
 inline constexpr auto kClassSize = make_class_sizes();
 static_assert(kClassSize[kNumClasses] == kMaxSmallSize, "last class is the small cut-off");
 
-// Lookup table indexed by the size itself (16 KiB): one load, no arithmetic,
-// on the malloc fast path. Only the lines for sizes a program uses get cached.
-inline constexpr size_t kClassTableLen = kMaxSmallSize + 1;
+// Sizes up to kClassTableMax look their class up in a table indexed by the
+// size itself: one load, no arithmetic, on the malloc fast path, and 1 KiB
+// of read-only data (a table for every small size would be 16 KiB, four more
+// pages of the library resident in every process). Larger small sizes
+// compute it (medium_size_class), off the fast path of small blocks.
+inline constexpr size_t kClassTableMax = 1024;
+inline constexpr size_t kClassTableLen = kClassTableMax + 1;
 constexpr std::array<uint8_t, kClassTableLen> make_class_table() {
     std::array<uint8_t, kClassTableLen> t{};
     unsigned c = 1;
@@ -40,9 +44,31 @@ constexpr std::array<uint8_t, kClassTableLen> make_class_table() {
 }
 inline constexpr auto kClassOfSize = make_class_table();
 
+// The classes above kClassTableMax are all multiples of 128 bytes, so a
+// second table, indexed by (size - 1) / 128, holds the class of every
+// kClassTableMax < size <= kMaxSmallSize in 128 bytes.
+inline constexpr unsigned kMediumClassShift = 7;
+constexpr std::array<uint8_t, (kMaxSmallSize >> kMediumClassShift)> make_medium_class_table() {
+    std::array<uint8_t, (kMaxSmallSize >> kMediumClassShift)> t{};
+    for (size_t i = kClassTableMax >> kMediumClassShift; i < t.size(); ++i) {
+        unsigned c = 1;
+        while (kClassSize[c] < ((i + 1) << kMediumClassShift)) ++c;  // the largest size of index i
+        t[i] = static_cast<uint8_t>(c);
+    }
+    return t;
+}
+inline constexpr auto kMediumClassOfSize = make_medium_class_table();
+constexpr unsigned medium_size_class(size_t size) { return kMediumClassOfSize[(size - 1) >> kMediumClassShift]; }
+static_assert([] {
+    for (unsigned c = 1; c <= kNumClasses; ++c)
+        if (kClassSize[c] > kClassTableMax && kClassSize[c] % (1u << kMediumClassShift) != 0) return false;
+    return true;
+}(), "the classes above the byte table are multiples of 128 (tests/size_class_test.cpp checks every size)");
+
 // The class of a small size (size <= kMaxSmallSize; 0 maps to the 16-byte class).
 BITSLAB_HOT uintptr_t size_class_of(size_t size) {
-    return kClassOfSize[size];
+    if (BITSLAB_LIKELY(size <= kClassTableMax)) return kClassOfSize[size];
+    return medium_size_class(size);
 }
 
 // Slots per slab for a class.
