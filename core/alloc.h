@@ -3,8 +3,9 @@
 // and in alloc.cpp, that of free(p) in free.h and free.cpp.
 //
 // The path of malloc(n), in order:
-//  1. malloc_fast (below, inlined into malloc): the class of n from a table,
-//     then a pop of the current CPU's stack of that class (per-CPU front
+//  1. malloc_fast (below, inlined into malloc): the class of n from a table
+//     (n up to 1 KiB; a larger n goes to malloc_medium, which takes a small
+//     one's class from a second table and goes on the same way), then a pop of the current CPU's stack of that class (per-CPU front
 //     end: a restartable sequence, cpu_slots.h) or of the thread's bin
 //     (per-thread front end, thread_cache.h). No atomic.
 //  2. malloc_slow (alloc.cpp): a large n goes to large_alloc (large.cpp); a

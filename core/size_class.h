@@ -58,6 +58,8 @@ constexpr std::array<uint8_t, (kMaxSmallSize >> kMediumClassShift)> make_medium_
     return t;
 }
 inline constexpr auto kMediumClassOfSize = make_medium_class_table();
+// For kClassTableMax < size <= kMaxSmallSize only (the callers check):
+// below it the entries are 0, and size 0 would index far past the table.
 constexpr unsigned medium_size_class(size_t size) { return kMediumClassOfSize[(size - 1) >> kMediumClassShift]; }
 static_assert([] {
     for (unsigned c = 1; c <= kNumClasses; ++c)
