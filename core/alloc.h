@@ -5,9 +5,10 @@
 // The path of malloc(n), in order:
 //  1. malloc_fast (below, inlined into malloc): the class of n from a table
 //     (n up to 1 KiB; a larger n goes to malloc_medium, which takes a small
-//     one's class from a second table and goes on the same way), then a pop of the current CPU's stack of that class (per-CPU front
-//     end: a restartable sequence, cpu_slots.h) or of the thread's bin
-//     (per-thread front end, thread_cache.h). No atomic.
+//     one's class from a second table and goes on the same way), then a pop
+//     of the current CPU's stack of that class (per-CPU front end: a
+//     restartable sequence, cpu_slots.h) or of the thread's bin (per-thread
+//     front end, thread_cache.h). No atomic.
 //  2. malloc_slow (alloc.cpp): a large n goes to large_alloc (large.cpp); a
 //     small one to malloc_small_cpu, which points the thread at its CPU's
 //     stacks, puts the blocks other CPUs freed back to that CPU's heap on
@@ -95,8 +96,8 @@ BITSLAB_HOT void* malloc_from_cpu(size_t size, uintptr_t cls) {
 void* malloc_from_bins(size_t size, uintptr_t cls);
 
 // Step 1 for a size above kClassTableMax (alloc.cpp, not inlined): a small
-// one's class computed (medium_size_class), then the same pops; a large one
-// goes on to malloc_slow.
+// one's class from the second table (medium_size_class), then the same pops;
+// a large one goes on to malloc_slow.
 __attribute__((noinline)) void* malloc_medium(size_t size);
 
 // Step 1: the fast path, inlined into malloc.

@@ -30,7 +30,8 @@ static_assert(kClassSize[kNumClasses] == kMaxSmallSize, "last class is the small
 // size itself: one load, no arithmetic, on the malloc fast path, and 1 KiB
 // of read-only data (a table for every small size would be 16 KiB, four more
 // pages of the library resident in every process). Larger small sizes
-// compute it (medium_size_class), off the fast path of small blocks.
+// take it from a second table (medium_size_class), off the fast path of
+// the sizes up to 1 KiB.
 inline constexpr size_t kClassTableMax = 1024;
 inline constexpr size_t kClassTableLen = kClassTableMax + 1;
 constexpr std::array<uint8_t, kClassTableLen> make_class_table() {
