@@ -179,9 +179,7 @@ void* malloc_from_bins(size_t size, uintptr_t cls) {
 
 void* malloc_medium(size_t size) {
     if (size > kMaxSmallSize) return malloc_slow(size);
-    uintptr_t cls = medium_size_class(size);
-    if (BITSLAB_LIKELY(cpu_front_on())) return malloc_from_cpu(size, cls);
-    return malloc_from_bins(size, cls);
+    return malloc_of_class(size, medium_size_class(size));
 }
 
 // Step 2. Not inlined (nor split) into malloc_from_bins, whose fast path then

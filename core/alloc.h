@@ -95,6 +95,12 @@ BITSLAB_HOT void* malloc_from_cpu(size_t size, uintptr_t cls) {
 // bracket that lets the purger take an idle thread's bins (thread_bins.h).
 void* malloc_from_bins(size_t size, uintptr_t cls);
 
+// Step 1 once the class is known: the pop of the front end in use.
+BITSLAB_HOT void* malloc_of_class(size_t size, uintptr_t cls) {
+    if (BITSLAB_LIKELY(cpu_front_on())) return malloc_from_cpu(size, cls);
+    return malloc_from_bins(size, cls);
+}
+
 // Step 1 for a size above kClassTableMax (alloc.cpp, not inlined): a small
 // one's class from the second table (medium_size_class), then the same pops;
 // a large one goes on to malloc_slow.
@@ -103,9 +109,7 @@ __attribute__((noinline)) void* malloc_medium(size_t size);
 // Step 1: the fast path, inlined into malloc.
 BITSLAB_HOT void* malloc_fast(size_t size) {
     if (BITSLAB_LIKELY(size <= kClassTableMax)) {
-        uintptr_t cls = kClassOfSize[size];
-        if (BITSLAB_LIKELY(cpu_front_on())) return malloc_from_cpu(size, cls);
-        return malloc_from_bins(size, cls);
+        return malloc_of_class(size, kClassOfSize[size]);
     }
     return malloc_medium(size);
 }

@@ -160,11 +160,7 @@ BITSLAB_HOT bool small_block_is_live(const void* p, unsigned cls) {
 }
 BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
     uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    // A size within the class table costs what it did with a table of every
-    // small size: one compare, one load.
-    bool size_fits = size <= kClassTableMax ? kClassOfSize[size] == cls
-                                            : size <= kMaxSmallSize && medium_size_class(size) == cls;
-    if (BITSLAB_LIKELY(cls != 0 && size_fits)) {
+    if (BITSLAB_LIKELY(cls != 0 && size_is_of_class(size, cls))) {
         free_to_front_or_slow(p, cls);  // the size was right; a slow path does the rest
         return;
     }

@@ -74,6 +74,13 @@ BITSLAB_HOT uintptr_t size_class_of(size_t size) {
     return medium_size_class(size);
 }
 
+// Is cls the class of `size` (any size)? A size within the byte table costs
+// one compare and one load, as a check against a table of every small size.
+BITSLAB_HOT bool size_is_of_class(size_t size, uintptr_t cls) {
+    if (size <= kClassTableMax) return kClassOfSize[size] == cls;
+    return size <= kMaxSmallSize && medium_size_class(size) == cls;
+}
+
 // Slots per slab for a class.
 constexpr uint32_t slab_capacity(unsigned cls) {
     return static_cast<uint32_t>(kSlabSize / kClassSize[cls]);
