@@ -53,7 +53,8 @@ size_t map_calls();
 void purge(void* p, size_t size);
 // Makes [p, p + size) inaccessible (guard pages).
 void protect_none(void* p, size_t size);
-// Grows or shrinks a mapping in place; false if it cannot be done in place.
+// Grows or shrinks a mapping in place; false if it cannot be done in place
+// (under ThreadSanitizer, for every growth: see os.cpp).
 bool remap_in_place(void* p, size_t old_size, size_t new_size);
 // Moves (and resizes) a mapping onto `target`, a range of new_size bytes the
 // caller mapped for it; the kernel moves page tables, no byte is copied.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <thread>
@@ -10,7 +11,9 @@
 #include "core/bitslab.h"
 #include "core/config.h"
 #include "core/large.h"
+#include "core/os.h"
 #include "core/page_map.h"
+#include "lockfree/sanitizer.h"
 #include "test_util.h"
 
 using namespace bitslab;
@@ -168,6 +171,52 @@ TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
     EXPECT_EQ(q, p) << "and served again (its slot's word is right)";
     bitslab_free(q);
     EXPECT_HEAP_OK();
+}
+
+// The kernel orders a munmap before any later mapping of the same
+// addresses, but ThreadSanitizer sees only the calls it intercepts. Pages a
+// mapping gains by growing in place (mremap, not intercepted) that another
+// thread used and then unmapped (a raw system call, not intercepted) would
+// still carry that thread's accesses, and the first write to them would be
+// reported as a race: CI once caught this, by chance, in
+// ThreadsSharingTheCacheNeverShareAMapping. Here the other thread's use of
+// those very addresses is arranged, so under ThreadSanitizer the report
+// comes on every run if os::remap_in_place grows in place; elsewhere the
+// test checks that the grown pages are new (zero).
+TEST(Large, PagesAnotherThreadUnmappedAreNewToAMappingThatGrowsOverThem) {
+    constexpr size_t kPage = 4096;
+    char* p = static_cast<char*>(os::map_committed(4 * kPage));
+    ASSERT_NE(p, nullptr);
+    char* above = p + 2 * kPage;  // the range the mapping grows over
+    os::unmap(above, 2 * kPage);
+    // relaxed on purpose: no ordering ThreadSanitizer could see between the
+    // other thread's write and this thread's (only the kernel's).
+    std::atomic<int> step{0};
+    std::thread other([above, &step] {
+        void* q = mmap(above, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        bool placed = q == above;
+        if (placed) {
+            static_cast<char*>(q)[0] = 7;
+            os::unmap(q, 2 * kPage);
+        } else if (q != MAP_FAILED) {
+            munmap(q, 2 * kPage);
+        }
+        step.store(placed ? 1 : 2, std::memory_order_relaxed);
+        while (step.load(std::memory_order_relaxed) != 3) std::this_thread::yield();
+    });
+    while (step.load(std::memory_order_relaxed) == 0) std::this_thread::yield();
+    bool placed = step.load(std::memory_order_relaxed) == 1;
+    bool grown = placed && os::remap_in_place(p, 2 * kPage, 4 * kPage);
+    char seen = grown ? above[0] : 0;
+    if (grown) above[0] = 1;
+    step.store(3, std::memory_order_relaxed);
+    other.join();
+    os::unmap(p, grown ? 4 * kPage : 2 * kPage);
+    ASSERT_TRUE(placed) << "the other thread could not map the range above (something else took it)";
+    EXPECT_EQ(seen, 0) << "the grown pages hold the other thread's byte";
+#if !defined(LOCKFREE_TSAN)  // where os::remap_in_place does not grow in place (core/os.h)
+    EXPECT_TRUE(grown) << "the range above was free, so the mapping grows in place";
+#endif
 }
 
 TEST(Large, ReallocGrowsAndShrinksKeepingContentsAndAlignment) {
