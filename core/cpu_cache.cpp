@@ -20,15 +20,12 @@ static constexpr size_t kCpuRefillMaxBytes = 4 * 1024;
 static constexpr uint8_t kCpuRefillMaxShift = 2;  // kCpuRefillMinBytes << 2 == kCpuRefillMaxBytes
 static_assert((kCpuRefillMinBytes << kCpuRefillMaxShift) == kCpuRefillMaxBytes, "refill sizes");
 
-// Per heap (one per CPU) and class, the shift of the next refill's size.
-// Drains that close a CPU's classes (an idle CPU) start it again from the
-// least. relaxed: a hint the threads of a CPU share; a lost update changes
-// one refill's size, nothing else.
-static std::atomic<uint8_t> g_refill_shift[kMaxHeaps][kNumClasses + 1];
-
-// How many blocks of class cls the next refill of heap h fetches.
-static uint32_t refill_count(const Heap& h, unsigned cls) {
-    auto& shift = g_refill_shift[h.index][cls];
+// Per heap (one per CPU) and class, the shift of the next refill's size
+// (Heap::refill_shift). Drains that close a CPU's classes (an idle CPU) start
+// it again from the least. relaxed: a hint the threads of a CPU share; a lost
+// update changes one refill's size, nothing else.
+static uint32_t refill_count(Heap& h, unsigned cls) {
+    auto& shift = h.refill_shift[cls];
     uint8_t s = shift.load(std::memory_order_relaxed);
     if (s < kCpuRefillMaxShift) shift.store(static_cast<uint8_t>(s + 1), std::memory_order_relaxed);
     uint32_t want = 1 + g_cpu_slots.capacity(cls) / 2;
@@ -39,9 +36,10 @@ static uint32_t refill_count(const Heap& h, unsigned cls) {
 
 // Per CPU, the count of slow paths run on it (its region's client word,
 // bumped relaxed: only ever compared with an earlier reading of itself), and
-// the drainer's reading of it at its last pass. relaxed: a hint of idleness;
-// a stale one only drains a busy CPU early or an idle one a pass late.
-static std::atomic<uint64_t> g_seen_activity[kMaxHeaps];
+// the drainer's reading of it at its last pass (Heap::seen_activity of the
+// CPU's heap: there are as many heaps as CPU regions, cpu_slots_init). relaxed:
+// a hint of idleness; a stale one only drains a busy CPU early or an idle one
+// a pass late.
 
 static void note_activity(int cpu) {
     // relaxed load and store, not an atomic add: the count only has to
@@ -244,7 +242,8 @@ bool cpu_cache_drain(bool everything) {
     for (unsigned cpu = 0; cpu < g_cpu_slots.num_cpus(); ++cpu) {
         // relaxed: see note_activity.
         uint64_t activity = g_cpu_slots.client_word(cpu).load(std::memory_order_relaxed);
-        bool idle = activity == g_seen_activity[cpu].exchange(activity, std::memory_order_relaxed);
+        Heap& heap = g->heaps[cpu % g->num_heaps];
+        bool idle = activity == heap.seen_activity.exchange(activity, std::memory_order_relaxed);
         if ((!everything && !idle) || !g_cpu_slots.in_use(cpu)) continue;
         if (!stop_region(cpu, me)) continue;
         lockfree::StackNode* chain = nullptr;
@@ -258,12 +257,11 @@ bool cpu_cache_drain(bool everything) {
                 },
                 /*close=*/true);
         start_region(cpu, me);
-        unsigned heap = cpu % g->num_heaps;
-        for (unsigned c = 0; c <= kNumClasses; ++c) g_refill_shift[heap][c].store(0, std::memory_order_relaxed);
+        for (unsigned c = 0; c <= kNumClasses; ++c) heap.refill_shift[c].store(0, std::memory_order_relaxed);
         // The blocks are this CPU's heap's (or cacheable anywhere, or in the
         // foreign stack): its heap frees its own into the bitmaps and pushes
         // the others home.
-        if (chain && heap_return_chain(g->heaps[heap], chain)) left_work = true;
+        if (chain && heap_return_chain(heap, chain)) left_work = true;
     }
     return left_work;
 }

@@ -39,6 +39,12 @@ struct alignas(64) Heap {
     // an exact count; relaxed everywhere: the lists' own atomics order the slabs).
     std::atomic<uint32_t> empty_slabs[kNumClasses + 1];
     std::atomic<uint64_t> remote_frees{0};  // blocks pushed onto `remote` (statistics; relaxed)
+    // The per-CPU front end's state for this heap's CPU (cpu_cache.cpp): the
+    // shift of each class's next refill, and the drainer's last reading of
+    // the CPU's activity word. Here rather than in arrays of kMaxHeaps in
+    // .bss, whose used first entries would each hold a page of their own.
+    std::atomic<uint8_t> refill_shift[kNumClasses + 1] = {};
+    std::atomic<uint64_t> seen_activity{0};
     uint32_t index = 0;
 };
 
