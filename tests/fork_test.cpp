@@ -59,6 +59,7 @@ TEST(Fork, WhileOtherThreadsAllocateAndFreeRemotely) {
     // remote, and some are in flight whenever the main thread forks.
     std::vector<std::atomic<void*>> slots(kSlots);
     std::atomic<long> operations{0};
+    std::atomic<int> working{0};  // workers that made their first operation
     std::vector<std::thread> workers;
     for (int w = 0; w < kWorkers; ++w)
         workers.emplace_back([&, w] {
@@ -71,13 +72,15 @@ TEST(Fork, WhileOtherThreadsAllocateAndFreeRemotely) {
                 memset(p, 0x5a, size < 64 ? size : 64);
                 void* old = slots[(seed >> 4) % kSlots].exchange(p, std::memory_order_acq_rel);
                 if (old) free(old);
-                ++ops;
+                if (++ops == 1) working.fetch_add(1);
             }
             operations.fetch_add(ops);
         });
+    // At least 3 s, 10 forks and every worker under way, whatever the
+    // machine's load (a count reached by the clock could fall short by luck).
     int forks = 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (std::chrono::steady_clock::now() < deadline || forks < 10 || working.load() < kWorkers) {
         std::vector<unsigned char*> mine;
         for (int i = 0; i < 50; ++i) {
             auto* p = static_cast<unsigned char*>(malloc(32 + i * 40));
