@@ -62,15 +62,43 @@ static LargeHeader* header_of(const void* p, uintptr_t entry, Fault kind) {
     return h;
 }
 
-// The last large blocks freed, for telling a double free from an invalid one
-// (messages only: the block is left alone either way). relaxed: a racing
-// free may overwrite a slot; the worst case is the less precise message.
-static std::atomic<uintptr_t> g_recent_frees[kLargeRecentFrees];
-static std::atomic<unsigned> g_recent_next{0};
+// Threads on different CPUs write different cache lines of the large
+// blocks' shared state: the cache's slots and the recent frees are split
+// into kLargeStripes stripes, and a thread uses the stripe of the CPU it
+// runs on (os::cpu_hint: a stale one costs only a shared line). On
+// two CPUs, two threads that each grew a block by realloc to 8 MiB and freed
+// it spent 2.2 times the CPU time of one thread doing both blocks, on these lines
+// and on each other's mappings (bench/findings.md, sixteenth session).
+static constexpr unsigned kSlotsPerStripe = kLargeCacheSlots / kLargeStripes;  // 8 words: one line
+static_assert(kLargeCacheSlots % kLargeStripes == 0 && kLargeRecentFrees % kLargeStripes == 0, "whole stripes");
+static constexpr unsigned kRecentPerStripe = kLargeRecentFrees / kLargeStripes;  // 8 words: one line
+
+static unsigned stripe_here() { return os::cpu_hint() % kLargeStripes; }
+unsigned large_stripe_here() { return stripe_here(); }
+
+// Where a stripe's next recent free goes. relaxed: it picks a slot of a
+// message hint.
+struct alignas(64) LargeStripe {
+    std::atomic<unsigned> recent_next;
+};
+static LargeStripe g_stripes[kLargeStripes];
+
+// The last large blocks freed on each stripe, for telling a double free from
+// an invalid one (messages only: the block is left alone either way).
+// relaxed: a racing free may overwrite a slot; the worst case is the less
+// precise message.
+alignas(64) static std::atomic<uintptr_t> g_recent_frees[kLargeStripes][kRecentPerStripe];
+
+static void note_recent_free(const void* p, unsigned stripe) {
+    // relaxed: a message hint (above).
+    unsigned i = g_stripes[stripe].recent_next.fetch_add(1, std::memory_order_relaxed) % kRecentPerStripe;
+    g_recent_frees[stripe][i].store(reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
+}
 
 bool large_recently_freed(const void* p) {
-    for (auto& slot : g_recent_frees)
-        if (slot.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(p)) return true;  // relaxed: a hint
+    for (auto& stripe : g_recent_frees)
+        for (auto& slot : stripe)
+            if (slot.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(p)) return true;  // relaxed: a hint
     return false;
 }
 
@@ -93,11 +121,26 @@ size_t large_requested(const void* p, uintptr_t entry) {
 // read 64 words, 8 cache lines (a pointer array and a size array took 16,
 // which both threads' puts and takes write: large_alloc, this scan and the
 // load of the taken header, was 4-6.5% of mstress's samples; no change in
-// time was measured: bench/findings.md). The time is a relaxed hint, and the
-// byte count a relaxed bound that orders nothing.
-static std::atomic<uintptr_t> g_cache[kLargeCacheSlots];
-static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint)
-static std::atomic<size_t> g_cache_bytes{0};
+// time was measured: bench/findings.md). The time is a relaxed hint.
+//
+// Stripe k's slots are line k. A put fills the first empty slot from its
+// stripe's line on, and a take scans from its stripe's line on and keeps the
+// first of equal candidates: a thread that frees a mapping and soon asks
+// for one like it gets its own back, whose header and pages its CPU holds,
+// and threads on other CPUs write other lines.
+alignas(64) static std::atomic<uintptr_t> g_cache[kLargeCacheSlots];
+alignas(64) static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint)
+
+// The counts that bound memory (cached mappings, pinned tails, what live
+// blocks need) and the live blocks' number: exact totals, one word each, on
+// a line of their own (a large malloc or free writes several of them).
+// relaxed: bounds and statistics; they order nothing.
+static struct alignas(64) {
+    std::atomic<size_t> cached;  // bytes of the cache's mappings
+    std::atomic<size_t> pinned;  // tail bytes live blocks hold beyond their need
+    std::atomic<size_t> live;    // bytes live blocks need (their mappings less the pinned tails)
+    std::atomic<size_t> blocks;  // live large blocks
+} g_bytes;
 
 static constexpr uintptr_t kSlotChunksMask = 0xffff;
 static_assert(kLargeCacheMaxBytes / kChunkSize <= kSlotChunksMask, "a cached mapping's chunks fit its slot's low bits");
@@ -120,29 +163,30 @@ static bool cache_put_at(unsigned i, LargeHeader* h) {
 }
 
 // Keeps a freed mapping for reuse; false if the cache is full (caller unmaps).
-static bool cache_put(LargeHeader* h) {
+static bool cache_put(LargeHeader* h, unsigned stripe) {
     // A slot holds a chunk-aligned mapping of whole chunks. Every mapping
     // here is one (map_committed_aligned, map_placed, a grown or resized
     // mapping, a split tail), so this refusal is a guard, never taken; the
     // byte bound below keeps its chunks within the slot's low bits.
     if ((reinterpret_cast<uintptr_t>(h) & kSlotChunksMask) != 0 || h->map_size % kChunkSize != 0) return false;
     // relaxed: the byte count only bounds the cache; the slot CAS publishes.
-    if (g_cache_bytes.fetch_add(h->map_size, std::memory_order_relaxed) + h->map_size > kLargeCacheMaxBytes) {
-        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
+    if (g_bytes.cached.fetch_add(h->map_size, std::memory_order_relaxed) + h->map_size > kLargeCacheMaxBytes) {
+        g_bytes.cached.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return false;
     }
-    for (unsigned i = 0; i < kLargeCacheSlots; ++i)
+    for (unsigned n = 0, i = stripe * kSlotsPerStripe; n < kLargeCacheSlots; ++n, i = (i + 1) % kLargeCacheSlots)
         // relaxed: a look before the CAS, which decides.
         if (g_cache[i].load(std::memory_order_relaxed) == 0 && cache_put_at(i, h)) return true;
-    g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
+    g_bytes.cached.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
 
 // Takes the smallest cached mapping of at least `map_size` bytes; if none is
 // that large, the largest smaller one (the caller grows it with mremap, which
-// keeps its pages: fewer page faults than a fresh mapping). nullptr if there
-// is none, or if other threads took the chosen ones first, twice.
-static LargeHeader* cache_take(size_t map_size) {
+// keeps its pages: fewer page faults than a fresh mapping); of equal ones,
+// the first from the stripe's line on. nullptr if there is none, or if other
+// threads took the chosen ones first, twice.
+static LargeHeader* cache_take(size_t map_size, unsigned stripe) {
     size_t want = map_size / kChunkSize;
     for (int attempt = 0; attempt < 2; ++attempt) {
         // The candidates: the smallest slot that fits, else the largest
@@ -150,7 +194,7 @@ static LargeHeader* cache_take(size_t map_size) {
         // means none.
         int fit = -1, below = -1;
         uintptr_t fit_word = 0, below_word = 0;
-        for (unsigned i = 0; i < kLargeCacheSlots; ++i) {
+        for (unsigned n = 0, i = stripe * kSlotsPerStripe; n < kLargeCacheSlots; ++n, i = (i + 1) % kLargeCacheSlots) {
             // relaxed: nothing of the mapping is read before the CAS makes it ours.
             uintptr_t word = g_cache[i].load(std::memory_order_relaxed);
             if (word == 0) continue;
@@ -167,7 +211,7 @@ static LargeHeader* cache_take(size_t map_size) {
         if (!g_cache[best].compare_exchange_strong(seen, 0, std::memory_order_acquire, std::memory_order_relaxed))
             continue;  // another thread took it first
         LargeHeader* h = slot_mapping(seen);
-        g_cache_bytes.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
+        g_bytes.cached.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return h;
     }
     return nullptr;
@@ -185,7 +229,7 @@ size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* 
         if (word == 0) continue;
         LargeHeader* h = slot_mapping(word);
         size_t size = h->map_size;
-        g_cache_bytes.fetch_sub(size, std::memory_order_relaxed);  // relaxed: the bound only
+        g_bytes.cached.fetch_sub(size, std::memory_order_relaxed);  // relaxed: the bound only
         os::unmap(h, size);
         released += size;
         ++*unmapped;
@@ -193,54 +237,47 @@ size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* 
     return released;
 }
 
-// Bytes of mapping tails that live blocks hold beyond what they need, and
-// bytes the live blocks need. relaxed everywhere: the counters only bound
-// memory; they order nothing.
-static std::atomic<size_t> g_pinned_bytes{0};
-static std::atomic<size_t> g_live_bytes{0};
-
 // Accounts `tail` more pinned bytes if the total stays within the bound: the
 // larger of kLargePinnedMaxBytes and the bytes live blocks need. So large
 // blocks never hold more than twice what they need, plus a constant.
 static bool pin_tail(size_t tail) {
-    size_t live = g_live_bytes.load(std::memory_order_relaxed);  // relaxed: counters (above)
+    size_t live = g_bytes.live.load(std::memory_order_relaxed);  // relaxed: counters (g_bytes)
     size_t bound = live > kLargePinnedMaxBytes ? live : kLargePinnedMaxBytes;
     // relaxed: counters that bound memory; they order nothing.
-    if (g_pinned_bytes.fetch_add(tail, std::memory_order_relaxed) + tail <= bound) return true;
-    g_pinned_bytes.fetch_sub(tail, std::memory_order_relaxed);  // relaxed: the bound only
+    if (g_bytes.pinned.fetch_add(tail, std::memory_order_relaxed) + tail <= bound) return true;
+    g_bytes.pinned.fetch_sub(tail, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
 
 static void unpin(LargeHeader* h) {
-    if (h->pinned) g_pinned_bytes.fetch_sub(h->pinned, std::memory_order_relaxed);  // relaxed: a counter
+    if (h->pinned) g_bytes.pinned.fetch_sub(h->pinned, std::memory_order_relaxed);  // relaxed: a counter
     h->pinned = 0;
 }
 
 // A live block's needed bytes: its mapping without the pinned tail. relaxed
 // (as the two above): counters for the bound and the statistics.
-static std::atomic<size_t> g_live_count{0};
 static void count_live(const LargeHeader* h) {
-    g_live_bytes.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed);  // relaxed: a counter
-    g_live_count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    g_bytes.live.fetch_add(h->map_size - h->pinned, std::memory_order_relaxed);  // relaxed: a counter
+    g_bytes.blocks.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
 }
 static void uncount_live(const LargeHeader* h) {
-    g_live_bytes.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed);  // relaxed: a counter
-    g_live_count.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a counter
+    g_bytes.live.fetch_sub(h->map_size - h->pinned, std::memory_order_relaxed);  // relaxed: a counter
+    g_bytes.blocks.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a counter
 }
 
 LargeStats large_stats() {
     // relaxed: statistics and the purger's hint (it fences itself).
-    return {g_live_count.load(std::memory_order_relaxed), g_live_bytes.load(std::memory_order_relaxed),
-            g_pinned_bytes.load(std::memory_order_relaxed), g_cache_bytes.load(std::memory_order_relaxed)};
+    return {g_bytes.blocks.load(std::memory_order_relaxed), g_bytes.live.load(std::memory_order_relaxed),
+            g_bytes.pinned.load(std::memory_order_relaxed), g_bytes.cached.load(std::memory_order_relaxed)};
 }
 
 // Keeps an owned mapping of `size` bytes (chunk-aligned) for reuse, or unmaps
 // it if the cache is full. True if it was cached: work for the purger.
-static bool cache_or_unmap(char* start, size_t size) {
+static bool cache_or_unmap(char* start, size_t size, unsigned stripe) {
     auto* h = reinterpret_cast<LargeHeader*>(start);
     h->magic = 0;  // a cached mapping is not a live block
     h->map_size = size;
-    if (cache_put(h)) return true;
+    if (cache_put(h, stripe)) return true;
     os::unmap(h, size);
     return false;
 }
@@ -271,7 +308,8 @@ void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
     size_t pinned = 0;
     // Cached mappings start on a chunk boundary: they serve any alignment up
     // to a chunk (larger ones need a placed mapping).
-    LargeHeader* reused = (map_size && align <= kChunkSize) ? cache_take(map_size) : nullptr;
+    unsigned stripe = stripe_here();
+    LargeHeader* reused = (map_size && align <= kChunkSize) ? cache_take(map_size, stripe) : nullptr;
     if (reused) {
         size_t reused_size = reused->map_size;
         if (reused_size >= map_size) {
@@ -286,7 +324,7 @@ void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
                 if (pin_tail(tail)) {
                     pinned = tail;
                 } else {
-                    if (cache_or_unmap(start + map_size, tail)) left_work = true;
+                    if (cache_or_unmap(start + map_size, tail, stripe)) left_work = true;
                     reused_size = map_size;
                 }
             }
@@ -321,13 +359,12 @@ void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
 bool large_free(void* p, uintptr_t entry) {
     LargeHeader* h = header_of(p, entry, Fault::kInteriorFree);
     if (!h) return false;
-    // relaxed: a message hint (see g_recent_frees).
-    g_recent_frees[g_recent_next.fetch_add(1, std::memory_order_relaxed) % kLargeRecentFrees].store(
-        reinterpret_cast<uintptr_t>(p), std::memory_order_relaxed);
+    unsigned stripe = stripe_here();
+    note_recent_free(p, stripe);
     page_map_set(h->user, 0);
     uncount_live(h);
     unpin(h);
-    return cache_or_unmap(reinterpret_cast<char*>(h), h->map_size);  // magic 0: a second free is caught by the page map
+    return cache_or_unmap(reinterpret_cast<char*>(h), h->map_size, stripe);  // magic 0: a second free is caught by the page map
 }
 
 size_t large_usable_size(const void* p, uintptr_t entry) {
@@ -341,15 +378,11 @@ size_t large_usable_size(const void* p, uintptr_t entry) {
 // block untouched.
 static LargeHeader* resize_mapping(LargeHeader* h, uintptr_t entry, size_t size, size_t new_size) {
     size_t offset = h->user - reinterpret_cast<uintptr_t>(h);
-    // Fits: keep the mapping. Give memory back only when the program itself
-    // shrinks the block to less than half of what it last asked for (a
-    // mapping reused from the cache is larger than asked on purpose, and a
-    // block that grows and shrinks a little must not thrash).
+    // Fits: the caller sends here only a block that needs less than half of
+    // its mapping now, which gives the rest back.
     if (new_size <= h->map_size) {
-        if (size < h->requested / 2 && new_size < h->map_size) {
-            os::unmap(reinterpret_cast<char*>(h) + new_size, h->map_size - new_size);
-            h->map_size = new_size;
-        }
+        os::unmap(reinterpret_cast<char*>(h) + new_size, h->map_size - new_size);
+        h->map_size = new_size;
         h->requested = size;
         return h;
     }
@@ -396,10 +429,22 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     size_t offset = h->user - reinterpret_cast<uintptr_t>(h);
     size_t new_size = map_size_for(offset, size);
     if (new_size == 0) { errno = ENOMEM; return nullptr; }
+    // A block that fits its mapping and needs at least half of it (less a
+    // pinned tail) keeps the mapping as it is, and no shared count changes:
+    // a pinned tail stays counted as pinned (the block's need grew into it,
+    // so the count can overstate the tail, never understate it). Two
+    // threads growing blocks by small steps then write no shared line, and
+    // a block that grows and shrinks a little does not thrash. The half is
+    // of the mapping, not of the last request: shrinking by steps of less
+    // than half gives memory back too.
+    if (new_size <= h->map_size && 2 * new_size >= h->map_size - h->pinned) {
+        h->requested = size;
+        return p;
+    }
     // From here the mapping's size is realloc's business (geometric growth):
     // a pinned tail becomes part of the live block.
     if (h->pinned) {
-        g_live_bytes.fetch_add(h->pinned, std::memory_order_relaxed);  // relaxed: a counter
+        g_bytes.live.fetch_add(h->pinned, std::memory_order_relaxed);  // relaxed: a counter
         unpin(h);
     }
     size_t before = h->map_size;
@@ -408,8 +453,8 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     // Shared counters are touched only when the mapping changed size, so
     // threads growing blocks within their mappings do not contend on them.
     // relaxed: a counter that bounds memory; it orders nothing.
-    if (resized->map_size > before) g_live_bytes.fetch_add(resized->map_size - before, std::memory_order_relaxed);
-    if (resized->map_size < before) g_live_bytes.fetch_sub(before - resized->map_size, std::memory_order_relaxed);
+    if (resized->map_size > before) g_bytes.live.fetch_add(resized->map_size - before, std::memory_order_relaxed);
+    if (resized->map_size < before) g_bytes.live.fetch_sub(before - resized->map_size, std::memory_order_relaxed);
     return reinterpret_cast<void*>(resized->user);
 }
 

@@ -31,10 +31,16 @@ struct LargeHeader {
 static_assert(sizeof(LargeHeader) <= 64, "the header must fit before a 64-byte-aligned user pointer");
 
 inline constexpr unsigned kLargeCacheSlots = 64;
+// The cache's slots and the recent frees come in this many stripes of one
+// cache line each; a thread uses the stripe of its CPU (large.cpp).
+inline constexpr unsigned kLargeStripes = 8;
+// The stripe this thread's large mallocs and frees use now (os::cpu_hint).
+unsigned large_stripe_here();
 inline constexpr size_t kLargeCacheMaxBytes = size_t{64} << 20;
 // A live block may take a cached mapping larger than it needs (its pages are
-// already faulted in); the tails so held are at most this much in all, or the
-// bytes live large blocks need if that is more.
+// already faulted in), but only while the tails then held, its own included,
+// are at most this much in all, or the bytes live large blocks need at that
+// moment if that is more (frees of other blocks may lower that need later).
 inline constexpr size_t kLargePinnedMaxBytes = size_t{64} << 20;
 
 // The functions below that can cache a mapping say so (`left_work`, or a
@@ -62,8 +68,9 @@ bool large_free(void* p, uintptr_t entry);
 size_t large_usable_size(const void* p, uintptr_t entry);
 // The size last asked for the large block p, or SIZE_MAX if p is not one (no report).
 size_t large_requested(const void* p, uintptr_t entry);
-// Whether p is among the last kLargeRecentFrees large blocks freed (so a
-// free of p now, with no block there, is a double free).
+// Whether p is among the last kLargeRecentFrees / kLargeStripes large blocks
+// freed on some stripe (so a free of p now, with no block there, is a double
+// free; a thread that frees twice in a row on one CPU is always told so).
 bool large_recently_freed(const void* p);
 inline constexpr unsigned kLargeRecentFrees = 64;
 // Resizes a large block to hold `size` bytes (still large); nullptr + ENOMEM

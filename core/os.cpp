@@ -190,6 +190,19 @@ int current_cpu() {
     return cpu < 0 ? 0 : cpu;
 }
 
+unsigned cpu_hint() {
+    if (&__rseq_size != nullptr && __rseq_size != 0) {
+        auto* area = reinterpret_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset;
+        // relaxed: the kernel rewrites it on migration; any recent value is a fine hint.
+        unsigned cpu = __atomic_load_n(reinterpret_cast<const unsigned*>(area + 4), __ATOMIC_RELAXED);
+        if (static_cast<int>(cpu) >= 0) return cpu;  // not unregistered (>= 0xfffffffe)
+    }
+    // Threads' control blocks lie a stack apart (8 MiB by default): mix the
+    // page number so that neighbours differ in the low bits.
+    auto page = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(__builtin_thread_pointer()) >> 12);
+    return (page * 2654435761u) >> 16;
+}
+
 void write_stderr(const char* msg, size_t len) { write_fd(2, msg, len); }
 
 void write_fd(int fd, const char* msg, size_t len) {

@@ -5,10 +5,8 @@
 namespace bitslab {
 
 // Zero-initialized static storage: usable before any constructor runs. A
-// leaf pointer is installed by an acq_rel CAS and read with acquire; the
-// large-entry counts are relaxed (read by the checker at rest).
+// leaf pointer is installed by an acq_rel CAS and read with acquire.
 std::atomic<PageMapLeaf*> g_page_map_root[size_t{1} << kPageMapRootBits];
-std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits];
 
 static PageMapLeaf* leaf_for(uintptr_t a, bool create) {
     uintptr_t root_index = a >> (kChunkShift + kPageMapLeafBits);
@@ -33,19 +31,16 @@ bool page_map_reserve(uintptr_t start, size_t size) {
     return true;
 }
 
-static bool names_large_block(uintptr_t entry) { return entry != 0 && (entry & kEntryClassMask) == 0; }
-
+// No per-leaf count of large entries is kept here: one written by every
+// large malloc and free was a cache line that all threads' large blocks of a
+// leaf (4 GiB) shared, and the checker scans a whole leaf in microseconds.
 void page_map_set(uintptr_t a, uintptr_t entry) {
     PageMapLeaf* leaf = leaf_for(a, false);
     auto& slot = (*leaf)[(a >> kChunkShift) & ((uintptr_t{1} << kPageMapLeafBits) - 1)];
-    uintptr_t old = slot.load(std::memory_order_relaxed);  // relaxed: only the chunk's owner writes its entry
     // release: readers that reach this entry through program order get the
-    // descriptor contents written before it.
+    // descriptor contents written before it. Only the chunk's owner writes
+    // its entry.
     slot.store(entry, std::memory_order_release);
-    auto& large = g_page_map_large_entries[a >> (kChunkShift + kPageMapLeafBits)];
-    // relaxed: a count for the checker only, read at rest.
-    if (names_large_block(entry) && !names_large_block(old)) large.fetch_add(1, std::memory_order_relaxed);
-    if (!names_large_block(entry) && names_large_block(old)) large.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool page_map_set_reserving(uintptr_t a, uintptr_t entry) {

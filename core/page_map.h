@@ -52,21 +52,16 @@ inline BlockInfo classify(const void* p) {
     return {entry != 0 ? BlockKind::kLarge : BlockKind::kNone, 0, entry};
 }
 
-// Per leaf, how many entries name large blocks (for the heap checker, which
-// then skips leaves without any; kept by page_map_set, off the fast paths).
-// relaxed: counts, kept off the fast paths and read at rest.
-extern std::atomic<uint32_t> g_page_map_large_entries[size_t{1} << kPageMapRootBits] BITSLAB_INTERNAL;
-
 // Calls fn(chunk, entry) for every chunk whose entry names a large block,
-// skipping leaves without any, while fn returns true (the heap checker; at
-// rest).
+// while fn returns true (the heap checker; at rest). It reads every entry of
+// every leaf (65,536 a leaf): leaves keep no count of their large entries,
+// which large mallocs and frees would all write.
 template <class Fn>
 void for_each_large_entry(Fn&& fn) {
     for (size_t r = 0; r < (size_t{1} << kPageMapRootBits); ++r) {
         // acquire: pairs with the release that installed the leaf.
         PageMapLeaf* leaf = g_page_map_root[r].load(std::memory_order_acquire);
-        // relaxed: a count kept off the fast paths, read at rest.
-        if (!leaf || g_page_map_large_entries[r].load(std::memory_order_relaxed) == 0) continue;
+        if (!leaf) continue;
         for (size_t i = 0; i < (size_t{1} << kPageMapLeafBits); ++i) {
             // acquire: the header the entry names was written before it.
             uintptr_t entry = (*leaf)[i].load(std::memory_order_acquire);

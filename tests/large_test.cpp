@@ -4,7 +4,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <sched.h>
+
 #include <atomic>
+#include <memory>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -173,6 +179,96 @@ TEST(Large, ThreadsSharingTheCacheNeverShareAMapping) {
     EXPECT_HEAP_OK();
 }
 
+// A thread that runs the calls it is given, one at a time, held on one CPU
+// if the process may use it (cpu < 0: anywhere).
+class Worker {
+public:
+    explicit Worker(int cpu) : thread_([this, cpu] { loop(cpu); }) {}
+    ~Worker() {
+        run([this] { stop_ = true; });
+        thread_.join();
+    }
+    void run(std::function<void()> fn) {
+        std::unique_lock<std::mutex> lock(mu_);
+        task_ = std::move(fn);
+        cv_.notify_all();
+        cv_.wait(lock, [this] { return !task_; });
+    }
+
+private:
+    void loop(int cpu) {
+        if (cpu >= 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            sched_setaffinity(0, sizeof one, &one);  // may be refused: the test checks the stripes it got
+        }
+        std::unique_lock<std::mutex> lock(mu_);
+        while (!stop_) {
+            cv_.wait(lock, [this] { return static_cast<bool>(task_); });
+            task_();
+            task_ = nullptr;
+            cv_.notify_all();
+        }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::function<void()> task_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+// The cache's stripes (core/large.cpp): of two equal cached mappings, a
+// thread gets back the one it freed itself, not the one a thread on another
+// CPU freed before it (whose header and pages that CPU holds), and each
+// thread's put writes its own stripe's line. Before the stripes, every scan
+// started at slot 0 and A got B's mapping.
+TEST(Large, OfEqualCachedMappingsAThreadGetsBackItsOwn) {
+    PurgePaused paused;  // no pass empties the cache in between
+    bitslab_trim();
+    ASSERT_EQ(large_stats().cached_bytes, 0u);
+    std::vector<int> cpus;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+        for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
+            if (CPU_ISSET(c, &allowed) && (cpus.empty() || c % kLargeStripes != cpus[0] % kLargeStripes))
+                cpus.push_back(c);
+    if (cpus.size() < 2) cpus = {-1, -1};
+    // Two threads of different stripes: with rseq, those of two CPUs of
+    // different stripes; without, the stripe comes from the thread's address,
+    // and another B is tried until it differs from A's.
+    Worker a(cpus[0]);
+    unsigned stripe_a = 0, stripe_b = 0;
+    a.run([&] { stripe_a = large_stripe_here(); });
+    std::unique_ptr<Worker> b;
+    for (int tries = 0; tries < 64 && (!b || stripe_b == stripe_a); ++tries) {
+        b = std::make_unique<Worker>(cpus[1]);
+        b->run([&] { stripe_b = large_stripe_here(); });
+    }
+    if (stripe_a == stripe_b) GTEST_SKIP() << "no two threads of different stripes (one CPU, and rseq)";
+    const size_t n = 3 * kChunkSize - 64;  // a 3-chunk mapping each
+    void *x = nullptr, *y = nullptr, *again_a = nullptr, *again_b = nullptr;
+    a.run([&] { x = bitslab_malloc(n); });
+    b->run([&] { y = bitslab_malloc(n); });
+    ASSERT_TRUE(x && y);
+    b->run([&] { bitslab_free(y); });  // B's mapping is cached first
+    a.run([&] { bitslab_free(x); });
+    ASSERT_EQ(large_stats().cached_bytes, 6 * kChunkSize);
+    unsigned stripe_a_now = 0, stripe_b_now = 0;
+    a.run([&] { again_a = bitslab_malloc(n); stripe_a_now = large_stripe_here(); });
+    b->run([&] { again_b = bitslab_malloc(n); stripe_b_now = large_stripe_here(); });
+    if (stripe_a_now != stripe_a || stripe_b_now != stripe_b) {
+        a.run([&] { bitslab_free(again_a); });
+        b->run([&] { bitslab_free(again_b); });
+        GTEST_SKIP() << "a thread changed stripes (moved to another CPU: its affinity was refused)";
+    }
+    EXPECT_EQ(again_a, x) << "A got B's mapping, not its own";
+    EXPECT_EQ(again_b, y) << "B got A's mapping, not its own";
+    a.run([&] { bitslab_free(again_a); });
+    b->run([&] { bitslab_free(again_b); });
+    bitslab_trim();
+}
+
 // The kernel orders a munmap before any later mapping of the same
 // addresses, but ThreadSanitizer sees only the calls it intercepts. Pages a
 // mapping gains by growing in place (mremap, not intercepted) that another
@@ -241,6 +337,128 @@ TEST(Large, ReallocGrowsAndShrinksKeepingContentsAndAlignment) {
         bitslab_free(p);
         bitslab_free(blocker);
     }
+    EXPECT_HEAP_OK();
+}
+
+// A realloc gives memory back once the block needs less than half of its
+// mapping, however it got there: a block shrunk by steps of 0.6 holds at
+// most twice what it needs after every step (it held its first 64 MiB to
+// the end when the half was of the last request, each step being more).
+TEST(Large, ShrinkingByStepsGivesMemoryBack) {
+    PurgePaused paused;
+    const LargeStats base = large_stats();
+    size_t size = size_t{64} << 20;
+    void* p = bitslab_malloc(size);
+    ASSERT_NE(p, nullptr);
+    fill_pattern(p, 1 << 19, 5);
+    while (size > (size_t{1} << 20)) {
+        size = size / 10 * 6;
+        p = bitslab_realloc(p, size);
+        ASSERT_NE(p, nullptr);
+        size_t held = bitslab_malloc_usable_size(p) + 64;  // its mapping
+        EXPECT_LE(held, 2 * (size + kChunkSize)) << "a block of " << size << " bytes";
+        EXPECT_LE(large_stats().live_bytes - base.live_bytes, 2 * (size + kChunkSize)) << size;
+    }
+    EXPECT_TRUE(check_pattern(p, 1 << 19, 5));
+    bitslab_free(p);
+    EXPECT_EQ(large_stats().live_bytes, base.live_bytes);
+    EXPECT_HEAP_OK();
+}
+
+// The large blocks' counts, exact at rest: a block that took a larger cached
+// mapping holds its tail as pinned; a realloc that still fits the mapping
+// changes no count (the tail stays pinned, as the block's need grew into
+// it); one past the mapping makes the whole (grown) mapping live; a free
+// takes it all back out.
+TEST(Large, AReallocWithinAReusedMappingKeepsItsTailPinned) {
+    PurgePaused paused;  // no pass empties the cache in between
+    bitslab_trim();
+    const LargeStats base = large_stats();
+    ASSERT_EQ(base.cached_bytes, 0u);
+    auto chunks = [](size_t n) { return n * kChunkSize - 64; };  // user bytes of an n-chunk mapping
+    void* big = bitslab_malloc(chunks(40));
+    ASSERT_NE(big, nullptr);
+    bitslab_free(big);
+    ASSERT_EQ(large_stats().cached_bytes, 40 * kChunkSize);
+    char* p = static_cast<char*>(bitslab_malloc(chunks(2)));
+    ASSERT_EQ(p, big) << "the cached mapping serves the smaller block";
+    LargeStats s = large_stats();
+    EXPECT_EQ(s.cached_bytes, 0u);
+    EXPECT_EQ(s.pinned_bytes - base.pinned_bytes, 38 * kChunkSize) << "its tail is pinned";
+    EXPECT_EQ(s.live_bytes - base.live_bytes, 2 * kChunkSize) << "it needs 2 chunks";
+    EXPECT_EQ(s.live_blocks - base.live_blocks, 1u);
+    fill_pattern(p, chunks(2), 21);
+    for (size_t n = 3; n <= 40; n += 5) {  // grows within the mapping: no count moves
+        ASSERT_EQ(bitslab_realloc(p, chunks(n)), p);
+        s = large_stats();
+        EXPECT_EQ(s.pinned_bytes - base.pinned_bytes, 38 * kChunkSize) << n;
+        EXPECT_EQ(s.live_bytes - base.live_bytes, 2 * kChunkSize) << n;
+    }
+    EXPECT_TRUE(check_pattern(p, chunks(2), 21));
+    p = static_cast<char*>(bitslab_realloc(p, chunks(41)));  // past the mapping
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(check_pattern(p, chunks(2), 21));
+    s = large_stats();
+    EXPECT_EQ(s.pinned_bytes, base.pinned_bytes) << "the tail is the live block's now";
+    EXPECT_EQ(s.live_bytes - base.live_bytes, bitslab_malloc_usable_size(p) + 64) << "its whole mapping is live";
+    EXPECT_GE(s.live_bytes - base.live_bytes, 41 * kChunkSize);
+    bitslab_free(p);
+    s = large_stats();
+    EXPECT_EQ(s.live_bytes, base.live_bytes);
+    EXPECT_EQ(s.pinned_bytes, base.pinned_bytes);
+    EXPECT_EQ(s.live_blocks, base.live_blocks);
+    bitslab_trim();
+    EXPECT_HEAP_OK();
+}
+
+// The pinned tails' bound (core/large.h): a block takes a cached mapping's
+// tail only while the tails held then, its own included, stay within
+// max(kLargePinnedMaxBytes, the bytes live large blocks need); past it the
+// tail goes back to the cache. Here the live blocks need far less than
+// 64 MiB, so the bound is 64 MiB. Each round fills the cache with three
+// 20 MiB mappings, and three threads at once each take one for a 1-chunk
+// block and keep it: the first round pins three tails (60 MiB less three
+// chunks), the second may pin none.
+TEST(Large, PinnedTailsStayWithinTheirBoundWhileThreadsTakeThem) {
+    PurgePaused paused;
+    bitslab_trim();
+    const LargeStats base = large_stats();
+    ASSERT_EQ(base.cached_bytes, 0u);
+    ASSERT_LT(base.live_bytes + base.pinned_bytes, size_t{1} << 20) << "an earlier test left large blocks";
+    constexpr size_t kMapping = size_t{20} << 20;
+    constexpr int kThreads = 3;
+    std::vector<void*> kept;
+    for (int round = 0; round < 2; ++round) {
+        void* fill[kThreads];
+        for (auto& f : fill) ASSERT_NE(f = bitslab_malloc(kMapping - 64), nullptr);
+        for (auto& f : fill) bitslab_free(f);
+        ASSERT_EQ(large_stats().cached_bytes, kThreads * kMapping);
+        std::atomic<int> ready{0};
+        void* got[kThreads] = {};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < kThreads; ++t)
+            threads.emplace_back([&, t] {
+                ready.fetch_add(1);
+                while (ready.load() < kThreads) {}  // all three take at once
+                got[t] = bitslab_malloc(kChunkSize - 64);
+            });
+        for (auto& th : threads) th.join();
+        for (void* g : got) {
+            ASSERT_NE(g, nullptr);
+            kept.push_back(g);
+        }
+        LargeStats s = large_stats();
+        EXPECT_LE(s.pinned_bytes, kLargePinnedMaxBytes) << "round " << round;
+        size_t tail = kMapping - kChunkSize;
+        // Round 0: three tails fit the bound. Round 1: no fourth one does.
+        EXPECT_EQ(s.pinned_bytes - base.pinned_bytes, kThreads * tail) << "round " << round;
+        if (round == 1) {
+            EXPECT_EQ(s.cached_bytes, kThreads * tail) << "the refused tails went back to the cache";
+        }
+        EXPECT_EQ(s.live_bytes - base.live_bytes, kept.size() * kChunkSize) << "each block needs one chunk";
+    }
+    for (void* k : kept) bitslab_free(k);
+    bitslab_trim();
     EXPECT_HEAP_OK();
 }
 
