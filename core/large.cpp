@@ -124,10 +124,11 @@ size_t large_requested(const void* p, uintptr_t entry) {
 // time was measured: bench/findings.md). The time is a relaxed hint.
 //
 // Stripe k's slots are line k. A put fills the first empty slot from its
-// stripe's line on, and a take scans from its stripe's line on and keeps the
-// first of equal candidates: a thread that frees a mapping and soon asks
-// for one like it gets its own back, whose header and pages its CPU holds,
-// and threads on other CPUs write other lines.
+// stripe's line on, and a take looks in its stripe's line first (and only
+// there if it holds a fit), then on, keeping the first of equal candidates:
+// a thread that frees a mapping and soon asks for one it fits gets its own
+// back, whose header and pages its CPU holds, and threads on other CPUs
+// read and write other lines.
 alignas(64) static std::atomic<uintptr_t> g_cache[kLargeCacheSlots];
 alignas(64) static std::atomic<uint64_t> g_cache_since[kLargeCacheSlots];  // when it was cached (ms; a hint)
 
@@ -181,11 +182,17 @@ static bool cache_put(LargeHeader* h, unsigned stripe) {
     return false;
 }
 
-// Takes the smallest cached mapping of at least `map_size` bytes; if none is
+// Takes a cached mapping of at least `map_size` bytes: the smallest in the
+// stripe's own line if that holds one, else the smallest of all; if none is
 // that large, the largest smaller one (the caller grows it with mremap, which
 // keeps its pages: fewer page faults than a fresh mapping); of equal ones,
 // the first from the stripe's line on. nullptr if there is none, or if other
-// threads took the chosen ones first, twice.
+// threads took the chosen ones first, twice. A fit in the own line ends the
+// scan there: the other lines are those other CPUs write, and reading them
+// on every take cost two threads that each grew a block by realloc to
+// 8 MiB and freed it 15% of their time (bench/findings.md, sixteenth
+// session). The mapping taken may then be larger than the smallest fit of
+// all; the tail it pins stays within the pinned bound all the same.
 static LargeHeader* cache_take(size_t map_size, unsigned stripe) {
     size_t want = map_size / kChunkSize;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -195,6 +202,7 @@ static LargeHeader* cache_take(size_t map_size, unsigned stripe) {
         int fit = -1, below = -1;
         uintptr_t fit_word = 0, below_word = 0;
         for (unsigned n = 0, i = stripe * kSlotsPerStripe; n < kLargeCacheSlots; ++n, i = (i + 1) % kLargeCacheSlots) {
+            if (n == kSlotsPerStripe && fit_word != 0) break;  // the own line holds a fit
             // relaxed: nothing of the mapping is read before the CAS makes it ours.
             uintptr_t word = g_cache[i].load(std::memory_order_relaxed);
             if (word == 0) continue;

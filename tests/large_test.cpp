@@ -90,8 +90,32 @@ TEST(Large, FreedBlocksAreCachedAndReused) {
 // chunks, so taking the first cached mapping, or the first that fits, gives
 // other answers than the smallest fit (5 for 4 chunks, 3 for 2) and the
 // largest smaller one (8 for 10).
+// Holds the calling thread on the CPU it runs on, for the scope (its
+// affinity may be refused: callers check the stripe they ended on).
+class HeldOnThisCpu {
+public:
+    HeldOnThisCpu() {
+        saved_ok_ = sched_getaffinity(0, sizeof saved_, &saved_) == 0;
+        int cpu = sched_getcpu();
+        if (!saved_ok_ || cpu < 0) return;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        sched_setaffinity(0, sizeof one, &one);
+    }
+    ~HeldOnThisCpu() {
+        if (saved_ok_) sched_setaffinity(0, sizeof saved_, &saved_);
+    }
+
+private:
+    cpu_set_t saved_;
+    bool saved_ok_ = false;
+};
+
 TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
     PurgePaused paused;  // no pass empties the cache in between
+    HeldOnThisCpu held;  // one stripe for every put and take (a take prefers its own stripe's fits)
+    const unsigned stripe = large_stripe_here();
     bitslab_trim();      // the cache starts empty
     ASSERT_EQ(large_stats().cached_bytes, 0u);
     auto chunks = [](size_t n) { return n * kChunkSize - 64; };  // user bytes of an n-chunk mapping (a 64 B header)
@@ -113,6 +137,7 @@ TEST(Large, TheCacheServesTheSmallestFitElseTheLargestSmallerMapping) {
     memset(ten, 0x5a, chunks(10));
     for (void* p : {four, two, ten}) bitslab_free(p);
     bitslab_trim();
+    if (large_stripe_here() != stripe) GTEST_SKIP() << "the thread moved to a CPU of another stripe (affinity refused)";
 }
 
 // Threads that allocate and free large blocks of assorted sizes at once,
@@ -221,8 +246,10 @@ private:
 // The cache's stripes (core/large.cpp): of two equal cached mappings, a
 // thread gets back the one it freed itself, not the one a thread on another
 // CPU freed before it (whose header and pages that CPU holds), and each
-// thread's put writes its own stripe's line. Before the stripes, every scan
-// started at slot 0 and A got B's mapping.
+// thread's put writes its own stripe's line; and a fit in the own stripe is
+// taken before a smaller one in another. Before the stripes, every scan
+// started at slot 0 and A got B's mapping; before the own stripe came
+// first, A got B's smaller one.
 TEST(Large, OfEqualCachedMappingsAThreadGetsBackItsOwn) {
     PurgePaused paused;  // no pass empties the cache in between
     bitslab_trim();
@@ -267,6 +294,25 @@ TEST(Large, OfEqualCachedMappingsAThreadGetsBackItsOwn) {
     a.run([&] { bitslab_free(again_a); });
     b->run([&] { bitslab_free(again_b); });
     bitslab_trim();
+    // A fit in the own stripe is taken before a smaller one in another: A
+    // gets its 6-chunk mapping back for 3 chunks although B's 4-chunk one
+    // fits better (the smallest fit of all was taken before, and A got B's).
+    void *u = nullptr, *v = nullptr, *for_a = nullptr, *for_b = nullptr;
+    a.run([&] { u = bitslab_malloc(6 * kChunkSize - 64); });
+    b->run([&] { v = bitslab_malloc(4 * kChunkSize - 64); });
+    ASSERT_TRUE(u && v);
+    b->run([&] { bitslab_free(v); });
+    a.run([&] { bitslab_free(u); });
+    ASSERT_EQ(large_stats().cached_bytes, 10 * kChunkSize);
+    a.run([&] { for_a = bitslab_malloc(n); stripe_a_now = large_stripe_here(); });
+    b->run([&] { for_b = bitslab_malloc(n); stripe_b_now = large_stripe_here(); });
+    a.run([&] { bitslab_free(for_a); });
+    b->run([&] { bitslab_free(for_b); });
+    bitslab_trim();
+    if (stripe_a_now != stripe_a || stripe_b_now != stripe_b)
+        GTEST_SKIP() << "a thread changed stripes (moved to another CPU: its affinity was refused)";
+    EXPECT_EQ(for_a, u) << "A got B's smaller mapping, not the one of its own stripe";
+    EXPECT_EQ(for_b, v) << "B got A's mapping, not the one of its own stripe";
 }
 
 // The kernel orders a munmap before any later mapping of the same
