@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/fault.h"
+#include "core/heap.h"
 #include "core/os.h"
 #include "core/page_map.h"
 
@@ -73,7 +74,12 @@ static constexpr unsigned kSlotsPerStripe = kLargeCacheSlots / kLargeStripes;  /
 static_assert(kLargeCacheSlots % kLargeStripes == 0 && kLargeRecentFrees % kLargeStripes == 0, "whole stripes");
 static constexpr unsigned kRecentPerStripe = kLargeRecentFrees / kLargeStripes;  // 8 words: one line
 
-static unsigned stripe_here() { return os::cpu_hint() % kLargeStripes; }
+// The test hook's CPU (bitslab_test_set_cpu) where a test set one: the
+// tests choose stripes as they choose heaps.
+static unsigned stripe_here() {
+    int fake = fake_cpu();
+    return (fake >= 0 ? static_cast<unsigned>(fake) : os::cpu_hint()) % kLargeStripes;
+}
 unsigned large_stripe_here() { return stripe_here(); }
 
 // Where a stripe's next recent free goes. relaxed: it picks a slot of a
@@ -187,15 +193,17 @@ static bool cache_put(LargeHeader* h, unsigned stripe) {
 // that large, the largest smaller one (the caller grows it with mremap, which
 // keeps its pages: fewer page faults than a fresh mapping); of equal ones,
 // the first from the stripe's line on. nullptr if there is none, or if other
-// threads took the chosen ones first, twice. A fit in the own line ends the
+// threads took the chosen ones first kTakeAttempts times (each loss is
+// another thread's take: lock-free, and bounded). A fit in the own line ends the
 // scan there: the other lines are those other CPUs write, and reading them
 // on every take cost two threads that each grew a block by realloc to
 // 8 MiB and freed it 15% of their time (bench/findings.md, sixteenth
 // session). The mapping taken may then be larger than the smallest fit of
 // all; the tail it pins stays within the pinned bound all the same.
+static constexpr unsigned kTakeAttempts = 4;
 static LargeHeader* cache_take(size_t map_size, unsigned stripe) {
     size_t want = map_size / kChunkSize;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (unsigned attempt = 0; attempt < kTakeAttempts; ++attempt) {
         // The candidates: the smallest slot that fits, else the largest
         // smaller one of at least a chunk (the caller grows it). A word of 0
         // means none.
@@ -246,8 +254,10 @@ size_t large_cache_purge(bool everything, uint64_t now, uint64_t delay, size_t* 
 }
 
 // Accounts `tail` more pinned bytes if the total stays within the bound: the
-// larger of kLargePinnedMaxBytes and the bytes live blocks need. So large
-// blocks never hold more than twice what they need, plus a constant.
+// larger of kLargePinnedMaxBytes and the bytes live blocks need (their
+// mappings less their tails). So when a tail is taken, the tails then held
+// are at most the live blocks' own bytes plus a constant; frees of other
+// blocks may lower the live bytes later.
 static bool pin_tail(size_t tail) {
     size_t live = g_bytes.live.load(std::memory_order_relaxed);  // relaxed: counters (g_bytes)
     size_t bound = live > kLargePinnedMaxBytes ? live : kLargePinnedMaxBytes;
@@ -439,12 +449,16 @@ void* large_realloc(void* p, uintptr_t entry, size_t size) {
     if (new_size == 0) { errno = ENOMEM; return nullptr; }
     // A block that fits its mapping and needs at least half of it (less a
     // pinned tail) keeps the mapping as it is, and no shared count changes:
-    // a pinned tail stays counted as pinned (the block's need grew into it,
-    // so the count can overstate the tail, never understate it). Two
+    // a tail it grows into stays counted as pinned until the block outgrows
+    // the mapping or is freed (the live and pinned bytes still add up to the
+    // mapping; live bytes may then be less than the block asks for). Two
     // threads growing blocks by small steps then write no shared line, and
-    // a block that grows and shrinks a little does not thrash. The half is
-    // of the mapping, not of the last request: shrinking by steps of less
-    // than half gives memory back too.
+    // a block that grows and shrinks a little does not thrash. (Moving the
+    // tail to the live count at the first growth into it made the next step
+    // need less than half of the mapping, which then shrank: one munmap per
+    // block that took a larger cached mapping.) The half is of the mapping,
+    // not of the last request: shrinking by steps of less than half gives
+    // memory back too.
     if (new_size <= h->map_size && 2 * new_size >= h->map_size - h->pinned) {
         h->requested = size;
         return p;

@@ -70,7 +70,8 @@ size_t large_usable_size(const void* p, uintptr_t entry);
 size_t large_requested(const void* p, uintptr_t entry);
 // Whether p is among the last kLargeRecentFrees / kLargeStripes large blocks
 // freed on some stripe (so a free of p now, with no block there, is a double
-// free; a thread that frees twice in a row on one CPU is always told so).
+// free; one with fewer than that many large frees on its stripe in between
+// is always named so).
 bool large_recently_freed(const void* p);
 inline constexpr unsigned kLargeRecentFrees = 64;
 // Resizes a large block to hold `size` bytes (still large); nullptr + ENOMEM

@@ -178,25 +178,28 @@ unsigned possible_cpus() {
     return found ? highest + 1 : 1;
 }
 
+// The CPU glibc's rseq area says this thread runs on, or -1 if there is no
+// area (rseq off, static linking without the symbols) or it is not
+// registered (cpu_id -1 before registration, -2 if it failed).
+static int rseq_cpu() {
+    if (&__rseq_size == nullptr || __rseq_size == 0) return -1;
+    // struct rseq { u32 cpu_id_start; u32 cpu_id; ... } at thread pointer + __rseq_offset.
+    auto* area = reinterpret_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset;
+    // relaxed: the kernel rewrites it on migration; any recent value is a fine hint.
+    int cpu = static_cast<int>(__atomic_load_n(reinterpret_cast<const unsigned*>(area + 4), __ATOMIC_RELAXED));
+    return cpu >= 0 ? cpu : -1;
+}
+
 int current_cpu() {
-    if (&__rseq_size != nullptr && __rseq_size != 0) {
-        // struct rseq { u32 cpu_id_start; u32 cpu_id; ... } at thread pointer + __rseq_offset.
-        auto* area = reinterpret_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset;
-        // relaxed: the kernel rewrites it on migration; any recent value is a fine hint.
-        int cpu = static_cast<int>(__atomic_load_n(reinterpret_cast<const unsigned*>(area + 4), __ATOMIC_RELAXED));
-        if (cpu >= 0) return cpu;
-    }
-    int cpu = sched_getcpu();
+    int cpu = rseq_cpu();
+    if (cpu >= 0) return cpu;
+    cpu = sched_getcpu();
     return cpu < 0 ? 0 : cpu;
 }
 
 unsigned cpu_hint() {
-    if (&__rseq_size != nullptr && __rseq_size != 0) {
-        auto* area = reinterpret_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset;
-        // relaxed: the kernel rewrites it on migration; any recent value is a fine hint.
-        unsigned cpu = __atomic_load_n(reinterpret_cast<const unsigned*>(area + 4), __ATOMIC_RELAXED);
-        if (static_cast<int>(cpu) >= 0) return cpu;  // not unregistered (>= 0xfffffffe)
-    }
+    int cpu = rseq_cpu();
+    if (cpu >= 0) return static_cast<unsigned>(cpu);
     // Threads' control blocks lie a stack apart (8 MiB by default): mix the
     // page number so that neighbours differ in the low bits.
     auto page = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(__builtin_thread_pointer()) >> 12);

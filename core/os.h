@@ -77,10 +77,10 @@ unsigned possible_cpus();
 // The CPU this thread runs on now: glibc's rseq area, else sched_getcpu().
 // Only a locality hint: the thread may move the moment after.
 int current_cpu();
-// A locality hint for the free and realloc paths: the CPU from glibc's rseq
-// area where the kernel keeps it, else a number made from the thread's
-// address (no libc call, so no sched_getcpu): threads that run at once on
-// different CPUs then mostly get different numbers.
+// A locality hint for the large blocks' malloc and free: the CPU from
+// glibc's rseq area where the kernel keeps it, else a number made from the
+// thread's address (no libc call, so no sched_getcpu): threads that run at
+// once on different CPUs then mostly get different numbers.
 unsigned cpu_hint();
 
 // Writes a message to stderr with one write(2); never allocates.
