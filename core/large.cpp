@@ -76,11 +76,10 @@ static constexpr unsigned kRecentPerStripe = kLargeRecentFrees / kLargeStripes; 
 
 // The test hook's CPU (bitslab_test_set_cpu) where a test set one: the
 // tests choose stripes as they choose heaps.
-static unsigned stripe_here() {
+unsigned large_stripe_here() {
     int fake = fake_cpu();
     return (fake >= 0 ? static_cast<unsigned>(fake) : os::cpu_hint()) % kLargeStripes;
 }
-unsigned large_stripe_here() { return stripe_here(); }
 
 // Where a stripe's next recent free goes. relaxed: it picks a slot of a
 // message hint.
@@ -149,6 +148,10 @@ static struct alignas(64) {
     std::atomic<size_t> blocks;  // live large blocks
 } g_bytes;
 
+// The n-th slot a put or take of `stripe` visits: its own line's first,
+// then the lines after it, wrapping around.
+static unsigned slot_from(unsigned stripe, unsigned n) { return (stripe * kSlotsPerStripe + n) % kLargeCacheSlots; }
+
 static constexpr uintptr_t kSlotChunksMask = 0xffff;
 static_assert(kLargeCacheMaxBytes / kChunkSize <= kSlotChunksMask, "a cached mapping's chunks fit its slot's low bits");
 static_assert(kChunkSize > kSlotChunksMask, "a chunk-aligned address leaves the low 16 bits free");
@@ -181,9 +184,11 @@ static bool cache_put(LargeHeader* h, unsigned stripe) {
         g_bytes.cached.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
         return false;
     }
-    for (unsigned n = 0, i = stripe * kSlotsPerStripe; n < kLargeCacheSlots; ++n, i = (i + 1) % kLargeCacheSlots)
+    for (unsigned n = 0; n < kLargeCacheSlots; ++n) {
+        unsigned i = slot_from(stripe, n);
         // relaxed: a look before the CAS, which decides.
         if (g_cache[i].load(std::memory_order_relaxed) == 0 && cache_put_at(i, h)) return true;
+    }
     g_bytes.cached.fetch_sub(h->map_size, std::memory_order_relaxed);  // relaxed: the bound only
     return false;
 }
@@ -209,8 +214,9 @@ static LargeHeader* cache_take(size_t map_size, unsigned stripe) {
         // means none.
         int fit = -1, below = -1;
         uintptr_t fit_word = 0, below_word = 0;
-        for (unsigned n = 0, i = stripe * kSlotsPerStripe; n < kLargeCacheSlots; ++n, i = (i + 1) % kLargeCacheSlots) {
+        for (unsigned n = 0; n < kLargeCacheSlots; ++n) {
             if (n == kSlotsPerStripe && fit_word != 0) break;  // the own line holds a fit
+            unsigned i = slot_from(stripe, n);
             // relaxed: nothing of the mapping is read before the CAS makes it ours.
             uintptr_t word = g_cache[i].load(std::memory_order_relaxed);
             if (word == 0) continue;
@@ -326,7 +332,7 @@ void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
     size_t pinned = 0;
     // Cached mappings start on a chunk boundary: they serve any alignment up
     // to a chunk (larger ones need a placed mapping).
-    unsigned stripe = stripe_here();
+    unsigned stripe = large_stripe_here();
     LargeHeader* reused = (map_size && align <= kChunkSize) ? cache_take(map_size, stripe) : nullptr;
     if (reused) {
         size_t reused_size = reused->map_size;
@@ -377,7 +383,7 @@ void* large_alloc(size_t size, size_t align, bool zero, bool& left_work) {
 bool large_free(void* p, uintptr_t entry) {
     LargeHeader* h = header_of(p, entry, Fault::kInteriorFree);
     if (!h) return false;
-    unsigned stripe = stripe_here();
+    unsigned stripe = large_stripe_here();
     note_recent_free(p, stripe);
     page_map_set(h->user, 0);
     uncount_live(h);
