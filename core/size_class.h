@@ -88,11 +88,16 @@ constexpr uint32_t slab_capacity(unsigned cls) {
 inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 
 // Is offset `off` (of a pointer within its 64 KiB slab) the start of a slot of
-// class c? With size = odd * 2^k: the offset must have its k low bits clear
-// (mask), and off * inverse(odd) mod 2^32 is then exactly off / odd when odd
-// divides off and larger than any slot's value otherwise (Granlund and
-// Montgomery's divisibility test), so one compare against capacity << k also
-// rejects the slab's tail past its last slot. Free runs this on every block.
+// class c? One multiply and one compare (Lemire, Kaser and Kurz's
+// divisibility test, "Faster remainder by direct computation", 2019): with
+// m = ceil(2^64 / size) and e = m * size - 2^64 (0 <= e < size), a multiple
+// off = q * size gives off * m mod 2^64 = q * e, small and growing with q,
+// while any other off < 2^16 gives at least m (> 2^50, far above any q * e).
+// So `off * m mod 2^64 < limit`, with limit = (capacity - 1) * e + 1, holds
+// exactly for the slot starts q < capacity: it also rejects the slab's tail
+// past its last slot (q >= capacity gives q * e >= limit when e > 0; when e
+// is 0 the size is a power of two that divides the slab, which has no tail).
+// Free runs this on every block.
 // One table (one base address for the fast path), indexed by a class-map
 // entry (arena.h): a class 1..kNumClasses, or an entry that names none (0,
 // or a foreign entry, heap.h), whose limit 0 fails every pointer. So the
@@ -100,36 +105,30 @@ inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 // entry on to its slow side with no test of its own.
 inline constexpr unsigned kSlotTableEntries = 256;  // every uint8_t entry
 static_assert(kNumClasses < kSlotTableEntries, "classes fit a class-map entry");
-struct SlotCheck {
-    uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
-    uint32_t limit;    // capacity << k
-};
+static_assert(kSlabSize <= 65536, "the test takes offsets below 2^16");
+// Two arrays, not one of pairs: an index scaled by 8 addresses each, from
+// one base register.
 struct SlotTables {
-    SlotCheck check[kSlotTableEntries];
-    uint32_t mask[kSlotTableEntries];  // 2^k - 1
+    uint64_t multiplier[kSlotTableEntries];  // ceil(2^64 / size)
+    uint64_t limit[kSlotTableEntries];       // (capacity - 1) * (multiplier * size mod 2^64) + 1; 0: no slot
 };
 constexpr SlotTables make_slot_tables() {
     SlotTables t{};
-    // Entries above kNumClasses, and class 0: no offset is a slot (mask 0
-    // passes, but limit 0 fails everything).
+    // Entries above kNumClasses, and class 0: limit 0, no offset is a slot.
     for (unsigned c = 1; c <= kNumClasses; ++c) {
-        uint32_t size = kClassSize[c];
-        unsigned k = 0;
-        while ((size >> k & 1) == 0) ++k;
-        uint32_t odd = size >> k;
-        uint32_t inv = odd;  // Newton's iteration: each step doubles the correct low bits
-        for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;
-        t.check[c] = {inv, static_cast<uint32_t>(kSlabSize / size) << k};
-        t.mask[c] = (uint32_t{1} << k) - 1;
+        uint64_t size = kClassSize[c];
+        uint64_t m = UINT64_MAX / size + 1;  // ceil(2^64 / size): size is never 1
+        uint64_t e = m * size;               // mod 2^64
+        t.multiplier[c] = m;
+        t.limit[c] = (kSlabSize / size - 1) * e + 1;
     }
     return t;
 }
 inline constexpr SlotTables kSlotTables = make_slot_tables();
 
 BITSLAB_HOT bool is_slot_start(uintptr_t p, uintptr_t cls) {
-    uint32_t off = static_cast<uint32_t>(p) & static_cast<uint32_t>(kSlabSize - 1);
-    if (BITSLAB_UNLIKELY(p & kSlotTables.mask[cls])) return false;  // p & mask == off & mask
-    return off * kSlotTables.check[cls].inverse < kSlotTables.check[cls].limit;
+    uint64_t off = static_cast<uint32_t>(p) & static_cast<uint32_t>(kSlabSize - 1);
+    return off * kSlotTables.multiplier[cls] < kSlotTables.limit[cls];
 }
 
 // Most blocks a thread-cache bin of this class may hold.

@@ -201,8 +201,10 @@ public:
     // PLANTED BUG (verification knob): the abort resumes after the commit
     // with the success flag (set_ok) instead of at the section's start.
 #define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) set_ok "\n\tjmp 2f\n\t"
+#define LOCKFREE_RSEQ_GOTO_RESUME(resume) resume "\n\t"
 #else
 #define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) "jmp 0f\n\t"
+#define LOCKFREE_RSEQ_GOTO_RESUME(resume) "jmp 0f\n\t"
 #endif
 #define LOCKFREE_RSEQ_PROLOGUE(set_ok)                                                  \
     /* The descriptor, and the abort handler behind the signature. */                \
@@ -228,6 +230,30 @@ public:
     "movq %[t_region], %[region]\n\t"                                                  \
     "movl %%fs:4(%[off]), %k[scratch]\n\t" /* cpu_id */                                \
     "cmpl %k[scratch], (%[region])\n\t"    /* the tag */
+
+// The same prologue with the region in %r10 and the scratch in %r11, for an
+// asm goto (which has no outputs: they are clobbers).
+#define LOCKFREE_RSEQ_GOTO_PROLOGUE(resume)                                            \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                              \
+    ".balign 32\n"                                                                     \
+    "3:\n\t"                                                                           \
+    ".long 0, 0\n\t"                                                                   \
+    ".quad 1f, 2f - 1f, 4f\n\t"                                                         \
+    ".popsection\n\t"                                                                  \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                                          \
+    ".byte 0x0f, 0xb9, 0x3d\n\t" /* ud1 <sig>(%%rip), %%edi: the signature */          \
+    ".long 0x53053053\n"                                                               \
+    "4:\n\t"                                                                           \
+    "lock incq %[aborts]\n\t"                                                          \
+    LOCKFREE_RSEQ_GOTO_RESUME(resume)                                                  \
+    ".popsection\n"                                                                    \
+    "0:\n\t"                                                                           \
+    "leaq 3b(%%rip), %%r11\n\t"                                                        \
+    "movq %%r11, %%fs:8(%[off])\n"                                                     \
+    "1:\n\t"                                                                           \
+    "movq %[t_region], %%r10\n\t"                                                      \
+    "movl %%fs:4(%[off]), %%r11d\n\t" /* cpu_id */                                    \
+    "cmpl %%r11d, (%%r10)\n\t"        /* the tag */
 
     __attribute__((always_inline)) bool try_pop(uintptr_t cls, void*& out) const {
 #if defined(__x86_64__)
@@ -275,36 +301,35 @@ public:
 
     // Pushes p (even) on class cls of the current CPU; false if it is full or
     // t_region is not the current, open region.
+    // An asm goto with no outputs (its two scratch registers are clobbers):
+    // a failure jumps straight to the caller's failure path, and success
+    // falls through the commit, with no flag to test after it.
     __attribute__((always_inline)) bool push(uintptr_t cls, void* p) const {
 #if defined(__x86_64__)
-        uintptr_t region, scratch;
-        bool ok;  // CF: set on success
-        asm volatile(LOCKFREE_RSEQ_PROLOGUE("stc")  // planted: CF set
-                     "jne 5f\n\t"
-                     "movl 16(%[region], %[cls], 8), %k[scratch]\n\t"  // current
-                     "cmpl 20(%[region], %[cls], 8), %k[scratch]\n\t"   // CF: current < end
-                     "jae 2f\n\t"                                         // full: CF clear
+        asm goto(LOCKFREE_RSEQ_GOTO_PROLOGUE("jmp 2f")  // planted: resumes after the commit
+                 "jne %l[fail]\n\t"                               // not the open region
+                 "movl 16(%%r10, %[cls], 8), %%r11d\n\t"          // current
+                 "cmpl 20(%%r10, %[cls], 8), %%r11d\n\t"
+                 "jae %l[fail]\n\t"                               // full (or closed)
 #if LOCKFREE_RSEQ_COMMIT_EARLY == 2
-                     // PLANTED BUG (verification knob): the commit before the slot store.
-                     "leal 1(%q[scratch]), %k[scratch]\n\t"
-                     "movl %k[scratch], 16(%[region], %[cls], 8)\n\t"  // commit
-                     "movq %[p], -8(%[region], %[scratch], 8)\n"       // the slot, now below current
+                 // PLANTED BUG (verification knob): the commit before the slot store.
+                 "leal 1(%%r11), %%r11d\n\t"
+                 "movl %%r11d, 16(%%r10, %[cls], 8)\n\t"          // commit
+                 "movq %[p], -8(%%r10, %%r11, 8)\n"                // the slot, now below current
 #else
-                     "movq %[p], (%[region], %[scratch], 8)\n\t"        // above current: dead until the commit
-                     "leal 1(%q[scratch]), %k[scratch]\n\t"
-                     "movl %k[scratch], 16(%[region], %[cls], 8)\n"     // commit
+                 "movq %[p], (%%r10, %%r11, 8)\n\t"               // above current: dead until the commit
+                 "leal 1(%%r11), %%r11d\n\t"
+                 "movl %%r11d, 16(%%r10, %[cls], 8)\n"             // commit
 #endif
-                     "2:\n\t"
-                     ".pushsection __rseq_failure, \"ax\"\n"
-                     "5:\n\t"
-                     "clc\n\t"  // not the current region: CF clear
-                     "jmp 2b\n\t"
-                     ".popsection\n\t"
-                     : [region] "=&r"(region), [scratch] "=&r"(scratch), "=@ccc"(ok)
-                     : [off] "r"(rseq_offset_), [cls] "r"(cls), [p] "r"(p), [t_region] "m"(t_region),
-                       [aborts] "m"(g_rseq_aborts)
-                     : "memory");
-        return ok;
+                 "2:\n\t"
+                 :
+                 : [off] "r"(rseq_offset_), [cls] "r"(cls), [p] "r"(p), [t_region] "m"(t_region),
+                   [aborts] "m"(g_rseq_aborts)
+                 : "r10", "r11", "cc", "memory"
+                 : fail);
+        return true;
+    fail:
+        return false;
 #else
         (void)cls; (void)p;
         return false;
@@ -381,7 +406,9 @@ public:
 #endif
     }
 #undef LOCKFREE_RSEQ_PROLOGUE
+#undef LOCKFREE_RSEQ_GOTO_PROLOGUE
 #undef LOCKFREE_RSEQ_ABORT_RESUME
+#undef LOCKFREE_RSEQ_GOTO_RESUME
 
     // ---- Remote control ---------------------------------------------------
 
