@@ -92,7 +92,7 @@ inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 // divisibility test, "Faster remainder by direct computation", 2019): with
 // m = ceil(2^64 / size) and e = m * size - 2^64 (0 <= e < size), a multiple
 // off = q * size gives off * m mod 2^64 = q * e, small and growing with q,
-// while any other off < 2^16 gives at least m (> 2^50, far above any q * e).
+// while any other off < 2^16 gives at least m (at least 2^50, far above any q * e).
 // So `off * m mod 2^64 < limit`, with limit = (capacity - 1) * e + 1, holds
 // exactly for the slot starts q < capacity: it also rejects the slab's tail
 // past its last slot (q >= capacity gives q * e >= limit when e > 0; when e

@@ -189,10 +189,11 @@ public:
     // Pops the top of class cls on the current CPU into `out`; false if it is
     // empty or t_region is not the current, open region (then refresh() and
     // retry, or take the slow path).
-    // The sections with outputs (the pops) are asm with a flag output, not
-    // asm goto: GCC 12 drops the jump targets of an asm goto that has outputs
-    // (they become undefined .L symbols; the library links with -z defs, so
-    // that fails the build). push, which has none, is an asm goto. Every exit that fails
+    // The sections with outputs (the pops and push_batch) are asm with a
+    // flag output, not asm goto: GCC 12 drops the jump targets of an asm goto
+    // that has outputs (they become undefined .L symbols; the libraries link
+    // with -z defs, so that fails the build). push, which has none, is an asm
+    // goto. In the flag-output sections, every exit that fails
     // jumps to the post-commit label with the flag saying so; the success
     // path computes with lea (which leaves the flags alone) after its last
     // test, so the flag still says success after the commit. The abort
