@@ -22,14 +22,26 @@ def use_allocators(rows):
     PEERS[:] = [a for a in ALLOCATORS if a != "bitslab"]
     return [a for a in EXPECTED if a not in present]
 
+# (workload, allocator) whose median wall time is a run stopped at the cap
+# (bench/run.sh, BENCH_CAP_S): the time shown is a lower bound.
+CAPPED = set()
+
 def load(path):
     rows = defaultdict(list)
+    capped = defaultdict(int)
     with open(path) as f:
         next(f)
         for line in f:
-            rep, w, a, wall, user, sys_, rss = line.rstrip("\n").split("\t")
+            fields = line.rstrip("\n").split("\t")
+            rep, w, a, wall, user, sys_, rss = fields[:7]
             rows[(w, a)].append((float(wall), float(user) + float(sys_), int(rss)))
+            capped[(w, a)] += len(fields) > 7 and fields[7] == "1"
+    # The median is a capped run when at least half of the runs were.
+    CAPPED.update(k for k, n in capped.items() if 2 * n >= len(rows[k]))
     return rows
+
+def fmt_time(w, a, t):
+    return ("≥" if (w, a) in CAPPED else "") + f"{t:.3f}"
 
 def geomean(xs):
     xs = [x for x in xs if x > 0]
@@ -58,7 +70,7 @@ def text_table(table):
     head = f"{'workload':<15}" + "".join(f"{a:>10}" for a in ALLOCATORS) + f"{'vs best':>9}{'best peer':>11}{'RSS vs best':>12}"
     out.append(head)
     for r in table:
-        out.append(f"{r['workload']:<15}" + "".join(f"{r['times'][a]:>10.3f}" for a in ALLOCATORS)
+        out.append(f"{r['workload']:<15}" + "".join(f"{fmt_time(r['workload'], a, r['times'][a]):>10}" for a in ALLOCATORS)
                    + f"{r['time_ratio']:>9.2f}{r['best_peer']:>11}{r['rss_ratio']:>12.2f}")
     out.append(f"geometric mean of bitslab / best peer: time {geomean([r['time_ratio'] for r in table]):.2f}, "
                f"peak RSS {geomean([r['rss_ratio'] for r in table]):.2f}")
@@ -68,7 +80,7 @@ def markdown(table, command, instructions, chart):
     md = ["| workload | " + " | ".join(ALLOCATORS) + " | bitslab / best peer | best peer | peak RSS: bitslab / best peer |",
           "|---|" + "---:|" * len(ALLOCATORS) + "---:|---|---:|"]
     for r in table:
-        cells = [f"{r['times'][a]:.3f}" for a in ALLOCATORS]
+        cells = [fmt_time(r['workload'], a, r['times'][a]) for a in ALLOCATORS]
         md.append(f"| {r['workload']} | " + " | ".join(cells) + f" | **{r['time_ratio']:.2f}** | {r['best_peer']} | {r['rss_ratio']:.2f} |")
     md.append("| **geometric mean** |" + " |" * len(ALLOCATORS) + f" **{geomean([r['time_ratio'] for r in table]):.2f}** | | **{geomean([r['rss_ratio'] for r in table]):.2f}** |")
     rss = ["| workload | " + " | ".join(ALLOCATORS) + " |", "|---|" + "---:|" * len(ALLOCATORS)]
@@ -126,6 +138,8 @@ def main():
         instr = open(args.instructions).read().strip() if args.instructions else "(not measured)"
         disasm = open(args.disasm).read().strip() if args.disasm else "(not measured)"
         timed = open(args.timed).read().strip() if args.timed else "(not measured)"
+        capped_note = ("\n≥: most runs were stopped at the cap (`BENCH_CAP_S`, bench/run.sh), so the time is a lower bound.\n"
+                       if CAPPED else "")
         with open(args.markdown, "w") as f:
             f.write(f"""# Benchmarks
 
@@ -142,7 +156,7 @@ Peer versions: {', '.join(VERSIONS[a] for a in PEERS)}; the others are Debian 12
 Lower is better. Ratios below 1 mean bitslab is faster than the best peer.
 
 {chr(10).join(md)}
-
+{capped_note}
 ![time relative to the best peer](benchmarks.png)
 
 ## Peak RSS (MiB)
