@@ -57,7 +57,7 @@ reps=${BENCH_REPS:-5}
 # marked capped: on a loaded machine a peer's realloc_growth took 501 s where
 # it took 43 s the day before, and such runs only bound a ratio bitslab is
 # never compared with (the best peer's time is far below it).
-cap=${BENCH_CAP_S:-60}
+cap=${BENCH_CAP_S:-30}
 
 results=$out/results.tsv
 printf "rep\tworkload\tallocator\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcapped\n" > "$results"
