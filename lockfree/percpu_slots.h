@@ -209,8 +209,12 @@ public:
 #define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) "jmp 0f\n\t"
 #define LOCKFREE_RSEQ_GOTO_RESUME(resume) "jmp 0f\n\t"
 #endif
-#define LOCKFREE_RSEQ_PROLOGUE(set_ok)                                                  \
-    /* The descriptor, and the abort handler behind the signature. */                \
+// A section's start, with its region and scratch registers named as the asm
+// names them (operands, or fixed registers in an asm goto, which has no
+// outputs): the descriptor, the abort handler behind the signature (which
+// counts the abort, then does `resume`), the arming, and the tag check, whose
+// flags the section tests next.
+#define LOCKFREE_RSEQ_SECTION_START(resume, region, scratch, scratch32)               \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                              \
     ".balign 32\n"                                                                     \
     "3:\n\t"                                                                           \
@@ -222,41 +226,22 @@ public:
     ".long 0x53053053\n"                                                               \
     "4:\n\t"                                                                           \
     "lock incq %[aborts]\n\t"                                                          \
-    LOCKFREE_RSEQ_ABORT_RESUME(set_ok)                                                 \
+    resume                                                                             \
     ".popsection\n"                                                                    \
     /* Arm: rseq_cs = &descriptor (the kernel clears it after an abort). */           \
     "0:\n\t"                                                                           \
-    "leaq 3b(%%rip), %[scratch]\n\t"                                                   \
-    "movq %[scratch], %%fs:8(%[off])\n"                                                \
+    "leaq 3b(%%rip), " scratch "\n\t"                                                  \
+    "movq " scratch ", %%fs:8(%[off])\n"                                               \
     "1:\n\t"                                                                           \
     /* The region must be the open region of the CPU the thread runs on. */           \
-    "movq %[t_region], %[region]\n\t"                                                  \
-    "movl %%fs:4(%[off]), %k[scratch]\n\t" /* cpu_id */                                \
-    "cmpl %k[scratch], (%[region])\n\t"    /* the tag */
-
-// The same prologue with the region in %r10 and the scratch in %r11, for an
-// asm goto (which has no outputs: they are clobbers).
-#define LOCKFREE_RSEQ_GOTO_PROLOGUE(resume)                                            \
-    ".pushsection __rseq_cs, \"aw\"\n\t"                                              \
-    ".balign 32\n"                                                                     \
-    "3:\n\t"                                                                           \
-    ".long 0, 0\n\t"                                                                   \
-    ".quad 1f, 2f - 1f, 4f\n\t"                                                         \
-    ".popsection\n\t"                                                                  \
-    ".pushsection __rseq_failure, \"ax\"\n\t"                                          \
-    ".byte 0x0f, 0xb9, 0x3d\n\t" /* ud1 <sig>(%%rip), %%edi: the signature */          \
-    ".long 0x53053053\n"                                                               \
-    "4:\n\t"                                                                           \
-    "lock incq %[aborts]\n\t"                                                          \
-    LOCKFREE_RSEQ_GOTO_RESUME(resume)                                                  \
-    ".popsection\n"                                                                    \
-    "0:\n\t"                                                                           \
-    "leaq 3b(%%rip), %%r11\n\t"                                                        \
-    "movq %%r11, %%fs:8(%[off])\n"                                                     \
-    "1:\n\t"                                                                           \
-    "movq %[t_region], %%r10\n\t"                                                      \
-    "movl %%fs:4(%[off]), %%r11d\n\t" /* cpu_id */                                    \
-    "cmpl %%r11d, (%%r10)\n\t"        /* the tag */
+    "movq %[t_region], " region "\n\t"                                                 \
+    "movl %%fs:4(%[off]), " scratch32 "\n\t" /* cpu_id */                             \
+    "cmpl " scratch32 ", (" region ")\n\t"   /* the tag */
+#define LOCKFREE_RSEQ_PROLOGUE(set_ok) \
+    LOCKFREE_RSEQ_SECTION_START(LOCKFREE_RSEQ_ABORT_RESUME(set_ok), "%[region]", "%[scratch]", "%k[scratch]")
+// For an asm goto: the region in %r10, the scratch in %r11 (clobbers).
+#define LOCKFREE_RSEQ_GOTO_PROLOGUE(resume) \
+    LOCKFREE_RSEQ_SECTION_START(LOCKFREE_RSEQ_GOTO_RESUME(resume), "%%r10", "%%r11", "%%r11d")
 
     __attribute__((always_inline)) bool try_pop(uintptr_t cls, void*& out) const {
 #if defined(__x86_64__)
@@ -408,6 +393,7 @@ public:
         return 0;
 #endif
     }
+#undef LOCKFREE_RSEQ_SECTION_START
 #undef LOCKFREE_RSEQ_PROLOGUE
 #undef LOCKFREE_RSEQ_GOTO_PROLOGUE
 #undef LOCKFREE_RSEQ_ABORT_RESUME
