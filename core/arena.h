@@ -55,7 +55,7 @@ inline constexpr uint8_t kForeignEntry = 0x80;  // above every class (size_class
 BITSLAB_HOT uintptr_t arena_chunk_of(uintptr_t p) {
     // relaxed: the base is written once, before any slab of the arena exists;
     // a thread freeing p got p after that (see page_map_get for the argument).
-#if defined(__x86_64__) && !defined(LOCKFREE_SANITIZED)
+#if defined(__x86_64__) && !defined(__ILP32__) && !defined(LOCKFREE_SANITIZED)
     // The same relaxed load as the memory operand of the subtraction (an
     // aligned 8-byte load is atomic on x86-64): GCC never folds an atomic
     // load into another instruction, which costs free a `mov`.

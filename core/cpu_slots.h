@@ -70,21 +70,17 @@ extern lockfree::PerCpuSlots g_cpu_slots BITSLAB_INTERNAL;
 
 BITSLAB_HOT bool cpu_front_on() {
     // acquire: pairs with the release that turned it on; g_cpu_slots is laid out.
-#if defined(__x86_64__) && !defined(LOCKFREE_SANITIZED)
+#if defined(__x86_64__) && !defined(__ILP32__) && !defined(LOCKFREE_SANITIZED)
     // The same acquire load as one compare with memory: on x86-64 a plain
     // load has acquire order, and the "memory" clobber keeps the compiler
     // from moving a later access above it. GCC would load the atomic into a
     // register and test it there, one instruction more on every malloc and
-    // free. An asm goto with no outputs (GCC 12 keeps its labels).
-    asm goto("cmpb $0, %[front]\n\t"
-             "je %l[off]"
-             :
-             : [front] "m"(g_cpu_front)
-             : "cc", "memory"
-             : off);
-    return true;
-off:
-    return false;
+    // free. A flag output, not an asm goto: GCC 12's code hoisting (in code
+    // optimized for size) can move a load both branches share to just before
+    // an asm goto, above the compare, clobber or not.
+    bool off;
+    asm volatile("cmpb $0, %[front]" : "=@ccz"(off) : [front] "m"(g_cpu_front) : "memory");
+    return !off;
 #else
     return g_cpu_front.load(std::memory_order_acquire);
 #endif
