@@ -16,7 +16,6 @@ unsigned size_class_for_aligned(size_t size, size_t align) {
 namespace bitslab {
 // The slot test agrees with division for every offset of every class (checked
 // at compile time for a few; tests/size_class_test.cpp checks all of them).
-static_assert(kSlotTables.limit[3] == (kSlabSize / 48 - 1) * (kSlotTables.multiplier[3] * 48) + 1, "48's limit");
 static_assert(48 * kSlotTables.multiplier[3] < kSlotTables.limit[3], "the second slot of 48 is one");
 static_assert(16 * kSlotTables.multiplier[3] >= kSlotTables.limit[3], "offset 16 is not one of 48");
 static_assert(kSlotTables.limit[1] == 1, "16 divides the slab: every multiple is a slot");

@@ -204,10 +204,8 @@ public:
     // PLANTED BUG (verification knob): the abort resumes after the commit
     // with the success flag (set_ok) instead of at the section's start.
 #define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) set_ok "\n\tjmp 2f\n\t"
-#define LOCKFREE_RSEQ_GOTO_RESUME(resume) resume "\n\t"
 #else
 #define LOCKFREE_RSEQ_ABORT_RESUME(set_ok) "jmp 0f\n\t"
-#define LOCKFREE_RSEQ_GOTO_RESUME(resume) "jmp 0f\n\t"
 #endif
 // A section's start, with its region and scratch registers named as the asm
 // names them (operands, or fixed registers in an asm goto, which has no
@@ -240,8 +238,9 @@ public:
 #define LOCKFREE_RSEQ_PROLOGUE(set_ok) \
     LOCKFREE_RSEQ_SECTION_START(LOCKFREE_RSEQ_ABORT_RESUME(set_ok), "%[region]", "%[scratch]", "%k[scratch]")
 // For an asm goto: the region in %r10, the scratch in %r11 (clobbers).
-#define LOCKFREE_RSEQ_GOTO_PROLOGUE(resume) \
-    LOCKFREE_RSEQ_SECTION_START(LOCKFREE_RSEQ_GOTO_RESUME(resume), "%%r10", "%%r11", "%%r11d")
+// (No success flag to set: the planted abort's jump past the commit is success.)
+#define LOCKFREE_RSEQ_GOTO_PROLOGUE() \
+    LOCKFREE_RSEQ_SECTION_START(LOCKFREE_RSEQ_ABORT_RESUME(""), "%%r10", "%%r11", "%%r11d")
 
     __attribute__((always_inline)) bool try_pop(uintptr_t cls, void*& out) const {
 #if defined(__x86_64__)
@@ -294,7 +293,7 @@ public:
     // falls through the commit, with no flag to test after it.
     __attribute__((always_inline)) bool push(uintptr_t cls, void* p) const {
 #if defined(__x86_64__)
-        asm goto(LOCKFREE_RSEQ_GOTO_PROLOGUE("jmp 2f")  // planted: resumes after the commit
+        asm goto(LOCKFREE_RSEQ_GOTO_PROLOGUE()
                  "jne %l[fail]\n\t"                               // not the open region
                  "movl 16(%%r10, %[cls], 8), %%r11d\n\t"          // current
                  "cmpl 20(%%r10, %[cls], 8), %%r11d\n\t"
@@ -397,7 +396,6 @@ public:
 #undef LOCKFREE_RSEQ_PROLOGUE
 #undef LOCKFREE_RSEQ_GOTO_PROLOGUE
 #undef LOCKFREE_RSEQ_ABORT_RESUME
-#undef LOCKFREE_RSEQ_GOTO_RESUME
 
     // ---- Remote control ---------------------------------------------------
 
