@@ -4,7 +4,7 @@
 # fails, it is left out of ALLOCATORS and the reason is printed.
 #   PRELOAD[name]  the library LD_PRELOAD gets ("" for glibc)
 #   VARENV[name]   extra VAR=value settings for that variant
-#   ALLOCATORS     the names to run, in order
+#   ALLOCATORS     the names to run, in order (the first repetition's)
 # Other variants (bench/cost.sh): BENCH_VARIANTS="name=lib.so ..." adds them
 # (name=lib.so,VAR=value,... also sets those variables for that variant,
 # e.g. perthread=build/libbitslab.so,BITSLAB_PER_CPU=0), and
@@ -17,8 +17,13 @@ declare -A PRELOAD=(
   [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
   [mimalloc]="$libdir/libmimalloc.so.2"
   [snmalloc]="$build/peers/snmalloc/libsnmallocshim.so"
+  [bitslab-unchecked]="$build/libbitslab-unchecked.so"
 )
 ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc snmalloc)
+# BENCH_UNCHECKED=1 adds bitslab-unchecked, the build without the fast paths'
+# misuse checks (cmake --build BUILD --target bitslab_unchecked; not a peer:
+# the report shows what the checks cost with it).
+if [ "${BENCH_UNCHECKED:-0}" = 1 ]; then ALLOCATORS+=(bitslab-unchecked); fi
 declare -A VARENV
 for v in ${BENCH_VARIANTS:-}; do
   spec=${v#*=}

@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
 # The cost of bitslab's misuse checks: the same workloads as bench/run.sh with
-#   baseline  libbitslab.so built from BASE_COMMIT (before the checks)
-#   default   libbitslab.so of this tree (free-time checks)
+#   baseline  libbitslab-unchecked.so of this tree (the fast paths without
+#             their checks: core/config.h, kFastPathChecks)
+#   default   libbitslab.so of this tree (the checks on every free and malloc)
 #   hardened  libbitslab-secure.so of this tree
 # interleaved in one run, medians of BENCH_REPS (default 5) repetitions, and
 # the ratios default/baseline and hardened/baseline (time and peak RSS), plus
-# callgrind's instructions per malloc/free pair for each.
-#   bench/cost.sh BASE_COMMIT [BUILD_DIR]
+# callgrind's instructions per malloc/free pair for each (valgrind has no
+# rseq: the per-thread front end) and the disassembly's counts for both.
+#   bench/cost.sh [BUILD_DIR]
 set -euo pipefail
-base=$1; build=$(cd "${2:-build}" && pwd)
+build=$(cd "${1:-build}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
-tree=$build/cost-baseline
-if [ ! -e "$tree/build/libbitslab.so" ] || [ "$(git -C "$tree" rev-parse HEAD 2>/dev/null)" != "$(git -C "$root" rev-parse "$base")" ]; then
-  rm -rf "$tree"; git -C "$root" worktree prune
-  git -C "$root" worktree add -f --detach "$tree" "$base" >/dev/null
-  cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=Release -DBITSLAB_TESTS=OFF >/dev/null
-  cmake --build "$tree/build" -j "$(nproc)" --target bitslab >/dev/null
-fi
+cmake --build "$build" -j "$(nproc)" --target bitslab bitslab_secure bitslab_unchecked >/dev/null
+baseline=$build/libbitslab-unchecked.so
 out=$build/cost-results
-BENCH_VARIANTS="baseline=$tree/build/libbitslab.so default=$build/libbitslab.so hardened=$build/libbitslab-secure.so" \
+BENCH_VARIANTS="baseline=$baseline default=$build/libbitslab.so hardened=$build/libbitslab-secure.so" \
 BENCH_ALLOCATORS="baseline default hardened" "$root/bench/run.sh" "$build" "$out" >/dev/null
+echo "== instructions per malloc/free pair, per front end (disassembly)"
+for lib in "$baseline" "$build/libbitslab.so"; do echo "$(basename "$lib"):"; python3 "$root/bench/fastpath_disasm.py" "$lib"; done
+echo
 echo "== instructions per malloc/free pair (callgrind)"
-"$root/bench/fastpath_instructions.sh" "$build/bench/fastpath" "baseline=$tree/build/libbitslab.so" \
+"$root/bench/fastpath_instructions.sh" "$build/bench/fastpath" "baseline=$baseline" \
   "default=$build/libbitslab.so" "hardened=$build/libbitslab-secure.so"
 echo
 echo "== wall time and peak RSS, medians of ${BENCH_REPS:-5} (ratios to the baseline)"

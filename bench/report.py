@@ -15,6 +15,11 @@ VERSIONS = {"glibc": "glibc 2.36", "jemalloc": "jemalloc 5.3.0", "tcmalloc": "tc
             "mimalloc": "mimalloc 2.0.9",
             "snmalloc": "snmalloc 0.7.5-1-gf70eb826 (built from source with clang 14, as mimalloc-bench does)"}
 
+# The benchmarks' build without the fast paths' misuse checks (core/config.h,
+# kFastPathChecks): not a peer; when the run has it, the report adds what the
+# checks cost, measured in the same run.
+UNCHECKED = "bitslab-unchecked"
+
 def use_allocators(rows):
     """Narrows ALLOCATORS and PEERS to those in the results; returns the missing ones."""
     present = {a for _, a in rows}
@@ -64,6 +69,36 @@ def summarize(rows):
                           time_ratio=b[0] / best_time if best_time else float("nan"),
                           rss_ratio=b[2] / best_rss if best_rss else float("nan"), best_peer=best_peer))
     return table
+
+def checks_cost(rows, table):
+    """Per workload: bitslab's and the unchecked build's median times, their
+    ratio, and the unchecked build's ratio to the best peer; None if the run
+    has no unchecked build."""
+    if not any(a == UNCHECKED for _, a in rows):
+        return None
+    out = []
+    for r in table:
+        w = r["workload"]
+        u = statistics.median(x[0] for x in rows[(w, UNCHECKED)])
+        best = min(r["times"][p] for p in PEERS)
+        out.append(dict(workload=w, bitslab=r["times"]["bitslab"], unchecked=u,
+                        cost=r["times"]["bitslab"] / u if u else float("nan"),
+                        unchecked_ratio=u / best if best else float("nan")))
+    return out
+
+def checks_text(cost):
+    return (f"misuse checks (same run): bitslab / bitslab-unchecked, geometric mean {geomean([c['cost'] for c in cost]):.2f}; "
+            f"bitslab-unchecked / best peer {geomean([c['unchecked_ratio'] for c in cost]):.2f}")
+
+def checks_markdown(cost):
+    md = ["| workload | bitslab | bitslab-unchecked | bitslab ÷ unchecked | unchecked ÷ best peer |",
+          "|---|---:|---:|---:|---:|"]
+    for c in cost:
+        md.append(f"| {c['workload']} | {fmt_time(c['workload'], 'bitslab', c['bitslab'])} | "
+                  f"{fmt_time(c['workload'], UNCHECKED, c['unchecked'])} | {c['cost']:.2f} | {c['unchecked_ratio']:.2f} |")
+    md.append(f"| **geometric mean** | | | **{geomean([c['cost'] for c in cost]):.2f}** | "
+              f"**{geomean([c['unchecked_ratio'] for c in cost]):.2f}** |")
+    return md
 
 def text_table(table):
     out = []
@@ -131,6 +166,9 @@ def main():
         print(missing_note)
     table = summarize(rows)
     print(text_table(table))
+    cost = checks_cost(rows, table)
+    if cost:
+        print(checks_text(cost))
     if args.chart:
         chart(table, args.chart)
     if args.markdown:
@@ -138,6 +176,11 @@ def main():
         instr = open(args.instructions).read().strip() if args.instructions else "(not measured)"
         disasm = open(args.disasm).read().strip() if args.disasm else "(not measured)"
         timed = open(args.timed).read().strip() if args.timed else "(not measured)"
+        checks_section = ("""## What the misuse checks cost (same run)
+
+`bitslab-unchecked` is `libbitslab-unchecked.so`: this tree built with `BITSLAB_UNCHECKED_FOR_BENCH` (core/config.h, `kFastPathChecks`), whose `malloc` and `free` fast paths skip the slot test and the free-mark checks (docs/MISUSE.md) and keep everything else, the marks' stores included. It is a measurement build, never installed or offered, and ran interleaved with the others above. The first ratio is what the checks cost bitslab; the second is where bitslab would stand without them.
+
+""" + chr(10).join(checks_markdown(cost)) + chr(10)) if cost else ""
         capped_note = ("\n≥: most runs were stopped at the cap (`BENCH_CAP_S`, bench/run.sh), so the time is a lower bound.\n"
                        if CAPPED else "")
         with open(args.markdown, "w") as f:
@@ -146,7 +189,7 @@ def main():
 Latest full run: {args.date}, on this project's machine (2 cores, shared and noisy).
 Reproduce with `{args.command}`.
 
-Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved ({', '.join(ALLOCATORS)}, then again), and the figures are medians of the repetitions.
+Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved ({', '.join(ALLOCATORS + ([UNCHECKED] if cost else []))}, then again with the order turned by one), and the figures are medians of the repetitions.
 
 Peer versions: {', '.join(VERSIONS[a] for a in PEERS)}; the others are Debian 12 packages.
 {missing_note}
@@ -163,6 +206,7 @@ Lower is better. Ratios below 1 mean bitslab is faster than the best peer.
 
 {chr(10).join(rss)}
 
+{checks_section}
 ## Fast path: instructions per malloc/free pair (callgrind, allocator only)
 
 Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs of N and 2N iterations are subtracted (`bench/fastpath_instructions.sh`).
@@ -181,7 +225,7 @@ valgrind has no rseq, so under callgrind bitslab runs its per-thread front end: 
 
 ## Fast path: nanoseconds per pair (timed)
 
-`bench/fastpath_time.sh`: a `malloc(16)`/`free` pair, pinned to one CPU, with 1 block live and with 200 (200 mallocs, then 200 frees), thread CPU time, the least of 5 interleaved rounds. `bitslab` runs its per-CPU front end, `bitslab-bins` its per-thread one (`BITSLAB_PER_CPU=0`).
+`bench/fastpath_time.sh`: a `malloc(16)`/`free` pair, pinned to one CPU, with 1 block live and with 200 (200 mallocs, then 200 frees), thread CPU time, the least of 5 interleaved rounds. `bitslab` runs its per-CPU front end, `bitslab-bins` its per-thread one (`BITSLAB_PER_CPU=0`), and `bitslab-unchecked` the per-CPU one without the misuse checks (the section above).
 
 ```
 {timed}

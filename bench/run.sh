@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every workload with bitslab and its peers via LD_PRELOAD, interleaved
-# (A B C D E, A B C D E, ...), records wall time, CPU time and peak RSS, then
+# (A B C D E, B C D E A, ...), records wall time, CPU time and peak RSS, then
 # reports medians and ratios to the best peer (bench/report.py).
 #   bench/run.sh [--quick] BUILD_DIR OUT_DIR
 # The allocators: bench/allocators.sh (BENCH_VARIANTS, BENCH_ALLOCATORS).
@@ -62,10 +62,15 @@ cap=${BENCH_CAP_S:-30}
 results=$out/results.tsv
 printf "rep\tworkload\tallocator\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcapped\n" > "$results"
 for ((rep = 1; rep <= reps; rep++)); do
+  # The order of the allocators turns by one each repetition, so none
+  # always runs first (or right after the same one) when the machine's load
+  # changes between runs.
+  n=${#ALLOCATORS[@]}; order=()
+  for ((i = 0; i < n; i++)); do order+=("${ALLOCATORS[(i + rep - 1) % n]}"); done
   for w in "${WORKLOADS[@]}"; do
     IFS='|' read -r name full quick_args <<< "$w"
     args=$full; [ $quick -eq 1 ] && args=$quick_args
-    for a in "${ALLOCATORS[@]}"; do
+    for a in "${order[@]}"; do
       pre=${PRELOAD[$a]}
       if [ -n "$pre" ] && [ ! -e "$pre" ]; then echo "missing $pre" >&2; exit 1; fi
       # Wall time in milliseconds from the clock (/usr/bin/time's %e has only

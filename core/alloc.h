@@ -59,7 +59,7 @@ BITSLAB_HOT bool pop_marked(lockfree::StackNode* block, uintptr_t cls) {
     if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     t_cache.heads[cls] = secure_checked_next(block, cls);
 #else
-    if (BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
+    if (kFastPathChecks && BITSLAB_UNLIKELY(mark_get(block) != mark)) return false;
     t_cache.heads[cls] = lockfree::link_next(block);
 #endif
     ++t_cache.rooms[cls];
@@ -83,7 +83,8 @@ BITSLAB_HOT void* malloc_from_cpu(size_t size, uintptr_t cls) {
 #ifdef BITSLAB_SECURE
         secure_check_reuse(p, cls);
 #endif
-        if (BITSLAB_UNLIKELY(mark_get(p) != g_free_mark)) return malloc_unmarked_cpu(p, static_cast<unsigned>(cls), size);
+        if (kFastPathChecks && BITSLAB_UNLIKELY(mark_get(p) != g_free_mark))
+            return malloc_unmarked_cpu(p, static_cast<unsigned>(cls), size);
         hand_out(p, cls);
         return p;
     }

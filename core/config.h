@@ -22,6 +22,16 @@ inline constexpr size_t kSlabSize = kChunkSize;
 // Slabs are mapped from the OS a region at a time.
 inline constexpr unsigned kSlabsPerRegion = 64;  // 4 MiB of slab memory
 
+// The fast paths' misuse checks (the slot test and the free-mark checks,
+// docs/MISUSE.md) are always on, except in libbitslab-unchecked.so: a build
+// that only the benchmarks make (ci/run bench, bench/cost.sh), to measure in
+// the same run what the checks cost. It is never installed or offered.
+#ifdef BITSLAB_UNCHECKED_FOR_BENCH
+inline constexpr bool kFastPathChecks = false;
+#else
+inline constexpr bool kFastPathChecks = true;
+#endif
+
 // Every block is at least 16-byte aligned (glibc's guarantee on x86-64).
 inline constexpr size_t kMinAlign = 16;
 

@@ -63,6 +63,15 @@ void free_slow(void* p);
 // carry the free mark or the remote mark (a block freed twice: marked_free,
 // fault.h). Either failure goes to the slow path, which checks again and
 // reports.
+// The checks above, on p with entry cls of the thread's class map. In the
+// unchecked measurement build (config.h) only what routes the block: cls
+// names a class (not entry 0, not a foreign entry), as the slot test's
+// tables also say for those entries.
+BITSLAB_HOT bool free_checks_pass(const void* p, uintptr_t cls) {
+    if constexpr (!kFastPathChecks) return cls - 1 < kNumClasses;
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
+}
+
 // Caches p (of class cls in this thread's map) in its bin; false, touching
 // nothing, if a check fails or the bin is full (then free_slow takes over).
 // The push stands in the bracket (thread_bins.h) and changes the bin only if
@@ -71,8 +80,7 @@ void free_slow(void* p);
 BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
     uint64_t mark = g_free_mark;
     bool alone = bins_enter();
-    if (BITSLAB_LIKELY(alone && bins_current() && is_slot_start(reinterpret_cast<uintptr_t>(p), cls) &&
-                       !marked_free(mark_get(p)) && take_room(t_cache.rooms[cls]))) {
+    if (BITSLAB_LIKELY(alone && bins_current() && free_checks_pass(p, cls) && take_room(t_cache.rooms[cls]))) {
         auto* block = static_cast<lockfree::StackNode*>(p);
         take_back(block, cls, mark);
         lockfree::link_set(block, t_cache.heads[cls]);
@@ -102,7 +110,7 @@ BITSLAB_HOT bool free_to_bin(void* p, uintptr_t cls) {
 // (free_foreign_or_slow).
 BITSLAB_HOT bool free_to_cpu_stack(void* p, uintptr_t cls, unsigned stack) {
     uint64_t mark = g_free_mark;
-    if (BITSLAB_LIKELY(is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p)))) {
+    if (BITSLAB_LIKELY(free_checks_pass(p, cls))) {
         take_back(p, cls, mark);
         if (BITSLAB_LIKELY(g_cpu_slots.push(stack, p))) return true;
         hand_out(p, cls);  // live again, as the caller gave it
