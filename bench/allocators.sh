@@ -23,7 +23,9 @@ ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc snmalloc)
 # BENCH_UNCHECKED=1 adds bitslab-unchecked, the build without the fast paths'
 # misuse checks (cmake --build BUILD --target bitslab_unchecked; not a peer:
 # the report shows what the checks cost with it).
-if [ "${BENCH_UNCHECKED:-0}" = 1 ]; then ALLOCATORS+=(bitslab-unchecked); fi
+# It runs next to bitslab (bench/run.sh keeps neighbours together).
+# BENCH_ALLOCATORS, if set, replaces the whole list, this one included.
+if [ "${BENCH_UNCHECKED:-0}" = 1 ]; then ALLOCATORS=(glibc bitslab bitslab-unchecked jemalloc tcmalloc mimalloc snmalloc); fi
 declare -A VARENV
 for v in ${BENCH_VARIANTS:-}; do
   spec=${v#*=}

@@ -15,11 +15,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cmake --build "$build" -j "$(nproc)" --target bitslab bitslab_secure bitslab_unchecked >/dev/null
 baseline=$build/libbitslab-unchecked.so
 out=$build/cost-results
-BENCH_VARIANTS="baseline=$baseline default=$build/libbitslab.so hardened=$build/libbitslab-secure.so" \
-BENCH_ALLOCATORS="baseline default hardened" "$root/bench/run.sh" "$build" "$out" >/dev/null
 echo "== instructions per malloc/free pair, per front end (disassembly)"
 for lib in "$baseline" "$build/libbitslab.so"; do echo "$(basename "$lib"):"; python3 "$root/bench/fastpath_disasm.py" "$lib"; done
 echo
+BENCH_VARIANTS="baseline=$baseline default=$build/libbitslab.so hardened=$build/libbitslab-secure.so" \
+BENCH_ALLOCATORS="baseline default hardened" "$root/bench/run.sh" "$build" "$out" >/dev/null
 echo "== instructions per malloc/free pair (callgrind)"
 "$root/bench/fastpath_instructions.sh" "$build/bench/fastpath" "baseline=$baseline" \
   "default=$build/libbitslab.so" "hardened=$build/libbitslab-secure.so"

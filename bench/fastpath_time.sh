@@ -7,7 +7,7 @@
 set -eu
 fastpath=$1; shift
 cpu=$(( $(nproc) - 1 ))
-printf "%-12s %10s %10s\n" variant "1 live" "200 live"
+printf "%-18s %10s %10s\n" variant "1 live" "200 live"
 declare -A best
 for live in 1 200; do
   for round in 1 2 3 4 5; do
@@ -20,4 +20,4 @@ for live in 1 200; do
     done
   done
 done
-for spec in "$@"; do name=${spec%%=*}; printf "%-12s %10s %10s\n" "$name" "${best[$name/1]}" "${best[$name/200]}"; done
+for spec in "$@"; do name=${spec%%=*}; printf "%-18s %10s %10s\n" "$name" "${best[$name/1]}" "${best[$name/200]}"; done

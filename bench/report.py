@@ -79,7 +79,10 @@ def checks_cost(rows, table):
     out = []
     for r in table:
         w = r["workload"]
-        u = statistics.median(x[0] for x in rows[(w, UNCHECKED)])
+        runs = rows.get((w, UNCHECKED))
+        if not runs:  # a run stopped before this workload's unchecked runs
+            continue
+        u = statistics.median(x[0] for x in runs)
         best = min(r["times"][p] for p in PEERS)
         out.append(dict(workload=w, bitslab=r["times"]["bitslab"], unchecked=u,
                         cost=r["times"]["bitslab"] / u if u else float("nan"),
@@ -178,7 +181,7 @@ def main():
         timed = open(args.timed).read().strip() if args.timed else "(not measured)"
         checks_section = ("""## What the misuse checks cost (same run)
 
-`bitslab-unchecked` is `libbitslab-unchecked.so`: this tree built with `BITSLAB_UNCHECKED_FOR_BENCH` (core/config.h, `kFastPathChecks`), whose `malloc` and `free` fast paths skip the slot test and the free-mark checks (docs/MISUSE.md) and keep everything else, the marks' stores included. It is a measurement build, never installed or offered, and ran interleaved with the others above. The first ratio is what the checks cost bitslab; the second is where bitslab would stand without them.
+`bitslab-unchecked` is `libbitslab-unchecked.so`: this tree built with `BITSLAB_UNCHECKED_FOR_BENCH` (core/config.h, `kFastPathChecks`). Its `malloc` and `free` fast paths skip the slot test and the free-mark compares (docs/MISUSE.md); a bin's pop, shared with the per-thread slow path, skips its mark compare too. It keeps everything else: the marks' stores (the slow paths' checks read them), the sized frees' size check, and a compare of the class-map entry that the slot test's tables otherwise make for free. So the first ratio is a lower bound on what the fast paths' checks cost bitslab, and the second is where bitslab would stand without them. It is a measurement build, never installed or offered, and ran interleaved with the others above, next to bitslab.
 
 """ + chr(10).join(checks_markdown(cost)) + chr(10)) if cost else ""
         capped_note = ("\n≥: most runs were stopped at the cap (`BENCH_CAP_S`, bench/run.sh), so the time is a lower bound.\n"
@@ -189,7 +192,7 @@ def main():
 Latest full run: {args.date}, on this project's machine (2 cores, shared and noisy).
 Reproduce with `{args.command}`.
 
-Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved ({', '.join(ALLOCATORS + ([UNCHECKED] if cost else []))}, then again with the order turned by one), and the figures are medians of the repetitions.
+Every workload runs with each allocator through `LD_PRELOAD`. Runs are interleaved ({', '.join(ALLOCATORS + ([UNCHECKED] if cost else []))}; bench/run.sh turns the order for each workload and repetition, and reverses it every other repetition), and the figures are medians of the repetitions.
 
 Peer versions: {', '.join(VERSIONS[a] for a in PEERS)}; the others are Debian 12 packages.
 {missing_note}
@@ -217,7 +220,7 @@ Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs
 
 ## Fast path: instructions of each front end (disassembly)
 
-valgrind has no rseq, so under callgrind bitslab runs its per-thread front end: the table above counts that one. `bench/fastpath_disasm.py` counts both front ends in `libbitslab.so`'s code (`objdump -d`): it walks `malloc` and `free` from their entry, through the fall-through of every conditional branch (the fast path is laid out that way), every `jmp` and into every direct `call` (the per-thread path is a function of its own), to a `ret` (at most 80 instructions), except the branch on `g_cpu_front`, whose fall-through is the per-CPU path and whose target is the per-thread path. Each per-CPU walk must pass exactly one rseq commit (the 32-bit store of the stack's `current`), each per-thread walk none. Static counts of the path a hit takes, not a measurement. The per-thread free counted is the usual one, onto a bin that holds blocks; callgrind's `fastpath pair` frees onto the bin its malloc just emptied, a path a little shorter. The ctest `fastpath_golden` (gcc release build) fails if a count grows above `bench/fastpath_golden.txt`.
+valgrind has no rseq, so under callgrind bitslab runs its per-thread front end: the table above counts that one. `bench/fastpath_disasm.py` counts both front ends in `libbitslab.so`'s code (and, second, in `libbitslab-unchecked.so`'s) (`objdump -d`): it walks `malloc` and `free` from their entry, through the fall-through of every conditional branch (the fast path is laid out that way), every `jmp` and into every direct `call` (the per-thread path is a function of its own), to a `ret` (at most 80 instructions), except the branch on `g_cpu_front`, whose fall-through is the per-CPU path and whose target is the per-thread path. Each per-CPU walk must pass exactly one rseq commit (the 32-bit store of the stack's `current`), each per-thread walk none. Static counts of the path a hit takes, not a measurement. The per-thread free counted is the usual one, onto a bin that holds blocks; callgrind's `fastpath pair` frees onto the bin its malloc just emptied, a path a little shorter. The ctest `fastpath_golden` (gcc release build) fails if a count grows above `bench/fastpath_golden.txt`.
 
 ```
 {disasm}

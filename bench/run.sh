@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every workload with bitslab and its peers via LD_PRELOAD, interleaved
-# (A B C D E, B C D E A, ...), records wall time, CPU time and peak RSS, then
+# (A B C D E, then E D C B A turned by one, ...), records wall time, CPU time and peak RSS, then
 # reports medians and ratios to the best peer (bench/report.py).
 #   bench/run.sh [--quick] BUILD_DIR OUT_DIR
 # The allocators: bench/allocators.sh (BENCH_VARIANTS, BENCH_ALLOCATORS).
@@ -62,14 +62,21 @@ cap=${BENCH_CAP_S:-30}
 results=$out/results.tsv
 printf "rep\tworkload\tallocator\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcapped\n" > "$results"
 for ((rep = 1; rep <= reps; rep++)); do
-  # The order of the allocators turns by one each repetition, so none
-  # always runs first (or right after the same one) when the machine's load
-  # changes between runs.
-  n=${#ALLOCATORS[@]}; order=()
-  for ((i = 0; i < n; i++)); do order+=("${ALLOCATORS[(i + rep - 1) % n]}"); done
+  wi=0
   for w in "${WORKLOADS[@]}"; do
     IFS='|' read -r name full quick_args <<< "$w"
     args=$full; [ $quick -eq 1 ] && args=$quick_args
+    # The allocators' order turns by one for each workload and repetition,
+    # and runs backwards in even repetitions: no allocator always runs first,
+    # or always right after the same one, while the machine's load changes.
+    # Neighbours in ALLOCATORS (bitslab and bitslab-unchecked) stay
+    # neighbours but for one turn in n.
+    n=${#ALLOCATORS[@]}; order=()
+    for ((i = 0; i < n; i++)); do
+      j=$(( (i + rep - 1 + wi) % n )); ((rep % 2 == 0)) && j=$(( (2 * n - 1 - i + rep - 1 + wi) % n ))
+      order+=("${ALLOCATORS[j]}")
+    done
+    wi=$((wi + 1))
     for a in "${order[@]}"; do
       pre=${PRELOAD[$a]}
       if [ -n "$pre" ] && [ ! -e "$pre" ]; then echo "missing $pre" >&2; exit 1; fi

@@ -22,8 +22,10 @@ __attribute__((constructor)) static void announce() {
                      "bitslab %s loaded%s: %u CPU heaps; front end %s; on_error=%s purge_delay_ms=%llu "
                      "background_purge=%d reclaim_idle=%d show_stats=%s\n",
                      BITSLAB_VERSION,
-#ifdef BITSLAB_SECURE
+#if defined(BITSLAB_SECURE)
                      " (hardened build)",
+#elif defined(BITSLAB_UNCHECKED_FOR_BENCH)
+                     " (UNCHECKED benchmark build: no misuse checks on the fast paths)",
 #else
                      "",
 #endif

@@ -22,11 +22,16 @@ inline constexpr size_t kSlabSize = kChunkSize;
 // Slabs are mapped from the OS a region at a time.
 inline constexpr unsigned kSlabsPerRegion = 64;  // 4 MiB of slab memory
 
-// The fast paths' misuse checks (the slot test and the free-mark checks,
+// The fast paths' misuse checks (the slot test and the free-mark compares,
 // docs/MISUSE.md) are always on, except in libbitslab-unchecked.so: a build
 // that only the benchmarks make (ci/run bench, bench/cost.sh), to measure in
-// the same run what the checks cost. It is never installed or offered.
+// the same run what the checks cost. It keeps the marks' stores (the slow
+// paths' checks read them) and also skips the mark compare of a bin's pop,
+// which the per-thread slow path shares. It is never installed or offered.
 #ifdef BITSLAB_UNCHECKED_FOR_BENCH
+#ifdef BITSLAB_SECURE
+#error "BITSLAB_UNCHECKED_FOR_BENCH measures the default build's checks: not with BITSLAB_SECURE"
+#endif
 inline constexpr bool kFastPathChecks = false;
 #else
 inline constexpr bool kFastPathChecks = true;

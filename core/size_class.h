@@ -102,7 +102,9 @@ inline constexpr uint32_t kMaxSlotsPerSlab = kSlabSize / 16;
 // entry (arena.h): a class 1..kNumClasses, or an entry that names none (0,
 // or a foreign entry, heap.h), whose limit 0 fails every pointer. So the
 // free fast path, which indexes it with the entry it read, sends a foreign
-// entry on to its slow side with no test of its own.
+// entry on to its slow side with no test of its own (the benchmarks'
+// unchecked build, which skips this test, compares the entry instead:
+// free_checks_pass, free.h).
 inline constexpr unsigned kSlotTableEntries = 256;  // every uint8_t entry
 static_assert(kNumClasses < kSlotTableEntries, "classes fit a class-map entry");
 static_assert(kSlabSize <= 65536, "the test takes offsets below 2^16");
