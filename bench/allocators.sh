@@ -25,7 +25,10 @@ ALLOCATORS=(glibc bitslab jemalloc tcmalloc mimalloc snmalloc)
 # the report shows what the checks cost with it).
 # It runs next to bitslab (bench/run.sh keeps neighbours together).
 # BENCH_ALLOCATORS, if set, replaces the whole list, this one included.
-if [ "${BENCH_UNCHECKED:-0}" = 1 ]; then ALLOCATORS=(glibc bitslab bitslab-unchecked jemalloc tcmalloc mimalloc snmalloc); fi
+if [ "${BENCH_UNCHECKED:-0}" = 1 ]; then
+  with=(); for a in "${ALLOCATORS[@]}"; do with+=("$a"); [ "$a" = bitslab ] && with+=(bitslab-unchecked); done
+  ALLOCATORS=("${with[@]}")
+fi
 declare -A VARENV
 for v in ${BENCH_VARIANTS:-}; do
   spec=${v#*=}

@@ -67,9 +67,14 @@ void free_slow(void* p);
 // unchecked measurement build (config.h) only what routes the block: cls
 // names a class (not entry 0, not a foreign entry), as the slot test's
 // tables also say for those entries.
+// p is the start of a slot of class cls that is not marked free (free's
+// checks, without a report).
+BITSLAB_HOT bool small_block_is_live(const void* p, uintptr_t cls) {
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
+}
 BITSLAB_HOT bool free_checks_pass(const void* p, uintptr_t cls) {
     if constexpr (!kFastPathChecks) return cls - 1 < kNumClasses;
-    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
+    return small_block_is_live(p, cls);
 }
 
 // Caches p (of class cls in this thread's map) in its bin; false, touching
@@ -161,11 +166,6 @@ BITSLAB_HOT void free_fast(void* p) {
 // block's class in this thread's map) costs two loads and a compare more.
 inline constexpr size_t kNoSize = SIZE_MAX;  // free_checked_slow: no size to check
 void free_checked_slow(void* p, size_t size, size_t align, bool from_c);
-// p is the start of a slot of class cls that is not marked free (free's
-// checks, without a report).
-BITSLAB_HOT bool small_block_is_live(const void* p, unsigned cls) {
-    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
-}
 BITSLAB_HOT void free_sized_fast(void* p, size_t size, bool from_c) {
     uintptr_t cls = thread_class_of(reinterpret_cast<uintptr_t>(p));
     if (BITSLAB_LIKELY(cls != 0 && size_is_of_class(size, cls))) {
