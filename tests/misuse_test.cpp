@@ -297,6 +297,27 @@ TEST_F(Misuse, ReallocAndUsableSizeOfAFreedBlockAreReported) {
     expect_heap_intact();
 }
 
+// realloc of a pointer inside a live block of the thread's own heap (found
+// through the thread's class map, realloc's fast route) is reported, and
+// the block is neither moved, freed nor changed.
+TEST_F(Misuse, ReallocOfAPointerInsideALiveBlockIsReportedAndLeavesItAlone) {
+    auto* p = static_cast<unsigned char*>(bitslab_malloc(64));
+    ASSERT_NE(p, nullptr);
+    memset(p, 0x5a, 64);
+    errno = 0;
+    EXPECT_EQ(bitslab_realloc(p + 16, 200), nullptr);
+    EXPECT_EQ(errno, EINVAL);
+    expect_one(BITSLAB_FAULT_INVALID_REALLOC, p + 16, 64);
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(p[i], 0x5a) << "byte " << i;
+    EXPECT_EQ(bitslab_malloc_usable_size(p), 64u) << "p is still live";
+    void* q = bitslab_realloc(p, 200);  // and a real realloc of it still works
+    ASSERT_NE(q, nullptr);
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(static_cast<unsigned char*>(q)[i], 0x5a) << "byte " << i;
+    bitslab_free(q);
+    EXPECT_EQ(rec.count, 1);
+    expect_heap_intact();
+}
+
 // A cached free block that lost its free mark (its second word): written
 // after free, or a copy two racing frees cached twice whose other copy was
 // handed out. Simulated: the block is the bin's (or its CPU stack's) head
