@@ -224,10 +224,10 @@ size_t api_usable_size(const void* p) {
 }
 
 // realloc of a live block of usable size old_usable (class cls, or 0 for a
-// large block) to a new block: malloc, copy, free. map_entry is p's entry
-// in this thread's class map if the caller read it (free then needs no
-// lookup), else 0.
-static void* realloc_move(void* p, unsigned cls, size_t old_usable, size_t size, uintptr_t map_entry) {
+// large block) to a new block: malloc, copy, free. The free looks p up
+// afresh: the malloc's slow path may have pointed the thread at another
+// CPU's stacks and heap (class map included) since the caller looked.
+static void* realloc_move(void* p, unsigned cls, size_t old_usable, size_t size) {
     // A small block that grows by small steps (less than half its size) gets
     // 50% headroom, so it is copied every few classes rather than at every
     // class boundary: the bytes copied while growing to n are about 3n (25%
@@ -242,15 +242,13 @@ static void* realloc_move(void* p, unsigned cls, size_t old_usable, size_t size,
     void* fresh = malloc_fast(alloc_size);
     if (!fresh) return nullptr;  // errno set; the old block is untouched
     memcpy(fresh, p, old_usable < size ? old_usable : size);
-    if (map_entry != 0) free_to_front_or_slow(p, map_entry);
-    else free_fast(p);
+    free_fast(p);
     return fresh;
 }
 
 // realloc of a small block of class cls, which must be live: a freed block
-// or a pointer inside one is never resized or copied. map_entry: as for
-// realloc_move.
-BITSLAB_HOT void* realloc_small(void* p, unsigned cls, size_t size, uintptr_t map_entry) {
+// or a pointer inside one is never resized or copied.
+BITSLAB_HOT void* realloc_small(void* p, unsigned cls, size_t size) {
     if (BITSLAB_UNLIKELY(!small_block_is_live(p, cls))) {
         report_fault(Fault::kInvalidRealloc, p, kClassSize[cls]);
         errno = EINVAL;
@@ -259,20 +257,23 @@ BITSLAB_HOT void* realloc_small(void* p, unsigned cls, size_t size, uintptr_t ma
     size_t old_usable = kClassSize[cls];
     // Keep the block if it fits and would not waste more than half of it.
     if (size <= old_usable && size > old_usable / 2) return p;
-    return realloc_move(p, cls, old_usable, size, map_entry);
+    return realloc_move(p, cls, old_usable, size);
 }
 
 void* api_realloc(void* p, size_t size) {
     if (!p) return malloc_fast(size);
     if (size == 0) { free_fast(p); return nullptr; }  // glibc: frees and returns NULL
-    // A block of the heap this thread's class map is for (the usual case: a
-    // buffer the thread grows) has its class there, as free's fast path
-    // finds it: no walk of the page map. Anything else (another heap's
-    // block, a large one, a bad pointer) is classified by the page map.
+    // A pointer into a slab whose class the thread's class map names (a
+    // block of the heap the thread allocates from, or of a class cacheable
+    // anywhere: the usual case, a buffer the thread grows) has its class
+    // there, as free's fast path finds it: no walk of the page map. Other
+    // pointers (another heap's blocks, large blocks, pointers outside every
+    // slab) are classified by the page map. Either way realloc_small then
+    // checks that p is a live block.
     uintptr_t entry = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (BITSLAB_LIKELY(entry - 1 < kNumClasses)) return realloc_small(p, static_cast<unsigned>(entry), size, entry);
+    if (BITSLAB_LIKELY(entry - 1 < kNumClasses)) return realloc_small(p, static_cast<unsigned>(entry), size);
     BlockInfo b = classify(p);
-    if (b.kind == BlockKind::kSmall) return realloc_small(p, b.cls, size, 0);
+    if (b.kind == BlockKind::kSmall) return realloc_small(p, b.cls, size);
     if (b.kind == BlockKind::kLarge) {
         if (size > kMaxSmallSize) return large_realloc(p, b.entry, size);
         if (large_requested(p, b.entry) == SIZE_MAX) {
@@ -280,7 +281,7 @@ void* api_realloc(void* p, size_t size) {
             errno = EINVAL;
             return nullptr;
         }
-        return realloc_move(p, 0, large_usable_size(p, b.entry), size, 0);
+        return realloc_move(p, 0, large_usable_size(p, b.entry), size);
     }
     report_fault(Fault::kInvalidRealloc, p, 0);
     errno = EINVAL;

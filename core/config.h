@@ -59,7 +59,7 @@ inline constexpr size_t kThreadCacheMaxBytes = 1024 * 1024;
 inline constexpr size_t kCacheGrantPoolBytes = size_t{32} << 20;
 // The most bytes and blocks one bin may hold.
 inline constexpr size_t kBinMaxBytes = 64 * 1024;
-inline constexpr uint32_t kBinMaxBlocks = 1024;
+inline constexpr uint32_t kBinMaxBlocks = 2048;
 
 // Freed blocks of other heaps wait in a per-thread batch of at most this many
 // blocks and bytes (and no more than the thread's unspent cache budget)

@@ -37,8 +37,9 @@ BITSLAB_HOT uintptr_t page_map_get(uintptr_t a) {
 }
 
 // What the chunk holding a pointer holds, from its page map entry: the one
-// place the entry's three cases are told apart (malloc_usable_size, realloc,
-// free and the checked frees all start here).
+// place the entry's three cases are told apart (malloc_usable_size starts
+// here; free, realloc and the checked frees come here when the thread's
+// class map does not settle p).
 enum class BlockKind : uint8_t { kNone, kSmall, kLarge };
 struct BlockInfo {
     BlockKind kind;

@@ -151,6 +151,43 @@ TEST(PerCpuFrontEnd, ReallocOfAnotherCpusBlockKeepsItOrMovesItsContents) {
     EXPECT_HEAP_OK();
 }
 
+// realloc frees the old block after its malloc, and that malloc may take
+// the slow path that points a thread that moved to another CPU at that CPU's
+// stacks and heap (class map included). The old block must then be routed by
+// the map the thread has after the switch: a block of CPU 0's heap that a
+// thread reallocs as its first call on CPU 1 goes home, not onto CPU 1's
+// stack of its class (CPU 1 would hand it out again: false sharing with the
+// CPU that allocated its neighbours). Failed before the fix: realloc freed
+// it with the class-map entry read before the malloc.
+TEST(PerCpuFrontEnd, TheBlockAReallocMovesAfterTheThreadChangedCpuGoesHome) {
+    if (!per_cpu()) GTEST_SKIP() << "per-thread front end";
+    if (get_nprocs() < 2) GTEST_SKIP() << "needs two CPUs";
+    PurgePaused paused;  // no pass drains CPU 1's stacks between the counts
+    constexpr size_t kSize = 48;  // not line-sized: cached only by its own heap's CPU
+    const unsigned cls = static_cast<unsigned>(bitslab::size_class_of(kSize));
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(1));
+        bitslab_free(bitslab_malloc(kSize));  // CPU 1's region laid out, its class open
+    }).join();
+    std::thread([&] {
+        ASSERT_TRUE(pin_to(0));
+        auto* p = static_cast<unsigned char*>(bitslab_malloc(kSize));  // heap 0's; the thread reads heap 0's map
+        ASSERT_NE(p, nullptr);
+        memset(p, 0x3c, kSize);
+        ASSERT_TRUE(pin_to(1));  // the thread's stacks and map are still CPU 0's
+        size_t before = bitslab::g_cpu_slots.count(1, cls);
+        auto* q = static_cast<unsigned char*>(bitslab_realloc(p, 1000));  // its malloc switches to CPU 1
+        ASSERT_NE(q, nullptr);
+        for (size_t i = 0; i < kSize; ++i) ASSERT_EQ(q[i], 0x3c) << "byte " << i;
+        EXPECT_EQ(bitslab::g_cpu_slots.count(1, cls), before) << "heap 0's block went onto CPU 1's stack";
+        void* next = bitslab_malloc(kSize);
+        EXPECT_NE(next, p) << "CPU 1 handed out heap 0's block";
+        bitslab_free(next);
+        bitslab_free(q);
+    }).join();
+    EXPECT_HEAP_OK();
+}
+
 // Blocks of CPU 0's heap freed on CPU 1 go home in a batch, onto heap 0's
 // remote-free stack. The next malloc on CPU 0 that finds its stack empty
 // drains them onto CPU 0's stacks as they are (cpu_cache_take_remote): the
