@@ -277,9 +277,11 @@ bool heap_return_chain(Heap& here, lockfree::StackNode* chain) {
     unsigned used = 0;
     bool left_work = false;
     GroupedFrees frees(left_work);
-    // The chains come from one thread's bins and batches (at most a few
-    // thousand blocks); a longer walk means a cycle (a block freed twice past
-    // the free-time checks): stop rather than loop or free it twice.
+    // The chains come from one thread's bins and batches (at most about
+    // 12,400 blocks: a reclaim sends all of a thread's bins and its batch at
+    // once, within its 1 MiB budget); a longer walk means a cycle (a block
+    // freed twice past the free-time checks): stop rather than loop or free
+    // it twice.
     constexpr uint32_t kMaxWalk = 1u << 16;
     uint32_t walked = 0;
     Slab* s = nullptr;  // the slab of the block before: a block of the same slab needs no page map lookup
