@@ -212,7 +212,7 @@ Lower is better. Ratios below 1 mean bitslab is faster than the best peer.
 {checks_section}
 ## Fast path: instructions per malloc/free pair (callgrind, allocator only)
 
-Exact and repeatable. Collection is on only inside `malloc` and `free`, and runs of N and 2N iterations are subtracted (`bench/fastpath_instructions.sh`).
+Exact and repeatable. Collection is on only inside `malloc` and `free`, runs of N and 2N iterations are subtracted, and bitslab's purger is off, whose passes would otherwise add refills that depend on the machine's load (`bench/fastpath_instructions.sh`).
 
 ```
 {instr}
