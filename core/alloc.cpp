@@ -248,7 +248,7 @@ static void* realloc_move(void* p, unsigned cls, size_t old_usable, size_t size)
 
 // realloc of a small block of class cls, which must be live: a freed block
 // or a pointer inside one is never resized or copied.
-BITSLAB_HOT void* realloc_small(void* p, unsigned cls, size_t size) {
+BITSLAB_HOT void* realloc_small(void* p, uintptr_t cls, size_t size) {
     if (BITSLAB_UNLIKELY(!small_block_is_live(p, cls))) {
         report_fault(Fault::kInvalidRealloc, p, kClassSize[cls]);
         errno = EINVAL;
@@ -257,7 +257,24 @@ BITSLAB_HOT void* realloc_small(void* p, unsigned cls, size_t size) {
     size_t old_usable = kClassSize[cls];
     // Keep the block if it fits and would not waste more than half of it.
     if (size <= old_usable && size > old_usable / 2) return p;
-    return realloc_move(p, cls, old_usable, size);
+    return realloc_move(p, static_cast<unsigned>(cls), old_usable, size);
+}
+
+// realloc of what the page map says is not a small block: a large block,
+// or nothing bitslab handed out (reported).
+static void* realloc_not_small(void* p, const BlockInfo& b, size_t size) {
+    if (b.kind == BlockKind::kLarge) {
+        if (size > kMaxSmallSize) return large_realloc(p, b.entry, size);
+        if (large_requested(p, b.entry) == SIZE_MAX) {
+            report_fault(Fault::kInvalidRealloc, p, 0);
+            errno = EINVAL;
+            return nullptr;
+        }
+        return realloc_move(p, 0, large_usable_size(p, b.entry), size);
+    }
+    report_fault(Fault::kInvalidRealloc, p, 0);
+    errno = EINVAL;
+    return nullptr;
 }
 
 void* api_realloc(void* p, size_t size) {
@@ -271,21 +288,13 @@ void* api_realloc(void* p, size_t size) {
     // slab) are classified by the page map. Either way realloc_small then
     // checks that p is a live block.
     uintptr_t entry = thread_class_of(reinterpret_cast<uintptr_t>(p));
-    if (BITSLAB_LIKELY(entry - 1 < kNumClasses)) return realloc_small(p, static_cast<unsigned>(entry), size);
-    BlockInfo b = classify(p);
-    if (b.kind == BlockKind::kSmall) return realloc_small(p, b.cls, size);
-    if (b.kind == BlockKind::kLarge) {
-        if (size > kMaxSmallSize) return large_realloc(p, b.entry, size);
-        if (large_requested(p, b.entry) == SIZE_MAX) {
-            report_fault(Fault::kInvalidRealloc, p, 0);
-            errno = EINVAL;
-            return nullptr;
-        }
-        return realloc_move(p, 0, large_usable_size(p, b.entry), size);
+    uintptr_t cls = entry;
+    if (BITSLAB_UNLIKELY(cls - 1 >= kNumClasses)) {
+        BlockInfo b = classify(p);
+        if (b.kind != BlockKind::kSmall) return realloc_not_small(p, b, size);
+        cls = b.cls;
     }
-    report_fault(Fault::kInvalidRealloc, p, 0);
-    errno = EINVAL;
-    return nullptr;
+    return realloc_small(p, cls, size);
 }
 
 void* api_reallocarray(void* p, size_t count, size_t size) {

@@ -63,15 +63,16 @@ void free_slow(void* p);
 // carry the free mark or the remote mark (a block freed twice: marked_free,
 // fault.h). Either failure goes to the slow path, which checks again and
 // reports.
+//
+// p is the start of a slot of class cls that is not marked free (free's
+// checks, without a report; realloc and malloc_usable_size ask it too).
+BITSLAB_HOT bool small_block_is_live(const void* p, uintptr_t cls) {
+    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
+}
 // The checks above, on p with entry cls of the thread's class map. In the
 // unchecked measurement build (config.h) only what routes the block: cls
 // names a class (not entry 0, not a foreign entry), as the slot test's
 // tables also say for those entries.
-// p is the start of a slot of class cls that is not marked free (free's
-// checks, without a report).
-BITSLAB_HOT bool small_block_is_live(const void* p, uintptr_t cls) {
-    return is_slot_start(reinterpret_cast<uintptr_t>(p), cls) && !marked_free(mark_get(p));
-}
 BITSLAB_HOT bool free_checks_pass(const void* p, uintptr_t cls) {
     if constexpr (!kFastPathChecks) return cls - 1 < kNumClasses;
     return small_block_is_live(p, cls);
